@@ -1,0 +1,158 @@
+"""The ``clstm`` command. Heavy modules (torch, Avalanche) are imported only by ``clstm run``.
+
+Exit status: 0 the run completed; 1 it diverged, failed or was interrupted; 2 a usage error
+(bad config, missing file, existing run directory) - reported in one line, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from clstm import __version__
+
+EPILOG = """examples:
+  clstm run experiments/quickstart.yaml
+  clstm run experiments/quickstart.yaml --set train.lr=0.01 --set model.hidden_size=128 --seed 3
+  clstm list
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clstm",
+        description="Continual learning with recurrent sequence models on Avalanche.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clstm {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run an experiment config (one strategy, one seed)",
+        description="Train on every experience in turn, evaluate on all of them after each, and "
+        "write results/<experiment>/<strategy>/seed<k>/.",
+    )
+    run.add_argument("config", help="experiment YAML file, e.g. experiments/quickstart.yaml")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set train.lr=0.01 (repeatable)",
+    )
+    run.add_argument("--seed", type=int, help="run seed (replaces the config's `seed`)")
+    run.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="root of the run directories (default: results)",
+    )
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    commands.add_parser("list", help="list built-in benchmarks and strategies")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``clstm`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    if args.command == "run":
+        return _run(args, list(argv) if argv is not None else sys.argv)
+    parser.print_help()
+    return 2
+
+
+def _list() -> int:
+    from clstm.data.registry import BENCHMARKS
+    from clstm.strategies import STRATEGIES
+
+    print("benchmarks (benchmark.name):")
+    for name, (_, description) in BENCHMARKS.items():
+        print(f"  {name:<12} {description}")
+    print("strategies (strategy.name):")
+    for name, (_, _, description) in STRATEGIES.items():
+        print(f"  {name:<12} {description}")
+    return 0
+
+
+def _run(args: argparse.Namespace, command: list[str]) -> int:
+    from clstm.config import ConfigError
+
+    if args.seed is not None and args.seed < 0:
+        return _usage_error("--seed must be >= 0")
+    try:
+        from clstm.runner import RunFailed, run_experiment
+
+        if not args.quiet:
+            print(f"clstm {__version__}: running {args.config}", flush=True)
+        result = run_experiment(
+            args.config,
+            overrides=args.overrides,
+            seed=args.seed,
+            out=args.out,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+            command=command,
+        )
+    except ConfigError as exc:
+        return _usage_error(str(exc))
+    except RunFailed as exc:
+        print(f"clstm: run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("clstm: interrupted; what was measured is in the run directory", file=sys.stderr)
+        return 1
+    print(summary_text(result, Path(args.out)))
+    return 0 if result.status == "completed" else 1
+
+
+def _usage_error(message: str) -> int:
+    print(f"clstm: error: {message}", file=sys.stderr)
+    return 2
+
+
+def summary_text(result, out: Path) -> str:
+    """The end-of-run table: accuracy matrix, ACC/BWT/forgetting, paths to the results."""
+    m = result.metrics
+    names = result.experience_names
+    width = max(9, *(len(n) for n in names))
+    lines = [
+        f"{m['status']}: {m['experiment']} / {m['strategy']} / seed {m['seed']}  "
+        f"({m['experiences_trained']}/{len(names)} experiences, {m['wall_time_s']:.1f} s)",
+    ]
+    if m["error"]:
+        lines.append(f"  {m['error']}")
+    lines.append("accuracy (rows: after training on; columns: test set of)")
+    lines.append(" " * (width + 2) + "".join(f"{n:>{width}}" for n in names))
+    rows = [("(initial)", result.initial_accuracy)] if result.initial_accuracy is not None else []
+    rows += list(zip(names, result.accuracy_matrix, strict=True))
+    for label, row in rows:
+        cells = "".join(f"{'-':>{width}}" if v != v else f"{v:>{width}.3f}" for v in row)
+        lines.append(f"  {label:<{width}}{cells}")
+
+    def fmt(key: str) -> str:
+        value = m.get(key)
+        if value is None:
+            return "n/a"
+        return f"{value:+.3f}" if key in ("bwt", "fwt") else f"{value:.3f}"
+
+    lines.append(
+        f"ACC {fmt('acc')}   BWT {fmt('bwt')}   forgetting {fmt('forgetting')}   "
+        f"FWT {fmt('fwt')}   learning accuracy {fmt('learning_accuracy')}"
+    )
+    lines.append(f"results: {result.run_dir}")
+    lines.append(f"compare runs: tensorboard --logdir {out / m['experiment']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

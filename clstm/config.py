@@ -1,0 +1,455 @@
+"""Typed, frozen experiment configuration.
+
+An experiment is a YAML file with the sections ``benchmark``, ``model``, ``strategy``, ``train`` and
+``eval`` plus a few top-level keys. :func:`load_config` reads it, applies ``--set dotted.key=value``
+overrides and validates every value strictly: an unknown key, a wrong type or an out-of-range value
+raises :class:`ConfigError` with a one-line message naming the key and what is allowed.
+
+The ``benchmark`` and ``strategy`` sections are chosen by their ``name`` key: each benchmark and
+strategy declares its own config dataclass next to its implementation (see the registries in
+:mod:`clstm.data.registry` and :mod:`clstm.strategies`). Every field's default and help text live in
+its dataclass; :func:`reference_markdown` renders them for the README (a test keeps the two equal).
+
+This module imports neither torch nor Avalanche.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is wrong. The message names it and says what is allowed."""
+
+
+def param(default: Any = dataclasses.MISSING, help: str = "", **constraints: Any) -> Any:
+    """Declare a config field with its default, help text and numeric constraints.
+
+    ``constraints`` may hold ``ge``, ``gt``, ``le``, ``lt`` (inclusive/exclusive bounds checked on
+    numbers and on each element of a tuple), and ``default_factory`` for mutable defaults.
+    """
+    factory = constraints.pop("default_factory", dataclasses.MISSING)
+    unknown = set(constraints) - {"ge", "gt", "le", "lt", "pattern", "select"}
+    if unknown:
+        raise TypeError(f"unknown constraint(s) {sorted(unknown)}")
+    metadata = {"help": help, **constraints}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections shared by every experiment. Benchmark and strategy sections live beside their code.
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The recurrent classifier (see :class:`clstm.models.SequenceClassifier`)."""
+
+    type: Literal["lstm", "gru", "rnn"] = param("lstm", "recurrent cell")
+    hidden_size: int = param(64, "units per recurrent layer (and direction)", ge=1)
+    num_layers: int = param(1, "stacked recurrent layers", ge=1)
+    dropout: float = param(
+        0.0, "dropout between recurrent layers and before the head", ge=0.0, lt=1.0
+    )
+    bidirectional: bool = param(False, "read each sequence in both directions")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, applied afresh to every training experience."""
+
+    epochs: int = param(5, "epochs per experience (E in the LR schedules)", ge=1)
+    batch_size: int = param(32, "training mini-batch size", ge=1)
+    optimizer: Literal["adam", "sgd"] = param("adam", "optimizer")
+    lr: float = param(0.003, "initial learning rate lr0, restored at every experience", gt=0.0)
+    momentum: float = param(0.0, "SGD momentum (sgd only)", ge=0.0, lt=1.0)
+    weight_decay: float = param(0.0, "L2 weight decay", ge=0.0)
+    lr_schedule: Literal["exponential", "cosine", "step", "none"] = param(
+        "exponential",
+        "per-experience decay by epoch e: exponential lr0*exp(-e/E); cosine "
+        "lr0*(1+cos(pi*e/E))/2; step lr0*lr_gamma^floor(e/lr_step_size); none lr0",
+    )
+    lr_step_size: int = param(2, "epochs between decays for lr_schedule=step", ge=1)
+    lr_gamma: float = param(0.5, "decay factor for lr_schedule=step", gt=0.0, le=1.0)
+    optimizer_state: Literal["reset", "keep"] = param(
+        "reset", "optimizer state (e.g. Adam moments) at each new experience"
+    )
+    grad_clip: float | None = param(
+        1.0, "clip the global gradient norm to this value; null disables", gt=0.0
+    )
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation on every experience's test set (the accuracy matrix)."""
+
+    batch_size: int = param(512, "evaluation mini-batch size", ge=1)
+    initial: bool = param(
+        True, "evaluate the untrained model first (the initial row; needed for FWT)"
+    )
+
+
+def _select_benchmark(name: str) -> type:
+    from clstm.data.registry import benchmark_config_class
+
+    return benchmark_config_class(name)
+
+
+def _select_strategy(name: str) -> type:
+    from clstm.strategies import strategy_config_class
+
+    return strategy_config_class(name)
+
+
+def _default_benchmark() -> Any:
+    return _select_benchmark("synthetic")()
+
+
+def _default_strategy() -> Any:
+    return _select_strategy("naive")()
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: a benchmark (stream of experiences), a model, a strategy and its training."""
+
+    name: str = param(
+        "experiment",
+        "experiment name; results go to <out>/<name>/<strategy>/seed<k>/ "
+        "(defaults to the YAML file's stem)",
+        pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    )
+    seed: int = param(0, "seed for model init, data order and every RNG of the run", ge=0)
+    device: str = param(
+        "auto",
+        "auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
+        pattern=r"auto|cpu|cuda(:\d+)?",
+    )
+    benchmark: Any = param(
+        default_factory=_default_benchmark,
+        help="the stream of experiences; `name` selects the benchmark",
+        select=_select_benchmark,
+    )
+    model: ModelConfig = param(default_factory=ModelConfig, help="recurrent classifier")
+    strategy: Any = param(
+        default_factory=_default_strategy,
+        help="continual-learning strategy; `name` selects it",
+        select=_select_strategy,
+    )
+    train: TrainConfig = param(default_factory=TrainConfig, help="optimisation per experience")
+    eval: EvalConfig = param(default_factory=EvalConfig, help="evaluation")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading, overriding, validating
+# --------------------------------------------------------------------------------------------------
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | ExperimentConfig,
+    overrides: Iterable[str] = (),
+) -> ExperimentConfig:
+    """Build a validated :class:`ExperimentConfig` from a YAML path, a mapping or a config.
+
+    ``overrides`` are ``"dotted.key=value"`` strings; values are parsed as YAML scalars/lists
+    (``0.01``, ``true``, ``null``, ``[10, 30]``). Raises :class:`ConfigError` on any problem.
+    """
+    if isinstance(source, ExperimentConfig):
+        raw: dict[str, Any] = to_dict(source)
+    elif isinstance(source, Mapping):
+        raw = _deep_copy_mapping(source)
+    elif isinstance(source, (str, Path)):
+        raw = _read_yaml(Path(source))
+        raw.setdefault("name", Path(source).stem)
+    else:
+        raise ConfigError(
+            "config must be a YAML path, a dict or an ExperimentConfig, "
+            f"not {type(source).__name__}"
+        )
+    for item in overrides:
+        apply_override(raw, item)
+    return build(ExperimentConfig, raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {problem}{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _deep_copy_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
+    def copy(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return _deep_copy_mapping(value)
+        return list(value) if isinstance(value, list) else value
+
+    return {k: copy(v) for k, v in data.items()}
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``dotted.key=value`` override to a raw (unvalidated) config mapping in place."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise ConfigError(f"--set expects dotted.key=value (e.g. train.lr=0.01), got '{item}'")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            prefix = ".".join(parts[: depth + 1])
+            raise ConfigError(f"--set {key}: '{prefix}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def build(cls: type, data: Any, prefix: str = "") -> Any:
+    """Validate ``data`` (a mapping) against the dataclass ``cls`` and construct it."""
+    section = prefix.rstrip(".") or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{section}: expected a mapping of keys, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        key = str(unknown[0])
+        close = difflib.get_close_matches(key, list(known), n=1)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"unknown key '{prefix}{key}'{hint}; allowed keys in {section}: {', '.join(known)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        key = prefix + name
+        select = f.metadata.get("select")
+        if select is not None:
+            sub = data.get(name) or {}
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"{key}: expected a mapping of keys, got {_describe(sub)}")
+            default_name = _field_default(f).name
+            chosen = sub.get("name", default_name)
+            if not isinstance(chosen, str):
+                raise ConfigError(f"{key}.name: expected a string, got {_describe(chosen)}")
+            kwargs[name] = build(select(chosen), sub, key + ".")
+        elif dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = build(hints[name], data.get(name), key + ".")
+        elif name in data:
+            kwargs[name] = _check(data[name], hints[name], key, f.metadata)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a __post_init__ cross-field check
+        raise ConfigError(f"{section}: {exc}") from None
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _check(value: Any, hint: Any, key: str, meta: Mapping[str, Any]) -> Any:
+    value = _coerce(value, hint, key)
+    _check_bounds(value, key, meta)
+    pattern = meta.get("pattern")
+    if pattern and isinstance(value, str) and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{key}: {value!r} does not match the allowed form {pattern}")
+    return value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ConfigError(f"{key}: null is not allowed; expected {type_name(hint)}")
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{key}: expected {type_name(hint)}, got {_describe(value)}")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(
+                f"{key}: {value!r} is not allowed; choose one of {', '.join(map(str, allowed))}"
+            )
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key}: expected {type_name(hint)}, got {_describe(value)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in a config class
+
+
+_BOUNDS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
+    "ge": (lambda v, b: v >= b, ">="),
+    "gt": (lambda v, b: v > b, ">"),
+    "le": (lambda v, b: v <= b, "<="),
+    "lt": (lambda v, b: v < b, "<"),
+}
+
+
+def _check_bounds(value: Any, key: str, meta: Mapping[str, Any]) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        for name, (ok, symbol) in _BOUNDS.items():
+            bound = meta.get(name)
+            if bound is not None and not ok(v, bound):
+                raise ConfigError(f"{key}: {v} is out of range; it must be {symbol} {bound}")
+
+
+def type_name(hint: Any) -> str:
+    """A short human name for a config field's type."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        names = [type_name(a) for a in args if a is not type(None)]
+        text = " or ".join(names)
+        return f"{text} or null" if type(None) in args else text
+    if origin is Literal:
+        return " | ".join(str(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        return "[" + ", ".join(type_name(a) for a in typing.get_args(hint)) + "]"
+    return {bool: "bool", int: "int", float: "float", str: "string"}.get(hint, str(hint))
+
+
+# --------------------------------------------------------------------------------------------------
+# Serialisation and documentation
+# --------------------------------------------------------------------------------------------------
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML/JSON-ready dict of a config (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(config)
+
+
+def to_yaml(config: Any) -> str:
+    """The fully resolved config as YAML, loadable again by :func:`load_config`."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)
+
+
+def config_hash(config: Any) -> str:
+    """A short SHA-256 of the resolved config (canonical JSON), for provenance."""
+    text = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reference_rows(cls: type, prefix: str) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        if f.metadata.get("select") is not None or dataclasses.is_dataclass(hint):
+            continue
+        default = _field_default(f)
+        shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+        bounds = [
+            f"{sym} {f.metadata[n]}"
+            for n, (_, sym) in _BOUNDS.items()
+            if f.metadata.get(n) is not None
+        ]
+        kind = type_name(hint) + (f" ({', '.join(bounds)})" if bounds else "")
+        rows.append(f"| `{prefix}{f.name}` | {kind} | `{shown}` | {f.metadata.get('help', '')} |")
+    return rows
+
+
+def reference_markdown() -> str:
+    """The README's config reference, rendered from the config dataclasses' defaults and help."""
+    from clstm.data.registry import BENCHMARKS
+    from clstm.strategies import STRATEGIES
+
+    header = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    out = ["#### Top level and shared sections", "", *header]
+    out += _reference_rows(ExperimentConfig, "")
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        out += _reference_rows(cls, section + ".")
+    sections = (
+        ("Benchmark", BENCHMARKS, _select_benchmark),
+        ("Strategy", STRATEGIES, _select_strategy),
+    )
+    for title, registry, select in sections:
+        key = title.lower()
+        for name in registry:
+            rows = _reference_rows(select(name), key + ".")
+            out += ["", f"#### {title} `{key}.name: {name}`", ""]
+            out += [*header, *rows] if rows else ["No options."]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # python -m clstm.config  -> prints the README's config reference
+    print(reference_markdown(), end="")

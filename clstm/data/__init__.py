@@ -1,0 +1,1 @@
+"""Sequence data: padded-with-mask tensors, Avalanche datasets and built-in benchmarks."""

@@ -1,0 +1,36 @@
+"""Registry of built-in benchmarks: name -> module holding its ``Config`` dataclass and ``build``.
+
+Adding a benchmark = one module (with a ``Config`` dataclass and ``build(config)``)
+plus one line here. Modules are imported only when their benchmark is used, so listing the
+registry (``clstm list``) costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from clstm.config import ConfigError
+
+#: benchmark name -> (module path, one-line description)
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "synthetic": (
+        "clstm.data.synthetic",
+        "generated sequences; each experience labels the same input space by its own "
+        "time-integrated rule (conflicting rules, fixed or variable length)",
+    ),
+}
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """The module implementing benchmark ``name``; a clear error for an unknown name."""
+    if name not in BENCHMARKS:
+        raise ConfigError(
+            f"benchmark.name: unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)}"
+        )
+    return importlib.import_module(BENCHMARKS[name][0])
+
+
+def benchmark_config_class(name: str) -> type:
+    """The config dataclass of benchmark ``name``."""
+    return benchmark_module(name).Config

@@ -1,0 +1,124 @@
+"""Recurrent sequence classifiers that read each sequence's prediction at its true last step.
+
+Input batches follow :mod:`clstm.data.sequences`: ``x`` is ``(B, T, F + 1)``, right-padded, with a
+validity mask as last channel.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from clstm.data.sequences import split_mask
+
+_CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RecurrentEncoder(nn.Module):
+    """An LSTM/GRU/RNN over a padded batch, returning each sequence's last real output ``(B, D)``.
+
+    Unidirectional: the batch is trimmed to its longest sequence and run right-padded, and the
+    output is gathered at step ``length - 1`` of each sequence (padding after a sequence cannot
+    influence its earlier steps). Bidirectional: the batch is packed with
+    ``pack_padded_sequence`` so the backward direction starts at each sequence's last real step.
+
+    With ``stateful=True`` the final hidden state of one forward pass is the initial state of the
+    next (detached: truncated back-propagation), for consecutive windows of long series of equal
+    length; :meth:`reset_state` forgets it. ``LSTMPlugin`` calls it at every experience boundary.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_features: int,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        stateful: bool = False,
+    ):
+        super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"unknown cell '{cell}'; choose one of {', '.join(_CELLS)}")
+        if stateful and bidirectional:
+            raise ValueError("a stateful encoder cannot be bidirectional")
+        self.cell = cell
+        self.bidirectional = bidirectional
+        self.stateful = stateful
+        self.rnn = _CELLS[cell](
+            n_features,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            batch_first=True,
+        )
+        self.out_features = hidden_size * (2 if bidirectional else 1)
+        self.state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def reset_state(self) -> None:
+        """Forget the carried recurrent state (the next batch starts from zeros)."""
+        self.state = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values, lengths = split_mask(x)  # (B, T, F), (B,)
+        t_max = int(lengths.max())
+        if int(lengths.min()) < 1:
+            raise ValueError("a sequence in the batch has length 0 (its mask channel is all zero)")
+        values = values[:, :t_max]  # drop padding shared by the whole batch
+        if self.bidirectional:
+            packed = pack_padded_sequence(
+                values, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            _, h_n = self.rnn(packed)  # h_n (layers * 2, B, H), in the batch's original order
+            h_n = h_n[0] if self.cell == "lstm" else h_n
+            return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (B, 2H): last layer, both directions
+        out, final = self.rnn(values, self._initial_state(values, lengths, t_max))  # (B, T, H)
+        if self.stateful:
+            self.state = (
+                tuple(s.detach() for s in final) if isinstance(final, tuple) else final.detach()
+            )
+        return out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
+
+    def _initial_state(self, values: torch.Tensor, lengths: torch.Tensor, t_max: int):
+        if not self.stateful:
+            return None
+        if int(lengths.min()) != t_max:
+            raise ValueError("a stateful encoder needs windows of equal length in every batch")
+        if self.state is not None:
+            batch = (self.state[0] if isinstance(self.state, tuple) else self.state).shape[1]
+            if batch != values.shape[0]:
+                raise ValueError(
+                    f"stateful batch size changed from {batch} to {values.shape[0]}; "
+                    "row b of each batch must continue row b of the previous one"
+                )
+        return self.state
+
+
+class SequenceClassifier(nn.Module):
+    """A :class:`RecurrentEncoder` followed by dropout and a linear head over ``n_classes``."""
+
+    def __init__(self, encoder: RecurrentEncoder, n_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.out_features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)`` for a padded batch ``(B, T, F + 1)``."""
+        return self.head(self.dropout(self.encoder(x)))
+
+
+def build_model(config, *, n_features: int, n_classes: int) -> SequenceClassifier:
+    """The classifier described by a :class:`clstm.config.ModelConfig`."""
+    encoder = RecurrentEncoder(
+        n_features=n_features,
+        cell=config.type,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        bidirectional=config.bidirectional,
+    )
+    return SequenceClassifier(encoder, n_classes, dropout=config.dropout)

@@ -1,0 +1,136 @@
+"""``AccuracyMatrixMetric``: the accuracy matrix as an Avalanche ``PluginMetric``.
+
+Put it in an ``EvaluationPlugin`` and call ``strategy.eval(test_stream)`` before training and after
+each training experience, as in::
+
+    matrix = AccuracyMatrixMetric()
+    strategy = Naive(..., evaluator=EvaluationPlugin(matrix, loggers=[TensorboardLogger()]))
+    strategy.eval(benchmark.test_stream)             # initial row b
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+        strategy.eval(benchmark.test_stream)         # row R[i]
+    initial, R = matrix.result()
+
+Evaluations that happen inside ``strategy.train`` (Avalanche's periodic evaluation) are ignored: a
+row is the state of the model between experiences. After each full evaluation the metric emits,
+with ``x_plot`` = number of experiences trained so far (0 for the initial row):
+
+- ``accuracy/expNN``: accuracy on experience NN's test set;
+- ``cl/ACC``, ``cl/learning_accuracy`` and, once two experiences are trained, ``cl/BWT``,
+  ``cl/forgetting``, ``cl/forgetting_learned`` and ``forgetting/expNN``; ``cl/FWT`` when the
+  initial row was measured. Each is the :mod:`clstm.metrics` function of the leading ``k x k``
+  block of ``R`` after ``k`` experiences (see there for the formulas).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from avalanche.evaluation import PluginMetric
+from avalanche.evaluation.metric_results import MetricValue
+
+from clstm import metrics as clm
+
+
+class AccuracyMatrixMetric(PluginMetric):
+    """Accuracy on every evaluated experience after each training experience (and before any)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every measured row."""
+        self._rows: dict[int, dict[int, float]] = {}  # experiences trained -> {test exp: accuracy}
+        self._n_experiences = 0
+        self._in_training = False
+        self._correct: torch.Tensor | int = 0
+        self._seen = 0
+
+    def result(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(initial, R)``: the initial row ``(T,)`` (or ``None`` if not measured) and ``R``.
+
+        ``R`` is ``(T, T)``; entries never measured (rows after a run stopped) are NaN.
+        """
+        T = self._n_experiences
+        R = np.full((T, T), np.nan)
+        initial = None
+        for k, row in self._rows.items():
+            target = np.full(T, np.nan)
+            for j, acc in row.items():
+                target[j] = acc
+            if k == 0:
+                initial = target
+            elif k <= T:
+                R[k - 1] = target
+        return initial, R
+
+    # -- hooks (called by EvaluationPlugin) -----------------------------------------------------
+
+    def before_training(self, strategy) -> None:
+        self._in_training = True
+
+    def after_training(self, strategy) -> None:
+        self._in_training = False
+
+    def before_eval_exp(self, strategy) -> None:
+        self._correct, self._seen = 0, 0
+
+    def after_eval_iteration(self, strategy) -> None:
+        super().after_eval_iteration(strategy)
+        predicted = strategy.mb_output.argmax(dim=1)  # (B,)
+        self._correct = self._correct + (predicted == strategy.mb_y).sum()  # stays on device
+        self._seen += len(strategy.mb_y)
+
+    def after_eval_exp(self, strategy) -> None:
+        if self._in_training or self._seen == 0:
+            return
+        experience = strategy.experience
+        try:
+            stream_length = len(experience.origin_stream)
+        except TypeError:  # a lazily generated stream has no length
+            stream_length = 0
+        j = experience.current_experience
+        self._n_experiences = max(self._n_experiences, stream_length, j + 1)
+        k = strategy.clock.train_exp_counter
+        self._rows.setdefault(k, {})[j] = float(self._correct) / self._seen
+
+    def after_eval(self, strategy) -> list[MetricValue] | None:
+        if self._in_training:
+            return None
+        k = strategy.clock.train_exp_counter
+        if k not in self._rows:
+            return None
+        return [
+            MetricValue(self, name, value, k)
+            for name, value in self.values_after(k).items()
+            if value is not None
+        ]
+
+    def values_after(self, k: int) -> dict[str, float | None]:
+        """Scalars describing the model after ``k`` training experiences (see module docstring)."""
+        values: dict[str, float | None] = {
+            f"accuracy/exp{j:02d}": acc for j, acc in sorted(self._rows[k].items())
+        }
+        initial, R = self.result()
+        block = R[:k, :k]
+        if k == 0 or np.isnan(block).any():
+            return values
+        known = initial is not None and not np.isnan(initial[:k]).any()
+        summary = clm.summarize(block, initial[:k] if known else None)
+        values.update(
+            {
+                "cl/ACC": summary["acc"],
+                "cl/BWT": summary["bwt"],
+                "cl/FWT": summary["fwt"],
+                "cl/forgetting": summary["forgetting"],
+                "cl/forgetting_learned": summary["forgetting_learned"],
+                "cl/learning_accuracy": summary["learning_accuracy"],
+            }
+        )
+        for j, f in enumerate(summary["per_experience"]["forgetting"][:-1]):
+            values[f"forgetting/exp{j:02d}"] = f
+        return values
+
+    def __str__(self) -> str:
+        return "AccuracyMatrix"

@@ -1,0 +1,351 @@
+"""Run one experiment (one strategy, one seed) into ``<out>/<experiment>/<strategy>/seed<k>/``.
+
+The loop is the continual-learning protocol, on Avalanche's strategy::
+
+    eval(test stream)                      -> initial row b
+    for each training experience i:
+        train(experience i)                -> LSTMPlugin resets state, LR, optimizer state
+        eval(test stream)                  -> row R[i] of the accuracy matrix
+
+A run directory holds ``config.yaml`` (fully resolved), ``meta.json`` (provenance, written before
+training starts and completed at the end), ``metrics.json``, ``accuracy_matrix.csv`` and the
+TensorBoard files under ``tb/``. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import io
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clstm import __version__
+from clstm import metrics as clm
+from clstm.config import ConfigError, ExperimentConfig, config_hash, load_config, to_yaml
+from clstm.io import read_json, write_json_atomic, write_text_atomic
+
+PACKAGES = ("torch", "avalanche-lib", "numpy", "scikit-learn", "tensorboard", "pyyaml")
+
+
+class RunExistsError(ConfigError):
+    """The run directory already holds a run; pass ``overwrite=True`` (``--overwrite``)."""
+
+
+class RunFailed(RuntimeError):
+    """The run raised an unexpected error; its directory holds ``traceback.txt``."""
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i."""
+
+    run_dir: Path
+    status: str
+    metrics: dict
+    accuracy_matrix: np.ndarray
+    initial_accuracy: np.ndarray | None
+    experience_names: list[str]
+    error: str | None = None
+
+
+def run_dir_for(config: ExperimentConfig, out: str | Path = "results") -> Path:
+    """``<out>/<experiment>/<strategy>/seed<k>``."""
+    return Path(out) / config.name / config.strategy.name / f"seed{config.seed}"
+
+
+def resolve_device(spec: str):
+    """``auto`` -> CUDA when available, else CPU; a clear error if CUDA is asked for but absent."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device: '{spec}' requested but CUDA is not available; use auto or cpu"
+            )
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device: '{spec}' does not exist; this machine has "
+                f"{torch.cuda.device_count()} GPU(s)"
+            )
+    return torch.device(spec)
+
+
+@contextlib.contextmanager
+def quiet_library_warnings():
+    """Silence known, harmless library warnings, by message, for the duration of a run."""
+    with warnings.catch_warnings():
+        # qpsolvers (imported by Avalanche for GEM) warns on import when no QP solver is installed.
+        warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
+        yield
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's (CPU and CUDA) random number generators."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _check_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if not run_dir.exists() or overwrite:
+        return
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        return
+    status = "unknown"
+    for name in ("metrics.json", "meta.json"):
+        try:
+            status = read_json(run_dir / name).get("status", status)
+            break
+        except (OSError, ValueError):
+            continue
+    raise RunExistsError(
+        f"{run_dir} already holds a run (status: {status}); pass --overwrite to replace it "
+        "or --out to write elsewhere"
+    )
+
+
+def run_experiment(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    *,
+    benchmark=None,
+    overrides: Iterable[str] = (),
+    seed: int | None = None,
+    out: str | Path = "results",
+    overwrite: bool = False,
+    quiet: bool = True,
+    plugins: Sequence[Any] = (),
+    command: Sequence[str] | None = None,
+) -> RunResult:
+    """Run one experiment and write its run directory; returns a :class:`RunResult`.
+
+    :param config: a YAML path, a mapping or an :class:`ExperimentConfig`.
+    :param benchmark: a :class:`clstm.data.sequences.SequenceBenchmark` to use instead of building
+        ``config.benchmark``.
+    :param overrides: ``"dotted.key=value"`` strings applied to the config.
+    :param seed: replaces ``config.seed``.
+    :param out: root of the run directories.
+    :param overwrite: replace an existing run directory (otherwise :class:`RunExistsError`).
+    :param quiet: print no progress (the CLI prints progress unless ``--quiet``).
+    :param plugins: extra Avalanche plugins appended to the strategy's.
+    :param command: the command line to record in ``meta.json`` (default ``sys.argv``).
+
+    Raises :class:`ConfigError` before anything is written for a bad config, a missing file or an
+    existing run; :class:`RunFailed` after writing the run directory if training raised. A run
+    whose loss becomes NaN/inf returns with ``status == "diverged"``.
+    """
+    cfg = load_config(config, overrides)
+    if seed is not None:
+        cfg = load_config(cfg, [f"seed={seed}"])
+    run_dir = run_dir_for(cfg, out)
+    _check_run_dir(run_dir, overwrite)
+    started = time.perf_counter()
+    started_at = _now()
+
+    with quiet_library_warnings():
+        device = resolve_device(cfg.device)
+        bench = benchmark if benchmark is not None else _build_benchmark(cfg)
+        if overwrite and run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        meta = _provenance(cfg, device, command, started_at)
+        write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+        write_json_atomic(run_dir / "meta.json", meta)
+        status, error, failure, timings, matrix = _train_and_evaluate(
+            cfg, bench, device, run_dir, quiet, plugins
+        )
+
+    initial, R = matrix.result()
+    if R.shape[0] != bench.n_experiences:  # stopped before evaluating: keep the full T x T shape
+        R = np.full((bench.n_experiences,) * 2, np.nan)
+    wall = time.perf_counter() - started
+    metrics = _metrics_json(cfg, bench, status, error, R, initial, len(timings), wall)
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    csv_text = _matrix_csv(bench.experience_names, R, initial)
+    write_text_atomic(run_dir / "accuracy_matrix.csv", csv_text)
+    meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
+    meta["timings"] = timings
+    write_json_atomic(run_dir / "meta.json", meta)
+    if status == "interrupted":
+        raise failure[0]
+    if failure is not None:
+        write_text_atomic(run_dir / "traceback.txt", failure[1])
+        raise RunFailed(f"{error} (traceback in {run_dir / 'traceback.txt'})") from failure[0]
+    return RunResult(
+        run_dir=run_dir,
+        status=status,
+        metrics=metrics,
+        accuracy_matrix=R,
+        initial_accuracy=initial,
+        experience_names=list(bench.experience_names),
+        error=error,
+    )
+
+
+def _build_benchmark(cfg: ExperimentConfig):
+    from clstm.data.registry import benchmark_module
+
+    return benchmark_module(cfg.benchmark.name).build(cfg.benchmark)
+
+
+def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins):
+    """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metric."""
+    import torch
+    from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+    from avalanche.logging import TensorboardLogger
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clstm.logging import ProgressLogger
+    from clstm.models import build_model
+    from clstm.plugins import AccuracyMatrixMetric, RunDiverged
+    from clstm.strategies import build_strategy
+
+    if device.type == "cpu":
+        # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
+        torch.set_flush_denormal(True)
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, n_features=bench.n_features, n_classes=bench.n_classes)
+    matrix = AccuracyMatrixMetric()
+    tensorboard = TensorboardLogger(run_dir / "tb")
+    loggers = [tensorboard] if quiet else [tensorboard, ProgressLogger(bench.experience_names)]
+    evaluator = EvaluationPlugin(
+        loss_metrics(epoch=True), accuracy_metrics(epoch=True), matrix, loggers=loggers
+    )
+    strategy = build_strategy(cfg, model=model, device=device, evaluator=evaluator, plugins=plugins)
+    scenario = bench.scenario
+    status, error, failure, timings = "completed", None, None, []
+    try:
+        if cfg.eval.initial:
+            strategy.eval(scenario.test_stream)
+        for experience in scenario.train_stream:
+            t0 = time.perf_counter()
+            strategy.train(experience)
+            t1 = time.perf_counter()
+            strategy.eval(scenario.test_stream)
+            t2 = time.perf_counter()
+            name = bench.experience_names[experience.current_experience]
+            timings.append(
+                {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
+            )
+    except RunDiverged as exc:
+        status, error = "diverged", str(exc)
+    except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
+        status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        failure = (exc, traceback.format_exc())
+    except Exception as exc:  # recorded in the run directory, then re-raised by the caller
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        failure = (exc, traceback.format_exc())
+    finally:
+        tensorboard.writer.close()
+    return status, error, failure, timings, matrix
+
+
+def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:
+    complete = status == "completed" and not np.isnan(R).any()
+    summary = clm.summarize(R, initial) if complete else {}
+    keys = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
+    return {
+        "experiment": cfg.name,
+        "strategy": cfg.strategy.name,
+        "seed": cfg.seed,
+        "status": status,
+        "error": error,
+        "experience_names": list(bench.experience_names),
+        "experiences_trained": trained,
+        "accuracy_matrix": R.tolist(),
+        "initial_accuracy": initial.tolist() if initial is not None else None,
+        **{k: summary.get(k) for k in keys},
+        "per_experience": summary.get("per_experience"),
+        "wall_time_s": round(wall, 3),
+    }
+
+
+def _matrix_csv(names: Sequence[str], R: np.ndarray, initial: np.ndarray | None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["trained_on", *names])
+    rows = ([("(initial)", initial)] if initial is not None else []) + list(
+        zip(names, R, strict=True)
+    )
+    for label, row in rows:
+        writer.writerow([label, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
+    return buffer.getvalue()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance(cfg, device, command, started_at: str) -> dict:
+    import torch
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "experiment": cfg.name,
+        "strategy": cfg.strategy.name,
+        "seed": cfg.seed,
+        "status": "running",
+        "error": None,
+        "command": list(command) if command is not None else list(sys.argv),
+        "cwd": os.getcwd(),
+        "config_hash": config_hash(cfg),
+        "clstm_version": __version__,
+        "python": platform.python_version(),
+        "packages": versions,
+        "git": _git_state(Path(__file__).resolve().parent.parent),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "started": started_at,
+        "ended": None,
+        "wall_time_s": None,
+        "timings": [],
+    }
+
+
+def _git_state(path: Path) -> dict | None:
+    """Commit and dirtiness of the git checkout clstm runs from, or ``None`` outside one."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}

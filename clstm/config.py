@@ -129,8 +129,8 @@ class ExperimentConfig:
 
     name: str = param(
         "experiment",
-        "experiment name; results go to <out>/<name>/<strategy>/seed<k>/ "
-        "(defaults to the YAML file's stem)",
+        "experiment name, the first folder of its run directories "
+        "OUT/NAME/STRATEGY/seedK (defaults to the YAML file's stem)",
         pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     )
     seed: int = param(0, "seed for model init, data order and every RNG of the run", ge=0)
@@ -374,7 +374,7 @@ def type_name(hint: Any) -> str:
         text = " or ".join(names)
         return f"{text} or null" if type(None) in args else text
     if origin is Literal:
-        return " | ".join(str(a) for a in typing.get_args(hint))
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     if origin is tuple:
         return "[" + ", ".join(type_name(a) for a in typing.get_args(hint)) + "]"
     return {bool: "bool", int: "int", float: "float", str: "string"}.get(hint, str(hint))

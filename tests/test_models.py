@@ -1,0 +1,94 @@
+"""The recurrent classifier reads each sequence at its true last step, whatever the padding."""
+
+import numpy as np
+import pytest
+import torch
+
+from clstm.config import load_config
+from clstm.data.sequences import pad_sequences, split_mask
+from clstm.models import RecurrentEncoder, SequenceClassifier, build_model
+
+
+def _sequences(lengths, n_features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((n, n_features)).astype(np.float32) for n in lengths]
+
+
+def test_pad_and_split_round_trip():
+    seqs = _sequences([2, 5, 3])
+    x = pad_sequences(seqs)
+    assert x.shape == (3, 5, 4)
+    values, lengths = split_mask(x)
+    assert lengths.tolist() == [2, 5, 3]
+    torch.testing.assert_close(values[0, :2], torch.from_numpy(seqs[0]))
+    assert torch.all(values[0, 2:] == 0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_output_does_not_depend_on_padding(cell, bidirectional):
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        RecurrentEncoder(
+            n_features=3, cell=cell, hidden_size=16, num_layers=2, bidirectional=bidirectional
+        ),
+        n_classes=4,
+    ).eval()
+    short = _sequences([4], seed=1)
+    longer = _sequences([60, 35, 90], seed=2)
+    with torch.no_grad():
+        alone = model(pad_sequences(short))
+        batched = model(pad_sequences(longer + short))[-1:]
+        extra_padding = model(pad_sequences(short, max_len=200))
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(extra_padding, alone, atol=1e-5, rtol=0)
+
+
+def test_read_out_is_the_last_real_step():
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(n_features=3, hidden_size=8).eval()
+    seqs = _sequences([3, 7])
+    with torch.no_grad():
+        features = encoder(pad_sequences(seqs))
+        for i, seq in enumerate(seqs):
+            out, _ = encoder.rnn(torch.from_numpy(seq)[None])
+            torch.testing.assert_close(features[i], out[0, -1])
+
+
+def test_stateful_encoder_carries_and_resets_state():
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(n_features=3, hidden_size=8, stateful=True).eval()
+    window = pad_sequences(_sequences([5, 5]))
+    with torch.no_grad():
+        first = encoder(window)
+        assert encoder.state is not None
+        carried = encoder(window)
+        encoder.reset_state()
+        assert encoder.state is None
+        fresh = encoder(window)
+    assert not torch.allclose(carried, first)
+    torch.testing.assert_close(fresh, first)
+
+
+def test_stateful_encoder_refuses_mismatched_batches():
+    encoder = RecurrentEncoder(n_features=3, hidden_size=8, stateful=True)
+    encoder(pad_sequences(_sequences([4, 4])))
+    with pytest.raises(ValueError, match="batch size changed from 2 to 3"):
+        encoder(pad_sequences(_sequences([4, 4, 4])))
+    with pytest.raises(ValueError, match="equal length"):
+        encoder(pad_sequences(_sequences([4, 2])))
+
+
+def test_zero_length_sequence_is_an_error():
+    x = pad_sequences(_sequences([3, 2]))
+    x[1, :, -1] = 0
+    with pytest.raises(ValueError, match="length 0"):
+        RecurrentEncoder(n_features=3)(x)
+
+
+def test_build_model_from_config():
+    cfg = load_config({}, ["model.type=gru", "model.hidden_size=12", "model.bidirectional=true"])
+    model = build_model(cfg.model, n_features=5, n_classes=7)
+    assert isinstance(model.encoder.rnn, torch.nn.GRU)
+    out = model(pad_sequences(_sequences([3, 6], n_features=5)))
+    assert out.shape == (2, 7)

@@ -124,7 +124,7 @@ def summary_text(result, out: Path) -> str:
     """The end-of-run table: accuracy matrix, ACC/BWT/forgetting, paths to the results."""
     m = result.metrics
     names = result.experience_names
-    width = max(9, *(len(n) for n in names))
+    width = max(9, *(len(n) for n in names)) + 1
     lines = [
         f"{m['status']}: {m['experiment']} / {m['strategy']} / seed {m['seed']}  "
         f"({m['experiences_trained']}/{len(names)} experiences, {m['wall_time_s']:.1f} s)",

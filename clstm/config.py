@@ -66,6 +66,12 @@ class ModelConfig:
         0.0, "dropout between recurrent layers and before the head", ge=0.0, lt=1.0
     )
     bidirectional: bool = param(False, "read each sequence in both directions")
+    adapter: Literal["pad", "projection"] = param(
+        "pad",
+        "datasets with fewer features than the widest: zero-padded (pad) or mapped by a learned "
+        "projection per dataset (projection; task scenario only)",
+    )
+    adapter_size: int = param(16, "output channels of each projection adapter", ge=1)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,9 @@ class TrainConfig:
     grad_clip: float | None = param(
         1.0, "clip the global gradient norm to this value; null disables", gt=0.0
     )
+    length_bucketing: bool = param(
+        True, "draw training batches of similar lengths (random order across buckets)"
+    )
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,36 @@ class EvalConfig:
     initial: bool = param(
         True, "evaluate the untrained model first (the initial row; needed for FWT)"
     )
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options every benchmark shares (benchmark configs inherit them)."""
+
+    scenario: Literal["auto", "domain", "task", "class"] = param(
+        "auto",
+        "domain: one shared head, no task labels; task: task label = experience, one head each; "
+        "class: one dataset split into experiences by classes; auto: the benchmark's own",
+    )
+    standardize: bool = param(
+        True, "standardise each dataset per feature, fitted on its own training split only"
+    )
+    validation: float = param(
+        0.0,
+        "fraction of each training set held out (stratified) as the validation stream",
+        ge=0.0,
+        lt=0.9,
+    )
+
+    def _settle_scenario(self, allowed: tuple[str, ...]) -> None:
+        """Resolve ``auto`` to ``allowed[0]`` (the benchmark's natural scenario), check the rest."""
+        if self.scenario == "auto":
+            object.__setattr__(self, "scenario", allowed[0])  # frozen: settled once, at creation
+        elif self.scenario not in allowed:
+            raise ValueError(
+                f"benchmark.scenario: '{self.scenario}' is not supported by benchmark "
+                f"'{self.name}'; choose one of {', '.join(allowed)}"  # type: ignore[attr-defined]
+            )
 
 
 def _select_benchmark(name: str) -> type:
@@ -319,6 +358,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         return value
     if origin is tuple:
         args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: a non-empty list of X
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ConfigError(f"{key}: expected a non-empty list, got {_describe(value)}")
+            return tuple(_coerce(v, args[0], key) for v in value)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{key}: expected {type_name(hint)}, got {_describe(value)}")
         return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
@@ -376,7 +419,10 @@ def type_name(hint: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     if origin is tuple:
-        return "[" + ", ".join(type_name(a) for a in typing.get_args(hint)) + "]"
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"list of {type_name(args[0])}"
+        return "[" + ", ".join(type_name(a) for a in args) + "]"
     return {bool: "bool", int: "int", float: "float", str: "string"}.get(hint, str(hint))
 
 
@@ -451,5 +497,22 @@ def reference_markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-if __name__ == "__main__":  # python -m clstm.config  -> prints the README's config reference
-    print(reference_markdown(), end="")
+def update_readme(path: str | Path) -> None:
+    """Replace the config reference between the README's markers with the current one."""
+    path = Path(path)
+    text = path.read_text()
+    start, end = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{reference_markdown()}{end}{tail}")
+
+
+if __name__ == "__main__":
+    # python -m clstm.config                    prints the README's config reference
+    # python -m clstm.config --update README.md  rewrites it in place
+    import sys
+
+    if sys.argv[1:2] == ["--update"] and len(sys.argv) == 3:
+        update_readme(sys.argv[2])
+    else:
+        print(reference_markdown(), end="")

@@ -98,27 +98,82 @@ class RecurrentEncoder(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """A :class:`RecurrentEncoder` followed by dropout and a linear head over ``n_classes``."""
+    """A :class:`RecurrentEncoder` followed by dropout and a head over the classes.
 
-    def __init__(self, encoder: RecurrentEncoder, n_classes: int, dropout: float = 0.0):
+    ``head`` defaults to a linear layer over ``n_classes`` (one shared head: the domain scenario);
+    the class scenario passes Avalanche's ``IncrementalClassifier``, which grows with the classes
+    seen and masks the others.
+    """
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        n_classes: int | None = None,
+        dropout: float = 0.0,
+        head: nn.Module | None = None,
+    ):
         super().__init__()
+        if (n_classes is None) == (head is None):
+            raise ValueError("give either n_classes or head")
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.out_features, n_classes)
+        self.head = head if head is not None else nn.Linear(encoder.out_features, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_classes)`` for a padded batch ``(B, T, F + 1)``."""
         return self.head(self.dropout(self.encoder(x)))
 
 
-def build_model(config, *, n_features: int, n_classes: int) -> SequenceClassifier:
-    """The classifier described by a :class:`clstm.config.ModelConfig`."""
+class TaskInputProjection(nn.Module):
+    """A learned linear map of one task's own ``F_t`` features to ``size`` channels (mask kept)."""
+
+    def __init__(self, n_features: int, size: int):
+        super().__init__()
+        self.n_features = n_features
+        self.linear = nn.Linear(n_features, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, T, F_max + 1) -> (B, T, size + 1)
+        return torch.cat([self.linear(x[..., : self.n_features]), x[..., -1:]], dim=-1)
+
+
+def build_model(config, *, benchmark) -> nn.Module:
+    """The classifier a :class:`clstm.config.ModelConfig` describes, shaped for ``benchmark``.
+
+    - ``domain``: one linear head over all classes;
+    - ``class``: Avalanche's ``IncrementalClassifier`` (grows with the classes seen, masks others);
+    - ``task``: :class:`MultiTaskSequenceClassifier`, one head per task (Avalanche's
+      ``MultiHeadClassifier``) and, with ``adapter: projection``, one input projection per task.
+    """
+    scenario = benchmark.scenario_name
+    projection = config.adapter == "projection"
+    if projection and scenario != "task":
+        raise ValueError(
+            "model.adapter: projection needs task labels to pick each dataset's projection; "
+            "use benchmark.scenario: task, or model.adapter: pad"
+        )
     encoder = RecurrentEncoder(
-        n_features=n_features,
+        n_features=config.adapter_size if projection else benchmark.n_features,
         cell=config.type,
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
         dropout=config.dropout,
         bidirectional=config.bidirectional,
     )
-    return SequenceClassifier(encoder, n_classes, dropout=config.dropout)
+    if scenario == "task":
+        from clstm.multitask import MultiTaskSequenceClassifier
+
+        features = (
+            benchmark.features_per_experience or [benchmark.n_features] * benchmark.n_experiences
+        )
+        adapters = (
+            [TaskInputProjection(f, config.adapter_size) for f in features] if projection else None
+        )
+        return MultiTaskSequenceClassifier(encoder, adapters=adapters, dropout=config.dropout)
+    if scenario == "class":
+        from avalanche.models import IncrementalClassifier
+
+        first = len((benchmark.classes_per_experience or [[0, 1]])[0])
+        head = IncrementalClassifier(encoder.out_features, initial_out_features=first)
+        return SequenceClassifier(encoder, head=head, dropout=config.dropout)
+    return SequenceClassifier(encoder, benchmark.n_classes, dropout=config.dropout)

@@ -140,8 +140,9 @@ def run_experiment(
     """Run one experiment and write its run directory; returns a :class:`RunResult`.
 
     :param config: a YAML path, a mapping or an :class:`ExperimentConfig`.
-    :param benchmark: a :class:`clstm.data.sequences.SequenceBenchmark` to use instead of building
-        ``config.benchmark``.
+    :param benchmark: a :class:`clstm.data.sequences.SequenceBenchmark` (e.g. from
+        :func:`clstm.benchmark_from_arrays`) or an Avalanche benchmark in clstm's padded format,
+        used instead of building ``config.benchmark``.
     :param overrides: ``"dotted.key=value"`` strings applied to the config.
     :param seed: replaces ``config.seed``.
     :param out: root of the run directories.
@@ -164,22 +165,25 @@ def run_experiment(
 
     with quiet_library_warnings():
         device = resolve_device(cfg.device)
-        bench = benchmark if benchmark is not None else _build_benchmark(cfg)
+        bench = _build_benchmark(cfg) if benchmark is None else _adopt_benchmark(benchmark)
+        _check_model_fits(cfg, bench)
         if overwrite and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         meta = _provenance(cfg, device, command, started_at)
+        meta["benchmark"] = bench.describe()
         write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
         write_json_atomic(run_dir / "meta.json", meta)
-        status, error, failure, timings, matrix = _train_and_evaluate(
+        status, error, failure, timings, matrices = _train_and_evaluate(
             cfg, bench, device, run_dir, quiet, plugins
         )
 
-    initial, R = matrix.result()
-    if R.shape[0] != bench.n_experiences:  # stopped before evaluating: keep the full T x T shape
-        R = np.full((bench.n_experiences,) * 2, np.nan)
+    initial, R = _full_result(matrices["test"], bench.n_experiences)
     wall = time.perf_counter() - started
     metrics = _metrics_json(cfg, bench, status, error, R, initial, len(timings), wall)
+    if "valid" in matrices:
+        v_initial, v_R = _full_result(matrices["valid"], bench.n_experiences)
+        metrics["validation"] = _matrix_summary(status, v_R, v_initial)
     write_json_atomic(run_dir / "metrics.json", metrics)
     csv_text = _matrix_csv(bench.experience_names, R, initial)
     write_text_atomic(run_dir / "accuracy_matrix.csv", csv_text)
@@ -203,9 +207,38 @@ def run_experiment(
 
 
 def _build_benchmark(cfg: ExperimentConfig):
+    from clstm.data.arrays import DataError
     from clstm.data.registry import benchmark_module
 
-    return benchmark_module(cfg.benchmark.name).build(cfg.benchmark)
+    try:
+        return benchmark_module(cfg.benchmark.name).build(cfg.benchmark)
+    except DataError as exc:
+        raise ConfigError(f"benchmark '{cfg.benchmark.name}': {exc}") from None
+
+
+def _adopt_benchmark(benchmark):
+    from clstm.data.sequences import as_sequence_benchmark
+
+    try:
+        return as_sequence_benchmark(benchmark)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_model_fits(cfg: ExperimentConfig, bench) -> None:
+    if cfg.model.adapter == "projection" and bench.scenario_name != "task":
+        raise ConfigError(
+            "model.adapter: projection needs task labels to pick each dataset's projection; "
+            "use benchmark.scenario: task, or model.adapter: pad"
+        )
+
+
+def _full_result(metric, n_experiences: int):
+    """``(initial, R)`` with ``R`` always ``T x T`` (NaN where never measured)."""
+    initial, R = metric.result()
+    if R.shape[0] != n_experiences:  # stopped before evaluating anything
+        R = np.full((n_experiences,) * 2, np.nan)
+    return initial, R
 
 
 def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins):
@@ -224,24 +257,29 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
         # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
         torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, n_features=bench.n_features, n_classes=bench.n_classes)
-    matrix = AccuracyMatrixMetric()
+    model = build_model(cfg.model, benchmark=bench)
+    matrices = {"test": AccuracyMatrixMetric()}
+    if bench.has_validation:
+        matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
     tensorboard = TensorboardLogger(run_dir / "tb")
     loggers = [tensorboard] if quiet else [tensorboard, ProgressLogger(bench.experience_names)]
     evaluator = EvaluationPlugin(
-        loss_metrics(epoch=True), accuracy_metrics(epoch=True), matrix, loggers=loggers
+        loss_metrics(epoch=True), accuracy_metrics(epoch=True), *matrices.values(), loggers=loggers
     )
     strategy = build_strategy(cfg, model=model, device=device, evaluator=evaluator, plugins=plugins)
     scenario = bench.scenario
+    streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
     status, error, failure, timings = "completed", None, None, []
     try:
         if cfg.eval.initial:
-            strategy.eval(scenario.test_stream)
+            for stream in streams:
+                strategy.eval(stream)
         for experience in scenario.train_stream:
             t0 = time.perf_counter()
             strategy.train(experience)
             t1 = time.perf_counter()
-            strategy.eval(scenario.test_stream)
+            for stream in streams:
+                strategy.eval(stream)
             t2 = time.perf_counter()
             name = bench.experience_names[experience.current_experience]
             timings.append(
@@ -257,25 +295,33 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
         failure = (exc, traceback.format_exc())
     finally:
         tensorboard.writer.close()
-    return status, error, failure, timings, matrix
+    return status, error, failure, timings, matrices
 
 
-def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:
+def _matrix_summary(status, R, initial) -> dict:
+    """The accuracy matrix, initial row and every metric (``None`` unless the run completed)."""
     complete = status == "completed" and not np.isnan(R).any()
     summary = clm.summarize(R, initial) if complete else {}
     keys = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
+    return {
+        "accuracy_matrix": R.tolist(),
+        "initial_accuracy": initial.tolist() if initial is not None else None,
+        **{k: summary.get(k) for k in keys},
+        "per_experience": summary.get("per_experience"),
+    }
+
+
+def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:
     return {
         "experiment": cfg.name,
         "strategy": cfg.strategy.name,
         "seed": cfg.seed,
         "status": status,
         "error": error,
+        "scenario": bench.scenario_name,
         "experience_names": list(bench.experience_names),
         "experiences_trained": trained,
-        "accuracy_matrix": R.tolist(),
-        "initial_accuracy": initial.tolist() if initial is not None else None,
-        **{k: summary.get(k) for k in keys},
-        "per_experience": summary.get("per_experience"),
+        **_matrix_summary(status, R, initial),
         "wall_time_s": round(wall, 3),
     }
 

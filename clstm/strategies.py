@@ -68,7 +68,7 @@ def build_strategy(
     """
     import torch
 
-    from clstm.plugins import DivergenceGuard, LSTMPlugin
+    from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
 
     train = config.train
     lstm_plugin = LSTMPlugin(
@@ -87,7 +87,12 @@ def build_strategy(
         train_epochs=train.epochs,
         eval_mb_size=config.eval.batch_size,
         device=device,
-        plugins=[lstm_plugin, DivergenceGuard(), *plugins],
+        plugins=[
+            lstm_plugin,
+            DivergenceGuard(),
+            *([LengthBucketingPlugin()] if train.length_bucketing else []),
+            *plugins,
+        ],
         evaluator=evaluator,
         eval_every=-1,
     )

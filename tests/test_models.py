@@ -87,8 +87,11 @@ def test_zero_length_sequence_is_an_error():
 
 
 def test_build_model_from_config():
+    from clstm.data.sequences import SequenceBenchmark
+
     cfg = load_config({}, ["model.type=gru", "model.hidden_size=12", "model.bidirectional=true"])
-    model = build_model(cfg.model, n_features=5, n_classes=7)
+    bench = SequenceBenchmark(scenario=None, n_features=5, n_classes=7, experience_names=["a"])
+    model = build_model(cfg.model, benchmark=bench)
     assert isinstance(model.encoder.rnn, torch.nn.GRU)
     out = model(pad_sequences(_sequences([3, 6], n_features=5)))
     assert out.shape == (2, 7)

@@ -19,6 +19,16 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "generated sequences; each experience labels the same input space by its own "
         "time-integrated rule (conflicting rules, fixed or variable length)",
     ),
+    "seq_digits": (
+        "clstm.data.seq_digits",
+        "scikit-learn's 8x8 digits read row by row (8 steps x 8 features): split "
+        "(class-incremental) or permuted (domain-incremental)",
+    ),
+    "ucr_stream": (
+        "clstm.data.ucr",
+        "real UCR/UEA datasets shipped inside aeon (offline), one per experience; "
+        "task-incremental (needs clstm[ucr])",
+    ),
 }
 
 

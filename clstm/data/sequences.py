@@ -3,13 +3,21 @@
 A batch is one right-padded float tensor ``x`` of shape ``(B, T, F + 1)``: the first ``F`` channels
 are the features, the last channel is a validity mask (1.0 at a sequence's real steps, 0.0 at
 padding). Because lengths travel inside ``x``, every Avalanche strategy, buffer and data loader that
-moves ``mb_x`` around as a plain tensor keeps them, and the model can read each sequence's output at
+moves ``mb_x`` around as a plain tensor keeps them, and the model reads each sequence's output at
 its true last step (see :class:`clstm.models.RecurrentEncoder`).
+
+All samples of a benchmark share one shape (the stream's longest sequence and largest feature
+count), so Avalanche's and torch's default collation works in every data loader a strategy builds
+(replay buffers, EWC/MAS/GEM importance passes, ...). No compute is spent on that padding: the model
+trims each batch to its own longest sequence, and training batches are drawn length-bucketed
+(:class:`clstm.data.sampling.LengthBucketBatchSampler`). Each dataset also carries a ``lengths``
+data attribute, which Avalanche keeps through subsets and concatenations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,20 +25,23 @@ import numpy as np
 import torch
 
 
-def pad_sequences(sequences: Sequence[np.ndarray], max_len: int | None = None) -> torch.Tensor:
-    """Right-pad ``(T_i, F)`` arrays into one ``(N, T, F + 1)`` float32 tensor with a mask channel.
+def pad_sequences(
+    sequences: Sequence[np.ndarray], max_len: int | None = None, n_features: int | None = None
+) -> torch.Tensor:
+    """Right-pad ``(T_i, F_i)`` arrays into one ``(N, T, F + 1)`` float32 tensor, mask channel last.
 
-    ``T`` is ``max_len`` if given, else the longest sequence.
+    ``T`` is ``max_len`` if given, else the longest sequence; ``F`` is ``n_features`` if given
+    (extra feature channels are zero), else the largest ``F_i``.
     """
     if len(sequences) == 0:
         raise ValueError("cannot pad an empty list of sequences")
-    n_features = sequences[0].shape[1]
     lengths = [len(s) for s in sequences]
     t_max = max(lengths) if max_len is None else max_len
-    out = torch.zeros(len(sequences), t_max, n_features + 1, dtype=torch.float32)
+    f_max = max(s.shape[1] for s in sequences) if n_features is None else n_features
+    out = torch.zeros(len(sequences), t_max, f_max + 1, dtype=torch.float32)
     for i, seq in enumerate(sequences):
-        out[i, : lengths[i], :n_features] = torch.as_tensor(seq, dtype=torch.float32)
-        out[i, : lengths[i], n_features] = 1.0
+        out[i, : lengths[i], : seq.shape[1]] = torch.as_tensor(seq, dtype=torch.float32)
+        out[i, : lengths[i], f_max] = 1.0
     return out
 
 
@@ -45,17 +56,13 @@ def split_mask(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class SequenceDataset(torch.utils.data.Dataset):
-    """Padded sequences ``(N, T, F + 1)`` with integer labels; items are ``(x_i, y_i)``.
-
-    ``targets`` is what Avalanche's classification datasets read to know the classes.
-    """
+    """Padded sequences ``(N, T, F + 1)`` with integer labels; items are ``(x_i, y_i)``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} sequences but y has {len(y)} labels")
         self.x = x  # (N, T, F + 1)
         self.y = y.long()  # (N,)
-        self.targets = self.y.tolist()
 
     def __len__(self) -> int:
         return len(self.y)
@@ -65,47 +72,177 @@ class SequenceDataset(torch.utils.data.Dataset):
 
 
 def classification_dataset(x: torch.Tensor, y: torch.Tensor) -> Any:
-    """Wrap padded sequences and labels as an Avalanche classification dataset (one experience)."""
-    from avalanche.benchmarks.utils.utils import as_classification_dataset
+    """Padded sequences as an Avalanche ``ClassificationDataset`` with ``targets``, ``lengths``."""
+    from avalanche.benchmarks.utils import DataAttribute
+    from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
 
-    return as_classification_dataset(SequenceDataset(x, y))
+    lengths = x[..., -1].sum(dim=1).round().long()
+    return ClassificationDataset(
+        [SequenceDataset(x, y)],
+        data_attributes=[
+            DataAttribute(y.long().tolist(), "targets"),
+            DataAttribute(lengths.tolist(), "lengths"),
+        ],
+    )
 
 
 @dataclass
 class SequenceBenchmark:
     """An Avalanche benchmark of sequence-classification experiences plus what the model needs.
 
-    ``scenario`` has ``train_stream`` and ``test_stream`` with one experience per dataset.
+    ``scenario`` has ``train_stream`` and ``test_stream`` (and ``valid_stream`` when a validation
+    split was requested), one experience per dataset (or per group of classes).
     """
 
     scenario: Any
     n_features: int
     n_classes: int
     experience_names: list[str]
+    scenario_name: str = "domain"
+    features_per_experience: list[int] | None = None
+    classes_per_experience: list[list[int]] | None = None
+    label_maps: list[dict[str, int]] | None = None
 
     @property
     def n_experiences(self) -> int:
         return len(self.experience_names)
 
+    @property
+    def has_validation(self) -> bool:
+        return "valid" in getattr(self.scenario, "streams", {})
 
-def benchmark_from_padded(
-    train: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    test: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    names: Sequence[str],
-) -> SequenceBenchmark:
-    """Frame padded ``(x, y)`` datasets as an Avalanche benchmark, one dataset per experience.
+    def describe(self) -> dict:
+        """A JSON-ready description for provenance (``meta.json``)."""
+        return {
+            "scenario": self.scenario_name,
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "experiences": [
+                {
+                    "name": name,
+                    "n_train": len(self.scenario.train_stream[i].dataset),
+                    "n_test": len(self.scenario.test_stream[i].dataset),
+                    "n_features": (self.features_per_experience or [self.n_features] * (i + 1))[i],
+                    "classes": (self.classes_per_experience or [None] * (i + 1))[i],
+                }
+                for i, name in enumerate(self.experience_names)
+            ],
+            "label_maps": self.label_maps,
+        }
 
-    Uses Avalanche's ``benchmark_from_datasets``; the experiences carry no task labels (one shared
-    head: domain-incremental).
+
+def _split_counts(n_classes: int, n_experiences: int) -> list[int]:
+    """Classes per experience; leftovers go to the first experiences (none is dropped)."""
+    base, extra = divmod(n_classes, n_experiences)
+    return [base + (1 if i < extra else 0) for i in range(n_experiences)]
+
+
+def make_scenario(
+    splits: Mapping[str, Sequence[Any]],
+    maps: Sequence[Mapping[Any, int]],
+    *,
+    scenario: str,
+    names: Sequence[str] | None,
+    n_experiences: int | None = None,
+    class_order: Sequence[Any] | None = None,
+):
+    """Pad validated splits to one shape and frame them with Avalanche's benchmark builders.
+
+    ``splits`` maps stream names (``train``, ``test``, optionally ``valid``) to one split object per
+    dataset (``.sequences``, ``.labels``); ``maps`` maps raw labels to class indices per dataset.
+    Returns ``(CLScenario, experience names, classes per experience)``.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-
-    scenario = benchmark_from_datasets(
-        train=[classification_dataset(x, y) for x, y in train],
-        test=[classification_dataset(x, y) for x, y in test],
+    from avalanche.benchmarks.scenarios.supervised import (
+        class_incremental_benchmark,
+        with_classes_timeline,
     )
-    n_features = train[0][0].shape[-1] - 1
-    n_classes = int(max(int(y.max()) for _, y in [*train, *test])) + 1
+    from avalanche.benchmarks.scenarios.task_aware import task_incremental_benchmark
+
+    from clstm.data.arrays import DataError
+
+    every = [s for parts in splits.values() for part in parts for s in part.sequences]
+    t_max, f_max = max(len(s) for s in every), max(s.shape[1] for s in every)
+
+    def dataset(part, mapping):
+        x = pad_sequences(part.sequences, max_len=t_max, n_features=f_max)  # (N, T, F + 1)
+        y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
+        return classification_dataset(x, y)
+
+    if scenario in ("domain", "task"):
+        streams = {
+            stream: [dataset(part, maps[i]) for i, part in enumerate(parts)]
+            for stream, parts in splits.items()
+        }
+        bench = benchmark_from_datasets(**streams)
+        if scenario == "task":
+            bench = task_incremental_benchmark(bench)
+        bench = with_classes_timeline(bench)
+        classes = [
+            sorted({maps[i][v] for v in part.labels.tolist()})
+            for i, part in enumerate(splits["train"])
+        ]
+        return bench, list(names), classes
+
+    mapping = maps[0]
+    inverse = {k: c for c, k in mapping.items()}
+    n_classes = len(mapping)
+    if class_order is None:
+        order = list(range(n_classes))
+    else:
+        unknown = [c for c in class_order if str(c) not in mapping]
+        by_text = dict(mapping)
+        if unknown or len(class_order) != n_classes or len(set(map(str, class_order))) != n_classes:
+            raise DataError(
+                f"class_order must list each of the {n_classes} classes once "
+                f"({', '.join(map(str, mapping))}), got {list(class_order)}"
+            )
+        order = [by_text[str(c)] for c in class_order]
+    count = n_experiences if n_experiences is not None else math.ceil(n_classes / 2)
+    if not 1 <= count <= n_classes:
+        raise DataError(f"n_experiences must be between 1 and the {n_classes} classes, got {count}")
+    counts = _split_counts(n_classes, count)
+    try:
+        bench = class_incremental_benchmark(
+            {stream: dataset(parts[0], mapping) for stream, parts in splits.items()},
+            class_order=order,
+            num_classes_per_exp=counts,
+        )
+    except ValueError as exc:  # e.g. a split that lacks some class
+        raise DataError(f"cannot split the dataset by classes: {exc}") from None
+    groups, start = [], 0
+    for c in counts:
+        groups.append(sorted(order[start : start + c]))
+        start += c
+    experience_names = ["classes " + ",".join(str(inverse[k]) for k in g) for g in groups]
+    return bench, experience_names, groups
+
+
+def as_sequence_benchmark(obj: Any) -> SequenceBenchmark:
+    """Accept a :class:`SequenceBenchmark` or an Avalanche benchmark in clstm's padded format."""
+    if isinstance(obj, SequenceBenchmark):
+        return obj
+    train = getattr(obj, "train_stream", None)
+    test = getattr(obj, "test_stream", None)
+    if train is None or test is None:
+        raise ValueError(
+            "benchmark must be a clstm SequenceBenchmark (see clstm.benchmark_from_arrays) or an "
+            "Avalanche benchmark with train_stream and test_stream"
+        )
+    experiences = list(train)
+    x = experiences[0].dataset[0][0]
+    mask = x[..., -1] if isinstance(x, torch.Tensor) and x.dim() == 2 else None
+    if mask is None or not bool(((mask == 0) | (mask == 1)).all()) or bool((mask.diff() > 0).any()):
+        raise ValueError(
+            "benchmark samples must be (T, F + 1) tensors with clstm's mask channel last "
+            "(right-padded, 1 at real steps); build them with clstm.data.sequences.pad_sequences"
+        )
+    n_classes = 1 + max(max(e.dataset.targets) for e in experiences)
+    task_aware = hasattr(experiences[0], "task_labels")
     return SequenceBenchmark(
-        scenario=scenario, n_features=n_features, n_classes=n_classes, experience_names=list(names)
+        scenario=obj,
+        n_features=x.shape[-1] - 1,
+        n_classes=int(n_classes),
+        experience_names=[f"exp{i}" for i in range(len(experiences))],
+        scenario_name="task" if task_aware else "domain",
     )

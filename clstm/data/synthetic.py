@@ -13,6 +13,9 @@ about chance level ``1/C``. The model sees ``x_t = z_t + s_e`` where ``s_e ~ N(0
 constant offset per experience: with ``shift > 0`` a model can tell the experiences apart, so all
 rules can be learnt together (what joint training and continual-learning methods aim for); with
 ``shift = 0`` the rules contradict each other outright.
+
+It is not standardised by default (``standardize: false``): per-dataset scaling would remove the
+offsets that make the experiences distinguishable.
 """
 
 from __future__ import annotations
@@ -22,17 +25,17 @@ from typing import Literal
 
 import numpy as np
 
-from clstm.config import param
+from clstm.config import StreamOptions, param
 from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(StreamOptions):
     """Options of the ``synthetic`` benchmark."""
 
     name: Literal["synthetic"] = param("synthetic", "benchmark")
     n_experiences: int = param(3, "experiences (datasets) in the stream", ge=1)
-    n_train: int = param(1000, "training sequences per experience", ge=1)
+    n_train: int = param(1000, "training sequences per experience", ge=2)
     n_test: int = param(500, "test sequences per experience", ge=1)
     seq_len: int | tuple[int, int] = param(
         20, "sequence length: an integer, or [min, max] for lengths drawn uniformly", ge=1
@@ -47,8 +50,10 @@ class Config:
     seed: int = param(
         0, "data seed: the data stay the same across run seeds unless this changes", ge=0
     )
+    standardize: bool = param(False, "standardise each dataset (off: it would erase the offsets)")
 
     def __post_init__(self) -> None:
+        self._settle_scenario(("domain", "task"))
         if isinstance(self.seq_len, tuple) and self.seq_len[0] > self.seq_len[1]:
             raise ValueError(
                 f"benchmark.seq_len: [min, max] needs min <= max, got {list(self.seq_len)}"
@@ -61,9 +66,7 @@ class Config:
 
 
 def generate(config: Config) -> tuple[list, list]:
-    """Generate ``(train, test)``: lists of ``(x, y)`` with ``x`` padded ``(N, T_max, F + 1)``."""
-    import torch
-
+    """``(train, test)``: per experience an ``(X, y)`` pair, ``X`` a list of ``(T_i, F)`` arrays."""
     lo, hi = (config.seq_len, config.seq_len) if isinstance(config.seq_len, int) else config.seq_len
     f, c = config.n_features, config.n_classes
     train, test = [], []
@@ -75,18 +78,23 @@ def generate(config: Config) -> tuple[list, list]:
         for stream, (n, split) in enumerate(((config.n_train, train), (config.n_test, test)), 1):
             rng = np.random.default_rng([config.seed, e, stream])
             lengths = rng.integers(lo, hi + 1, size=n)  # (N,)
-            real = np.arange(hi)[None, :] < lengths[:, None]  # (N, T) True at real steps
-            z = rng.standard_normal((n, hi, f)) * real[..., None]  # (N, T, F), zero at padding
-            y = np.argmax((z.sum(axis=1) / lengths[:, None]) @ rule, axis=1)  # (N,)
-            x = np.concatenate([(z + offset) * real[..., None], real[..., None]], axis=-1)
-            split.append((torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)))
+            z = [rng.standard_normal((t, f)) for t in lengths]  # N x (T_i, F)
+            y = np.array([np.argmax(seq.mean(axis=0) @ rule) for seq in z])  # (N,)
+            split.append(([seq + offset for seq in z], y))
     return train, test
 
 
 def build(config: Config) -> SequenceBenchmark:
     """The synthetic stream as an Avalanche benchmark (one experience per rule)."""
-    from clstm.data.sequences import benchmark_from_padded
+    from clstm.data.arrays import benchmark_from_arrays
 
     train, test = generate(config)
-    names = [f"rule{e}" for e in range(config.n_experiences)]
-    return benchmark_from_padded(train, test, names)
+    return benchmark_from_arrays(
+        train,
+        test,
+        scenario=config.scenario,
+        names=[f"rule{e}" for e in range(config.n_experiences)],
+        standardize=config.standardize,
+        validation=config.validation,
+        seed=config.seed,
+    )

@@ -12,7 +12,9 @@ each training experience, as in::
     initial, R = matrix.result()
 
 Evaluations that happen inside ``strategy.train`` (Avalanche's periodic evaluation) are ignored: a
-row is the state of the model between experiences. After each full evaluation the metric emits,
+row is the state of the model between experiences. Only experiences of the stream named ``stream``
+count (``"test"`` by default; a second instance with ``stream="valid", prefix="valid/"`` records the
+validation stream's matrix). After each full evaluation the metric emits,
 with ``x_plot`` = number of experiences trained so far (0 for the initial row):
 
 - ``accuracy/expNN``: accuracy on experience NN's test set;
@@ -35,8 +37,10 @@ from clstm import metrics as clm
 class AccuracyMatrixMetric(PluginMetric):
     """Accuracy on every evaluated experience after each training experience (and before any)."""
 
-    def __init__(self):
+    def __init__(self, stream: str = "test", prefix: str = ""):
         super().__init__()
+        self.stream = stream
+        self.prefix = prefix
         self.reset()
 
     def reset(self) -> None:
@@ -46,6 +50,7 @@ class AccuracyMatrixMetric(PluginMetric):
         self._in_training = False
         self._correct: torch.Tensor | int = 0
         self._seen = 0
+        self._touched = False
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray]:
         """``(initial, R)``: the initial row ``(T,)`` (or ``None`` if not measured) and ``R``.
@@ -73,6 +78,9 @@ class AccuracyMatrixMetric(PluginMetric):
     def after_training(self, strategy) -> None:
         self._in_training = False
 
+    def before_eval(self, strategy) -> None:
+        self._touched = False
+
     def before_eval_exp(self, strategy) -> None:
         self._correct, self._seen = 0, 0
 
@@ -86,6 +94,9 @@ class AccuracyMatrixMetric(PluginMetric):
         if self._in_training or self._seen == 0:
             return
         experience = strategy.experience
+        if getattr(experience.origin_stream, "name", self.stream) != self.stream:
+            return
+        self._touched = True
         try:
             stream_length = len(experience.origin_stream)
         except TypeError:  # a lazily generated stream has no length
@@ -96,13 +107,13 @@ class AccuracyMatrixMetric(PluginMetric):
         self._rows.setdefault(k, {})[j] = float(self._correct) / self._seen
 
     def after_eval(self, strategy) -> list[MetricValue] | None:
-        if self._in_training:
+        if self._in_training or not self._touched:
             return None
         k = strategy.clock.train_exp_counter
         if k not in self._rows:
             return None
         return [
-            MetricValue(self, name, value, k)
+            MetricValue(self, self.prefix + name, value, k)
             for name, value in self.values_after(k).items()
             if value is not None
         ]

@@ -1,0 +1,53 @@
+"""Length-bucketed batches: similar lengths together, so little compute goes to padding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Batches of indices whose sequences have similar lengths, in random order.
+
+    Each epoch: shuffle all indices, cut them into pools of ``pool_batches * batch_size``, sort
+    each pool by length (stable, so equal lengths stay shuffled), cut pools into batches and
+    shuffle the order of all batches. Randomness comes from torch's global generator (seeded by
+    the run) unless ``generator`` is given.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        *,
+        pool_batches: int = 32,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = torch.as_tensor(list(lengths), dtype=torch.long)
+        self.batch_size = batch_size
+        self.pool = max(1, pool_batches) * batch_size
+        self.drop_last = drop_last
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator)
+        batches = []
+        for start in range(0, len(order), self.pool):
+            pool = order[start : start + self.pool]
+            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
+            batches += [pool[i : i + self.batch_size] for i in range(0, len(pool), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        for k in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[k].tolist()
+
+    def __len__(self) -> int:
+        n = len(self.lengths)
+        if not self.drop_last:
+            return sum(-(-min(self.pool, n - s) // self.batch_size) for s in range(0, n, self.pool))
+        return sum(min(self.pool, n - s) // self.batch_size for s in range(0, n, self.pool))

@@ -1,0 +1,88 @@
+"""The task-incremental model, built on Avalanche's multi-task modules. Imports Avalanche."""
+
+from __future__ import annotations
+
+import torch
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from torch import nn
+
+from clstm.models import RecurrentEncoder
+
+#: Logit given to the classes another task's head has and this one lacks.
+PAD_LOGIT = -1e9
+
+
+class _ClassesAsList:
+    """An experience seen through a proxy whose ``classes_in_this_experience`` is a sorted list."""
+
+    def __init__(self, experience):
+        self._experience = experience
+
+    def __getattr__(self, name):
+        value = getattr(self._experience, name)
+        return sorted(value) if name == "classes_in_this_experience" else value
+
+
+class TaskHeads(MultiHeadClassifier):
+    """Avalanche's ``MultiHeadClassifier``, fixed for experiences whose classes are a set.
+
+    Why: in Avalanche 0.6, ``MultiHeadClassifier.adaptation`` indexes a tensor with
+    ``experience.classes_in_this_experience``, which benchmarks built with
+    ``with_classes_timeline`` (e.g. ``task_incremental_benchmark``) give as a ``set``: torch raises
+    ``IndexError ... (got set)``. Its sibling ``IncrementalClassifier`` converts to a list first;
+    here the experience is handed over with the classes as a sorted list.
+    """
+
+    def adaptation(self, experience):
+        super().adaptation(_ClassesAsList(experience))
+
+
+class MultiTaskSequenceClassifier(MultiTaskModule):
+    """Shared recurrent encoder, optional per-task input projections, one head per task.
+
+    Heads are Avalanche's ``MultiHeadClassifier`` (created as tasks arrive, unused units masked),
+    through :class:`TaskHeads`.
+
+    Why ``forward`` is overridden: Avalanche 0.6's ``MultiTaskModule.forward`` places each task's
+    output in a zero-filled ``(B, max classes over tasks)`` tensor. For a task whose head is
+    narrower than the widest one, those padding logits are 0, so whenever all of the task's own
+    logits are negative, ``argmax`` picks a class the task does not have and accuracy is wrong;
+    the padding also enters the softmax of the loss. Here the padding is ``PAD_LOGIT``.
+    """
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        *,
+        adapters: list[nn.Module] | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.adapters = nn.ModuleList(adapters) if adapters is not None else None
+        self.dropout = nn.Dropout(dropout)
+        self.heads = TaskHeads(encoder.out_features, initial_out_features=2)
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        """Logits of task ``task_label``'s own head for a padded batch ``(B, T, F + 1)``."""
+        if self.adapters is not None:
+            if not 0 <= task_label < len(self.adapters):
+                raise ValueError(f"no input projection for task {task_label}")
+            x = self.adapters[task_label](x)
+        return self.heads.forward_single_task(self.dropout(self.encoder(x)), task_label)
+
+    def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+        if task_labels is None:
+            return self.forward_all_tasks(x)
+        if isinstance(task_labels, int):
+            return self.forward_single_task(x, task_labels)
+        parts = [
+            (rows, self.forward_single_task(x[rows], task))  # (b, C_task)
+            for task in torch.unique(task_labels).tolist()
+            for rows in [task_labels == task]
+        ]
+        width = max(self.max_class_label, *(logits.shape[1] for _, logits in parts))
+        out = torch.full((x.shape[0], width), PAD_LOGIT, device=x.device, dtype=parts[0][1].dtype)
+        for rows, logits in parts:
+            out[rows, : logits.shape[1]] = logits
+        return out

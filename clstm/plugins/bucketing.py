@@ -1,0 +1,40 @@
+"""``LengthBucketingPlugin``: length-bucketed training batches inside any Avalanche strategy."""
+
+from __future__ import annotations
+
+from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
+from avalanche.training.plugins import SupervisedPlugin
+from torch.utils.data import DataLoader
+
+from clstm.data.sampling import LengthBucketBatchSampler
+
+
+class LengthBucketingPlugin(SupervisedPlugin):
+    """Replaces the strategy's plain training loader by a length-bucketed one.
+
+    Runs in ``before_training_exp``, after Avalanche built ``strategy.dataloader``. It only replaces
+    a plain ``DataLoader``, or a ``TaskBalancedDataLoader`` over a single task (the same batches
+    without the grouping); loaders that strategies build for their own purpose (e.g. replay's
+    ``ReplayDataLoader``) are left alone. Needs the ``lengths`` data attribute that clstm's datasets
+    carry; without it the loader is left unchanged.
+    """
+
+    def before_training_exp(self, strategy, **kwargs):
+        """Runs before each training experience, once the training loader exists."""
+        loader = strategy.dataloader
+        dataset = strategy.adapted_dataset
+        if type(loader) is TaskBalancedDataLoader:
+            tasks = getattr(dataset, "targets_task_labels", None)
+            if tasks is None or len(tasks.uniques) != 1:
+                return
+        elif type(loader) is not DataLoader:
+            return
+        lengths = getattr(dataset, "lengths", None)
+        if lengths is None:
+            return
+        strategy.dataloader = DataLoader(
+            dataset,
+            batch_sampler=LengthBucketBatchSampler(list(lengths), strategy.train_mb_size),
+            collate_fn=getattr(dataset, "collate_fn", None),
+            pin_memory=strategy.device.type == "cuda",
+        )

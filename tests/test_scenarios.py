@@ -267,3 +267,12 @@ class _Spy(LengthBucketingPlugin):
 
     def before_training_epoch(self, strategy, **kwargs):
         self.seen.append(strategy.dataloader)
+
+
+def test_missing_aeon_is_a_one_line_install_hint(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"needs the aeon package: pip install 'clstm\[ucr\]'"):
+        run_experiment({"benchmark": {"name": "ucr_stream"}}, out=tmp_path)
+    assert list(tmp_path.iterdir()) == []

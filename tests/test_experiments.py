@@ -1,0 +1,26 @@
+"""Every shipped experiment runs from the CLI and writes a valid metrics.json."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clstm import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ["seq_digits_split", "seq_digits_permuted", "ucr_stream"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_from_the_cli(name, tmp_path, capsys):
+    config = ROOT / "experiments" / f"{name}.yaml"
+    assert cli.main(["run", str(config), "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"completed: {name} / naive / seed 0")
+    m = json.loads((tmp_path / name / "naive" / "seed0" / "metrics.json").read_text())
+    R = np.array(m["accuracy_matrix"])
+    T = len(m["experience_names"])
+    assert m["status"] == "completed" and R.shape == (T, T) and len(m["initial_accuracy"]) == T
+    assert np.all((R >= 0) & (R <= 1))
+    assert np.diag(R).mean() > 0.7  # each experience is learnt when it is trained
+    assert m["forgetting"] > 0.1  # naive fine-tuning forgets

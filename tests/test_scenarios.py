@@ -276,3 +276,40 @@ def test_missing_aeon_is_a_one_line_install_hint(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"needs the aeon package: pip install 'clstm\[ucr\]'"):
         run_experiment({"benchmark": {"name": "ucr_stream"}}, out=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_npz_files_named_in_a_config(tmp_path, tiny_config):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 12, 3))
+    np.savez(
+        tmp_path / "walk.npz", X_train=X, y_train=np.arange(30) % 2, X_test=X[:10],
+        y_test=np.arange(10) % 2, lengths_train=rng.integers(1, 13, 30),
+        lengths_test=np.full(10, 12),
+    )  # fmt: skip
+    np.savez(
+        tmp_path / "talk.npz", X_train=X[..., :1], y_train=np.array(["a", "b", "c"] * 10),
+        X_test=X[:6, :, :1], y_test=np.array(["a", "b", "c"] * 2),
+    )  # fmt: skip
+    files = [str(tmp_path / "walk.npz"), str(tmp_path / "talk.npz")]
+    tiny_config["benchmark"] = {"name": "npz", "files": files, "scenario": "task"}
+    result = run_experiment(tiny_config, out=tmp_path / "out")
+    _check_completed(result, 2)
+    assert result.experience_names == ["walk", "talk"]
+    meta = json.loads((result.run_dir / "meta.json").read_text())["benchmark"]
+    assert [e["n_train"] for e in meta["experiences"]] == [30, 30]
+    assert meta["label_maps"][1] == {"a": 0, "b": 1, "c": 2}
+
+
+def test_npz_problems_are_one_line_errors(tmp_path):
+    np.savez(tmp_path / "partial.npz", X_train=np.ones((2, 3, 1)), y_train=[0, 1])
+    np.savez(tmp_path / "objects.npz", X_train=np.array([np.ones(2), np.ones(3)], dtype=object))
+    cases = [
+        ("missing.npz", "file not found"),
+        ("partial.npz", "missing array(s) X_test, y_test"),
+        ("objects.npz", "cannot read it without unpickling"),
+    ]
+    for name, message in cases:
+        cfg = {"benchmark": {"name": "npz", "files": [str(tmp_path / name)]}}
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            run_experiment(cfg, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -24,6 +24,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "scikit-learn's 8x8 digits read row by row (8 steps x 8 features): split "
         "(class-incremental) or permuted (domain-incremental)",
     ),
+    "npz": (
+        "clstm.data.npz",
+        "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",
+    ),
     "ucr_stream": (
         "clstm.data.ucr",
         "real UCR/UEA datasets shipped inside aeon (offline), one per experience; "

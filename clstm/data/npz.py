@@ -1,0 +1,91 @@
+"""The ``npz`` benchmark: your own datasets from ``.npz`` files, one file per experience.
+
+Each file holds ``X_train``, ``y_train``, ``X_test``, ``y_test``. ``X_*`` is a numeric array
+``(N, T, F)``; for variable-length sequences store them right-padded and add ``lengths_train`` /
+``lengths_test`` (``(N,)`` integers), and each sequence is cut to its length. Object arrays are
+refused (loading them would unpickle, i.e. run, code from the file). Paths are relative to the
+working directory. Everything else is :func:`clstm.benchmark_from_arrays`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from clstm.config import StreamOptions, param
+from clstm.data.sequences import SequenceBenchmark
+
+
+@dataclass(frozen=True)
+class Config(StreamOptions):
+    """Options of the ``npz`` benchmark."""
+
+    name: Literal["npz"] = param("npz", "benchmark")
+    files: tuple[str, ...] = param(
+        ("data.npz",),
+        "one .npz file per experience with X_train, y_train, X_test, y_test "
+        "(optional lengths_train, lengths_test); class scenario: one file",
+    )
+    class_experiences: int | None = param(
+        None, "class scenario: experiences to split the classes into (null: 2 classes each)", ge=1
+    )
+    seed: int = param(0, "seed of the validation split", ge=0)
+
+    def __post_init__(self) -> None:
+        self._settle_scenario(("domain", "task", "class"))
+
+
+def load(path: str | Path):
+    """``(train, test)`` ``(X, y)`` pairs from one ``.npz`` file; X as a list of ``(T_i, F)``."""
+    from clstm.data.arrays import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (looked in {path.resolve().parent})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = {name: archive[name] for name in archive.files}  # .npz reads lazily
+    except ValueError as exc:
+        raise DataError(
+            f"{path}: cannot read it without unpickling ({exc}); store numeric arrays"
+        ) from None
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = [k for k in ("X_train", "y_train", "X_test", "y_test") if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(data)}")
+    pairs = []
+    for split in ("train", "test"):
+        X, y = data[f"X_{split}"], data[f"y_{split}"]
+        if f"lengths_{split}" in data:
+            lengths = data[f"lengths_{split}"]
+            if X.ndim != 3 or len(lengths) != len(X):
+                raise DataError(
+                    f"{path}: lengths_{split} needs X_{split} of shape (N, T, F) and one length "
+                    "per sequence"
+                )
+            if np.any(lengths < 0) or np.any(lengths > X.shape[1]):
+                raise DataError(f"{path}: lengths_{split} must lie in 0..{X.shape[1]}")
+            X = [x[:n] for x, n in zip(X, lengths.astype(int), strict=True)]
+        pairs.append((X, y))
+    return pairs[0], pairs[1]
+
+
+def build(config: Config) -> SequenceBenchmark:
+    """One experience per file (class scenario: one file split by classes)."""
+    from clstm.data.arrays import benchmark_from_arrays
+
+    loaded = [load(f) for f in config.files]
+    return benchmark_from_arrays(
+        [train for train, _ in loaded],
+        [test for _, test in loaded],
+        scenario=config.scenario,
+        names=[Path(f).stem for f in config.files] if config.scenario != "class" else None,
+        n_experiences=config.class_experiences,
+        standardize=config.standardize,
+        validation=config.validation,
+        seed=config.seed,
+    )

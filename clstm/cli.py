@@ -79,8 +79,8 @@ def _list() -> int:
     for name, (_, description) in BENCHMARKS.items():
         print(f"  {name:<12} {description}")
     print("strategies (strategy.name):")
-    for name, (_, _, description) in STRATEGIES.items():
-        print(f"  {name:<12} {description}")
+    for name, entry in STRATEGIES.items():
+        print(f"  {name:<12} {entry.description} [{', '.join(entry.scenarios)}]")
     return 0
 
 

@@ -226,6 +226,9 @@ def _adopt_benchmark(benchmark):
 
 
 def _check_model_fits(cfg: ExperimentConfig, bench) -> None:
+    from clstm.strategies import check_scenario
+
+    check_scenario(cfg.strategy.name, bench.scenario_name)
     if cfg.model.adapter == "projection" and bench.scenario_name != "task":
         raise ConfigError(
             "model.adapter: projection needs task labels to pick each dataset's projection; "
@@ -251,7 +254,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
     from clstm.logging import ProgressLogger
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, RunDiverged
-    from clstm.strategies import build_strategy
+    from clstm.strategies import STRATEGIES, build_strategy
 
     if device.type == "cpu":
         # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
@@ -274,14 +277,15 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
         if cfg.eval.initial:
             for stream in streams:
                 strategy.eval(stream)
-        for experience in scenario.train_stream:
+        once = STRATEGIES[cfg.strategy.name].trains_once  # joint: one call on the whole stream
+        for chunk in [scenario.train_stream] if once else scenario.train_stream:
             t0 = time.perf_counter()
-            strategy.train(experience)
+            strategy.train(chunk)
             t1 = time.perf_counter()
             for stream in streams:
                 strategy.eval(stream)
             t2 = time.perf_counter()
-            name = bench.experience_names[experience.current_experience]
+            name = "all" if once else bench.experience_names[chunk.current_experience]
             timings.append(
                 {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
             )
@@ -299,9 +303,17 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
 
 
 def _matrix_summary(status, R, initial) -> dict:
-    """The accuracy matrix, initial row and every metric (``None`` unless the run completed)."""
+    """The accuracy matrix, initial row and every metric (``None`` unless the run completed).
+
+    A completed run with only the last row measured (``joint``: no intermediate models) gets ACC
+    and the final accuracies; the metrics that need intermediate rows stay ``None``.
+    """
     complete = status == "completed" and not np.isnan(R).any()
     summary = clm.summarize(R, initial) if complete else {}
+    if status == "completed" and not complete and not np.isnan(R[-1]).any():
+        # average_accuracy reads only the last row; the unmeasured rows do not enter it.
+        acc = clm.average_accuracy(np.nan_to_num(R))
+        summary = {"acc": acc, "per_experience": {"final_accuracy": R[-1].tolist()}}
     keys = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
     return {
         "accuracy_matrix": R.tolist(),

@@ -1,9 +1,10 @@
-"""Registry of continual-learning strategies: ``strategy.name`` -> config class and builder.
+"""Registry of continual-learning strategies: ``strategy.name`` -> config, builder, scenarios.
 
-Each strategy is an Avalanche strategy with clstm's :class:`~clstm.plugins.LSTMPlugin` and
-:class:`~clstm.plugins.DivergenceGuard` composed in. Adding a strategy = its config dataclass and
-builder function plus one line in :data:`STRATEGIES`. Avalanche is imported only when a strategy
-is built.
+Each strategy is an Avalanche strategy (or ``Naive`` plus an Avalanche plugin) with clstm's
+:class:`~clstm.plugins.LSTMPlugin`, :class:`~clstm.plugins.DivergenceGuard` and, optionally,
+:class:`~clstm.plugins.LengthBucketingPlugin` composed in. Adding a strategy = its config dataclass
+and builder plus one entry in :data:`STRATEGIES`. Avalanche is imported only when a strategy is
+built. The README's strategy table says where each default comes from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Literal
 
 from clstm.config import ConfigError, ExperimentConfig, param
 
+ALL = ("domain", "task", "class")
+
 
 @dataclass(frozen=True)
 class NaiveConfig:
@@ -22,16 +25,257 @@ class NaiveConfig:
     name: Literal["naive"] = param("naive", "strategy")
 
 
-def _build_naive(config: NaiveConfig, **common: Any):
+@dataclass(frozen=True)
+class JointConfig:
+    """Offline training on all experiences at once (the usual upper bound)."""
+
+    name: Literal["joint"] = param("joint", "strategy")
+
+
+@dataclass(frozen=True)
+class CumulativeConfig:
+    """Each experience is trained on the union of all data seen so far."""
+
+    name: Literal["cumulative"] = param("cumulative", "strategy")
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Experience replay from a fixed-size memory, mixed into every training batch."""
+
+    name: Literal["replay"] = param("replay", "strategy")
+    mem_size: int = param(200, "samples kept in memory, over all experiences", ge=1)
+    policy: Literal["class_balanced", "reservoir"] = param(
+        "class_balanced", "which samples stay: equal share per class, or reservoir sampling"
+    )
+
+
+@dataclass(frozen=True)
+class EWCConfig:
+    """Elastic weight consolidation: a Fisher-weighted quadratic penalty on moving weights."""
+
+    name: Literal["ewc"] = param("ewc", "strategy")
+    ewc_lambda: float = param(1000.0, "penalty weight", ge=0.0)
+    mode: Literal["separate", "online"] = param(
+        "separate", "one penalty per experience, or online EWC (one decayed Fisher estimate)"
+    )
+    decay_factor: float = param(0.9, "online EWC: decay of the previous Fisher", gt=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class SIConfig:
+    """Synaptic intelligence: path-integral importance of each weight."""
+
+    name: Literal["si"] = param("si", "strategy")
+    si_lambda: float = param(10.0, "penalty weight", ge=0.0)
+    eps: float = param(1e-7, "damping of the importance denominator", gt=0.0)
+
+
+@dataclass(frozen=True)
+class MASConfig:
+    """Memory-aware synapses: importance from the sensitivity of the output norm."""
+
+    name: Literal["mas"] = param("mas", "strategy")
+    lambda_reg: float = param(1.0, "penalty weight", ge=0.0)
+    alpha: float = param(0.5, "update rate of the importance estimate", ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class LwFConfig:
+    """Learning without forgetting: distillation from the model after the previous experience."""
+
+    name: Literal["lwf"] = param("lwf", "strategy")
+    alpha: float = param(1.0, "weight of the distillation loss", ge=0.0)
+    temperature: float = param(2.0, "softmax temperature of the distillation", gt=0.0)
+
+
+@dataclass(frozen=True)
+class GEMConfig:
+    """Gradient episodic memory: project gradients so no stored experience's loss increases."""
+
+    name: Literal["gem"] = param("gem", "strategy")
+    patterns_per_exp: int = param(256, "samples kept per experience", ge=1)
+    memory_strength: float = param(0.5, "margin gamma of the projection", ge=0.0)
+
+
+@dataclass(frozen=True)
+class AGEMConfig:
+    """Averaged GEM: project onto one reference gradient from a random memory batch."""
+
+    name: Literal["agem"] = param("agem", "strategy")
+    patterns_per_exp: int = param(256, "samples kept per experience", ge=1)
+    sample_size: int = param(256, "memory samples per reference gradient", ge=1)
+
+
+@dataclass(frozen=True)
+class GDumbConfig:
+    """GDumb: keep a class-balanced memory; retrain from scratch on it at every experience."""
+
+    name: Literal["gdumb"] = param("gdumb", "strategy")
+    mem_size: int = param(200, "samples kept in memory", ge=1)
+
+
+@dataclass(frozen=True)
+class DERConfig:
+    """Dark experience replay (DER++): replay stored samples with their logits and labels."""
+
+    name: Literal["der"] = param("der", "strategy")
+    mem_size: int = param(200, "samples kept in memory", ge=1)
+    batch_size_mem: int | None = param(None, "memory batch size (null: train.batch_size)", ge=1)
+    alpha: float = param(0.1, "weight of the logit-matching (MSE) term", ge=0.0)
+    beta: float = param(0.5, "weight of the label term on memory samples", ge=0.0)
+
+
+@dataclass(frozen=True)
+class SeparateConfig:
+    """One fresh model per experience, each experience evaluated with its own model."""
+
+    name: Literal["separate"] = param("separate", "strategy")
+
+
+def _naive(config, **common):
     from avalanche.training import Naive
 
     return Naive(**common)
 
 
-#: strategy name -> (config class, builder(config, **common Avalanche arguments), description)
-STRATEGIES: dict[str, tuple[type, Callable[..., Any], str]] = {
-    "naive": (NaiveConfig, _build_naive, "fine-tuning on each experience in turn (lower bound)"),
-}
+def _joint(config, **common):
+    from clstm.joint import JointTrainingOnce
+
+    return JointTrainingOnce(**common)
+
+
+def _cumulative(config, **common):
+    from avalanche.training import Cumulative
+
+    return Cumulative(**common)
+
+
+def _with_plugin(plugin, common):
+    from avalanche.training import Naive
+
+    return Naive(**{**common, "plugins": [*common["plugins"], plugin]})
+
+
+def _replay(config: ReplayConfig, **common):
+    from avalanche.training.storage_policy import ClassBalancedBuffer, ReservoirSamplingBuffer
+
+    from clstm.plugins.replay import QuietReplayPlugin
+
+    if config.policy == "class_balanced":
+        policy = ClassBalancedBuffer(max_size=config.mem_size, adaptive_size=True)
+    else:
+        policy = ReservoirSamplingBuffer(max_size=config.mem_size)
+    plugin = QuietReplayPlugin(mem_size=config.mem_size, storage_policy=policy)
+    return _with_plugin(plugin, common)
+
+
+def _ewc(config: EWCConfig, **common):
+    from clstm.plugins.ewc import RecurrentEWCPlugin
+
+    plugin = RecurrentEWCPlugin(
+        ewc_lambda=config.ewc_lambda,
+        mode=config.mode,
+        decay_factor=config.decay_factor if config.mode == "online" else None,
+    )
+    return _with_plugin(plugin, common)
+
+
+def _si(config: SIConfig, **common):
+    from clstm.plugins.si import TorchSIPlugin
+
+    return _with_plugin(TorchSIPlugin(si_lambda=config.si_lambda, eps=config.eps), common)
+
+
+def _mas(config: MASConfig, **common):
+    from avalanche.training import MAS
+
+    return MAS(lambda_reg=config.lambda_reg, alpha=config.alpha, **common)
+
+
+def _lwf(config: LwFConfig, **common):
+    from clstm.plugins.lwf import LwFPlugin
+
+    return _with_plugin(LwFPlugin(alpha=config.alpha, temperature=config.temperature), common)
+
+
+def _gem(config: GEMConfig, **common):
+    from avalanche.training import GEM
+
+    return GEM(
+        patterns_per_exp=config.patterns_per_exp, memory_strength=config.memory_strength, **common
+    )
+
+
+def _agem(config: AGEMConfig, **common):
+    from avalanche.training import AGEM
+
+    return AGEM(patterns_per_exp=config.patterns_per_exp, sample_size=config.sample_size, **common)
+
+
+def _gdumb(config: GDumbConfig, **common):
+    from clstm.plugins.replay import QuietGDumbPlugin
+
+    return _with_plugin(QuietGDumbPlugin(mem_size=config.mem_size), common)
+
+
+def _der(config: DERConfig, **common):
+    from avalanche.training import DER
+
+    return DER(
+        mem_size=config.mem_size,
+        batch_size_mem=config.batch_size_mem,
+        alpha=config.alpha,
+        beta=config.beta,
+        **common,
+    )
+
+
+def _separate(config: SeparateConfig, **common):
+    from clstm.plugins.separate import SeparateModelsPlugin
+
+    return _with_plugin(SeparateModelsPlugin(), common)
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    """A registered strategy: its config class, builder, supported scenarios and description."""
+
+    config: type
+    build: Callable[..., Any]
+    scenarios: tuple[str, ...]
+    description: str
+    trains_once: bool = False  # joint: one training call on the whole stream
+
+
+#: strategy name -> entry
+STRATEGIES: dict[str, StrategyEntry] = {
+    "naive": StrategyEntry(NaiveConfig, _naive, ALL, "fine-tuning, the lower bound"),
+    "joint": StrategyEntry(
+        JointConfig, _joint, ALL, "offline training on all experiences at once (upper bound)",
+        trains_once=True,
+    ),
+    "cumulative": StrategyEntry(
+        CumulativeConfig, _cumulative, ALL, "retrain on all data seen so far at each experience"
+    ),
+    "replay": StrategyEntry(
+        ReplayConfig, _replay, ALL, "experience replay, fixed memory (class-balanced/reservoir)"
+    ),
+    "ewc": StrategyEntry(EWCConfig, _ewc, ALL, "elastic weight consolidation (and online EWC)"),
+    "si": StrategyEntry(SIConfig, _si, ("domain", "task"), "synaptic intelligence"),
+    "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses"),
+    "lwf": StrategyEntry(LwFConfig, _lwf, ALL, "learning without forgetting (distillation)"),
+    "gem": StrategyEntry(GEMConfig, _gem, ALL, "gradient episodic memory (needs quadprog)"),
+    "agem": StrategyEntry(AGEMConfig, _agem, ALL, "averaged gradient episodic memory"),
+    "gdumb": StrategyEntry(GDumbConfig, _gdumb, ALL, "greedy memory, retrain from scratch"),
+    "der": StrategyEntry(
+        DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head"
+    ),
+    "separate": StrategyEntry(
+        SeparateConfig, _separate, ("task", "domain"),
+        "one fresh model per experience, evaluated with its own (task-aware reference)",
+    ),
+}  # fmt: skip
 
 
 def strategy_config_class(name: str) -> type:
@@ -40,7 +284,17 @@ def strategy_config_class(name: str) -> type:
         raise ConfigError(
             f"strategy.name: unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}"
         )
-    return STRATEGIES[name][0]
+    return STRATEGIES[name].config
+
+
+def check_scenario(strategy: str, scenario: str) -> None:
+    """Refuse a strategy in a scenario it does not support, with the supported ones named."""
+    supported = STRATEGIES[strategy].scenarios
+    if scenario not in supported:
+        raise ConfigError(
+            f"strategy '{strategy}' does not support the {scenario} scenario; "
+            f"it supports: {', '.join(supported)}"
+        )
 
 
 def make_optimizer(train, parameters):
@@ -62,7 +316,7 @@ def build_strategy(
     evaluator,
     plugins: Sequence[Any] = (),
 ):
-    """The Avalanche strategy for ``config``, with the LSTM plugin and divergence guard added.
+    """The Avalanche strategy for ``config``, with clstm's plugins added before the method's.
 
     ``plugins`` are appended after clstm's own (e.g. test probes or a user's plugins).
     """
@@ -96,5 +350,4 @@ def build_strategy(
         evaluator=evaluator,
         eval_every=-1,
     )
-    _, builder, _ = STRATEGIES[config.strategy.name]
-    return builder(config.strategy, **common)
+    return STRATEGIES[config.strategy.name].build(config.strategy, **common)

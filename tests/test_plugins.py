@@ -148,7 +148,7 @@ def test_recurrent_state_is_reset_at_every_experience_boundary(bench):
 
 
 def _accuracy(model, experience):
-    x, y = next(iter(torch.utils.data.DataLoader(experience.dataset, batch_size=10_000)))
+    x, y, *_ = next(iter(torch.utils.data.DataLoader(experience.dataset, batch_size=10_000)))
     with torch.no_grad():
         return float((model(x).argmax(1) == y).float().mean())
 

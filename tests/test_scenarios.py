@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
-from avalanche.training import Naive, Replay
+from avalanche.training import Naive
 from avalanche.training.plugins import EvaluationPlugin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -16,6 +16,7 @@ from clstm.data.sampling import LengthBucketBatchSampler
 from clstm.models import build_model
 from clstm.multitask import PAD_LOGIT, MultiTaskSequenceClassifier, TaskHeads
 from clstm.plugins import LengthBucketingPlugin
+from clstm.plugins.replay import QuietReplayPlugin
 from clstm.runner import run_experiment
 
 FAST = ["train.epochs=1", "model.hidden_size=8", "train.batch_size=64", "eval.batch_size=256"]
@@ -253,8 +254,8 @@ def test_bucketing_leaves_replay_loaders_alone():
     train, test = _heterogeneous()
     bench = benchmark_from_arrays(train, test)
     seen = []
-    strategy = _strategy(Replay, bench, mem_size=20)
-    strategy.plugins.append(_Spy(seen))
+    strategy = _strategy(Naive, bench)
+    strategy.plugins += [QuietReplayPlugin(mem_size=20), _Spy(seen)]
     for experience in bench.scenario.train_stream:
         strategy.train(experience)
     assert type(seen[-1]).__name__ == "ReplayDataLoader"

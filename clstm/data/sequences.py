@@ -71,9 +71,15 @@ class SequenceDataset(torch.utils.data.Dataset):
         return self.x[index], self.y[index]
 
 
-def classification_dataset(x: torch.Tensor, y: torch.Tensor) -> Any:
-    """Padded sequences as an Avalanche ``ClassificationDataset`` with ``targets``, ``lengths``."""
-    from avalanche.benchmarks.utils import DataAttribute
+def classification_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> Any:
+    """Padded sequences as an Avalanche ``ClassificationDataset``; items are ``(x, y, task)``.
+
+    Data attributes: ``targets``, ``lengths`` and ``targets_task_labels`` (constant ``task``).
+    Every item carries a task label, as in Avalanche's own benchmarks (0 where the scenario has
+    no tasks): strategies such as DER, GEM and EWC read it as the batch's last element, and
+    replay buffers mix items of several datasets, which must all have the same structure.
+    """
+    from avalanche.benchmarks.utils import ConstantSequence, DataAttribute, TaskLabels
     from avalanche.benchmarks.utils.classification_dataset import ClassificationDataset
 
     lengths = x[..., -1].sum(dim=1).round().long()
@@ -82,6 +88,7 @@ def classification_dataset(x: torch.Tensor, y: torch.Tensor) -> Any:
         data_attributes=[
             DataAttribute(y.long().tolist(), "targets"),
             DataAttribute(lengths.tolist(), "lengths"),
+            TaskLabels(ConstantSequence(task, len(y))),
         ],
     )
 
@@ -157,26 +164,32 @@ def make_scenario(
         class_incremental_benchmark,
         with_classes_timeline,
     )
-    from avalanche.benchmarks.scenarios.task_aware import task_incremental_benchmark
+    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
     from clstm.data.arrays import DataError
 
     every = [s for parts in splits.values() for part in parts for s in part.sequences]
     t_max, f_max = max(len(s) for s in every), max(s.shape[1] for s in every)
 
-    def dataset(part, mapping):
+    def dataset(part, mapping, task=0):
         x = pad_sequences(part.sequences, max_len=t_max, n_features=f_max)  # (N, T, F + 1)
         y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
-        return classification_dataset(x, y)
+        return classification_dataset(x, y, task=task)
 
     if scenario in ("domain", "task"):
         streams = {
-            stream: [dataset(part, maps[i]) for i, part in enumerate(parts)]
+            stream: [
+                dataset(part, maps[i], task=i if scenario == "task" else 0)
+                for i, part in enumerate(parts)
+            ]
             for stream, parts in splits.items()
         }
         bench = benchmark_from_datasets(**streams)
         if scenario == "task":
-            bench = task_incremental_benchmark(bench)
+            # Task label = experience index, set when each dataset is made: Avalanche 0.6's
+            # task_incremental_benchmark(reset_task_labels=True) changes what items return but
+            # not the experiences' task_labels, so they would all claim task 0.
+            bench = with_task_labels(bench)
         bench = with_classes_timeline(bench)
         classes = [
             sorted({maps[i][v] for v in part.labels.tolist()})

@@ -100,6 +100,11 @@ class TrainConfig:
     length_bucketing: bool = param(
         True, "draw training batches of similar lengths (random order across buckets)"
     )
+    state: Literal["reset", "stateful"] = param(
+        "reset",
+        "reset: every sequence starts from a zero state; stateful: consecutive windows of a "
+        "series share a batch row and the state is carried (and detached) from window to window",
+    )
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ class TaskInputProjection(nn.Module):
         return torch.cat([self.linear(x[..., : self.n_features]), x[..., -1:]], dim=-1)
 
 
-def build_model(config, *, benchmark) -> nn.Module:
+def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
     """The classifier a :class:`clstm.config.ModelConfig` describes, shaped for ``benchmark``.
 
     - ``domain``: one linear head over all classes;
@@ -159,6 +159,7 @@ def build_model(config, *, benchmark) -> nn.Module:
         num_layers=config.num_layers,
         dropout=config.dropout,
         bidirectional=config.bidirectional,
+        stateful=stateful,
     )
     if scenario == "task":
         from clstm.multitask import MultiTaskSequenceClassifier

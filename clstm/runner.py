@@ -226,9 +226,18 @@ def _adopt_benchmark(benchmark):
 
 
 def _check_model_fits(cfg: ExperimentConfig, bench) -> None:
-    from clstm.strategies import check_scenario
+    from clstm.strategies import check_scenario, check_stateful
 
     check_scenario(cfg.strategy.name, bench.scenario_name)
+    if cfg.train.state == "stateful":
+        check_stateful(cfg.strategy.name)
+        if bench.windows_per_series is None:
+            raise ConfigError(
+                "train.state: stateful needs a benchmark of consecutive windows of long series "
+                "(e.g. benchmark.name: cued_recall)"
+            )
+        if cfg.model.bidirectional:
+            raise ConfigError("train.state: stateful cannot be combined with model.bidirectional")
     if cfg.model.adapter == "projection" and bench.scenario_name != "task":
         raise ConfigError(
             "model.adapter: projection needs task labels to pick each dataset's projection; "
@@ -260,7 +269,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
         # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
         torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
-    model = build_model(cfg.model, benchmark=bench)
+    model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
     matrices = {"test": AccuracyMatrixMetric()}
     if bench.has_validation:
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
@@ -269,7 +278,10 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
     evaluator = EvaluationPlugin(
         loss_metrics(epoch=True), accuracy_metrics(epoch=True), *matrices.values(), loggers=loggers
     )
-    strategy = build_strategy(cfg, model=model, device=device, evaluator=evaluator, plugins=plugins)
+    strategy = build_strategy(
+        cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
+        windows_per_series=bench.windows_per_series,
+    )  # fmt: skip
     scenario = bench.scenario
     streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
     status, error, failure, timings = "completed", None, None, []

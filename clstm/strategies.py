@@ -222,6 +222,9 @@ def _gdumb(config: GDumbConfig, **common):
 def _der(config: DERConfig, **common):
     from avalanche.training import DER
 
+    from clstm.plugins.der import DERMaskedLogitsPlugin
+
+    common = {**common, "plugins": [*common["plugins"], DERMaskedLogitsPlugin()]}
     return DER(
         mem_size=config.mem_size,
         batch_size_mem=config.batch_size_mem,
@@ -246,23 +249,25 @@ class StrategyEntry:
     scenarios: tuple[str, ...]
     description: str
     trains_once: bool = False  # joint: one training call on the whole stream
+    stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
 
 
 #: strategy name -> entry
 STRATEGIES: dict[str, StrategyEntry] = {
-    "naive": StrategyEntry(NaiveConfig, _naive, ALL, "fine-tuning, the lower bound"),
+    "naive": StrategyEntry(NaiveConfig, _naive, ALL, "fine-tuning, the lower bound", stateful=True),
     "joint": StrategyEntry(
         JointConfig, _joint, ALL, "offline training on all experiences at once (upper bound)",
-        trains_once=True,
+        trains_once=True, stateful=True,
     ),
     "cumulative": StrategyEntry(
-        CumulativeConfig, _cumulative, ALL, "retrain on all data seen so far at each experience"
+        CumulativeConfig, _cumulative, ALL, "retrain on all data seen so far at each experience",
+        stateful=True,
     ),
     "replay": StrategyEntry(
         ReplayConfig, _replay, ALL, "experience replay, fixed memory (class-balanced/reservoir)"
     ),
     "ewc": StrategyEntry(EWCConfig, _ewc, ALL, "elastic weight consolidation (and online EWC)"),
-    "si": StrategyEntry(SIConfig, _si, ("domain", "task"), "synaptic intelligence"),
+    "si": StrategyEntry(SIConfig, _si, ALL, "synaptic intelligence"),
     "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses"),
     "lwf": StrategyEntry(LwFConfig, _lwf, ALL, "learning without forgetting (distillation)"),
     "gem": StrategyEntry(GEMConfig, _gem, ALL, "gradient episodic memory (needs quadprog)"),
@@ -272,8 +277,9 @@ STRATEGIES: dict[str, StrategyEntry] = {
         DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head"
     ),
     "separate": StrategyEntry(
-        SeparateConfig, _separate, ("task", "domain"),
+        SeparateConfig, _separate, ALL,
         "one fresh model per experience, evaluated with its own (task-aware reference)",
+        stateful=True,
     ),
 }  # fmt: skip
 
@@ -285,6 +291,17 @@ def strategy_config_class(name: str) -> type:
             f"strategy.name: unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}"
         )
     return STRATEGIES[name].config
+
+
+def check_stateful(strategy: str) -> None:
+    """Refuse ``train.state: stateful`` for strategies that run the model on other batches."""
+    if not STRATEGIES[strategy].stateful:
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if e.stateful)
+        raise ConfigError(
+            f"train.state: stateful does not work with strategy '{strategy}': its extra forward "
+            "passes (memory, importance or teacher batches) would run on the carried state; "
+            f"stateful training supports {allowed}"
+        )
 
 
 def check_scenario(strategy: str, scenario: str) -> None:
@@ -315,16 +332,23 @@ def build_strategy(
     device,
     evaluator,
     plugins: Sequence[Any] = (),
+    windows_per_series: int | None = None,
 ):
     """The Avalanche strategy for ``config``, with clstm's plugins added before the method's.
 
     ``plugins`` are appended after clstm's own (e.g. test probes or a user's plugins).
+    ``windows_per_series`` is needed with ``train.state: stateful``.
     """
     import torch
 
     from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
+    from clstm.plugins.stateful import StatefulWindowsPlugin
 
     train = config.train
+    if train.state == "stateful":
+        batching = [StatefulWindowsPlugin(windows_per_series)]
+    else:
+        batching = [LengthBucketingPlugin()] if train.length_bucketing else []
     lstm_plugin = LSTMPlugin(
         lr_schedule=train.lr_schedule,
         epochs=train.epochs,
@@ -344,7 +368,7 @@ def build_strategy(
         plugins=[
             lstm_plugin,
             DivergenceGuard(),
-            *([LengthBucketingPlugin()] if train.length_bucketing else []),
+            *batching,
             *plugins,
         ],
         evaluator=evaluator,

@@ -24,6 +24,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "scikit-learn's 8x8 digits read row by row (8 steps x 8 features): split "
         "(class-incremental) or permuted (domain-incremental)",
     ),
+    "cued_recall": (
+        "clstm.data.cued_recall",
+        "long series cut into windows, the class cued only at the start: memory across windows "
+        "(train.state: stateful) is needed",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

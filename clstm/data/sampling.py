@@ -51,3 +51,43 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if not self.drop_last:
             return sum(-(-min(self.pool, n - s) // self.batch_size) for s in range(0, n, self.pool))
         return sum(min(self.pool, n - s) // self.batch_size for s in range(0, n, self.pool))
+
+
+class ConsecutiveWindowsBatchSampler(Sampler[list[int]]):
+    """Batches for stateful training over series stored series-major.
+
+    Sample ``s * n_windows + w`` is window ``w`` of series ``s``. Series are taken in groups of
+    ``batch_size`` (shuffled each epoch if ``shuffle``); each group yields ``n_windows`` batches in
+    window order, and row ``b`` of batch ``k + 1`` is the window that follows row ``b`` of batch
+    ``k``. A group's first batch holds the series' first windows (where state must be reset).
+    """
+
+    def __init__(
+        self,
+        n_samples: int,
+        n_windows: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+    ):
+        if n_samples % n_windows:
+            raise ValueError(f"{n_samples} samples are not whole series of {n_windows} windows")
+        self.n_series = n_samples // n_windows
+        self.n_windows = n_windows
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if self.shuffle:
+            series = torch.randperm(self.n_series, generator=self.generator)
+        else:
+            series = torch.arange(self.n_series)
+        for start in range(0, self.n_series, self.batch_size):
+            group = series[start : start + self.batch_size] * self.n_windows
+            for w in range(self.n_windows):
+                yield (group + w).tolist()
+
+    def __len__(self) -> int:
+        return -(-self.n_series // self.batch_size) * self.n_windows

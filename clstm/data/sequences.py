@@ -109,6 +109,7 @@ class SequenceBenchmark:
     features_per_experience: list[int] | None = None
     classes_per_experience: list[list[int]] | None = None
     label_maps: list[dict[str, int]] | None = None
+    windows_per_series: int | None = None  # series-major consecutive windows (stateful training)
 
     @property
     def n_experiences(self) -> int:

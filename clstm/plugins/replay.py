@@ -24,5 +24,7 @@ class QuietGDumbPlugin(GDumbPlugin):
     as :class:`QuietReplayPlugin`)."""
 
     def after_train_dataset_adaptation(self, strategy, **kwargs):
-        """Runs after the training data is set up: adds the experience to the buffer."""
+        """Runs after the training data is set up: adds the experience to the buffer and
+        trains on the buffer (GDumb trains on its memory only)."""
         self.storage_policy.post_adapt(strategy, strategy.experience)
+        strategy.adapted_dataset = self.storage_policy.buffer

@@ -18,7 +18,8 @@ class SeparateModelsPlugin(SupervisedPlugin):
       untrained initial weights (so FWT, BWT and forgetting are 0 by construction).
 
     Choosing the model by experience at test time uses the experience identity: a
-    task-incremental reference (an upper bound for forgetting, no transfer), not a method.
+    task-incremental reference (no forgetting, no transfer), not a method. In the class scenario
+    model ``j`` answers among the classes of experience ``j`` only.
     """
 
     def __init__(self):
@@ -61,13 +62,24 @@ class SeparateModelsPlugin(SupervisedPlugin):
 
 
 def _load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load the entries of ``state`` whose name and shape the model has.
+    """Load a snapshot into a model whose heads may have grown since it was taken.
 
-    Heads and their unit masks grow as tasks and classes arrive, so a snapshot taken earlier can
-    lack entries or hold smaller ones; those keep the model's current values (a head that did not
-    exist yet was not trained then either).
+    Heads and their unit masks grow as tasks and classes arrive. An entry the snapshot lacks (a
+    head created later, hence untrained then too) keeps the model's value. An entry the snapshot
+    holds smaller along its first dimension (an ``IncrementalClassifier`` over fewer classes) is
+    loaded into the leading rows and the rest set to zero: zero weights, and a zero unit mask,
+    which masks the classes that model had not seen.
     """
     own = model.state_dict()
-    model.load_state_dict(
-        {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False
-    )
+    loadable = {}
+    for name, value in state.items():
+        if name not in own:
+            continue
+        current = own[name]
+        if current.shape == value.shape:
+            loadable[name] = value
+        elif current.dim() == value.dim() and current.shape[1:] == value.shape[1:]:
+            grown = torch.zeros_like(current)
+            grown[: value.shape[0]] = value
+            loadable[name] = grown
+    model.load_state_dict(loadable, strict=False)

@@ -55,7 +55,7 @@ class EWCConfig:
     """Elastic weight consolidation: a Fisher-weighted quadratic penalty on moving weights."""
 
     name: Literal["ewc"] = param("ewc", "strategy")
-    ewc_lambda: float = param(1000.0, "penalty weight", ge=0.0)
+    ewc_lambda: float = param(100.0, "penalty weight", ge=0.0)
     mode: Literal["separate", "online"] = param(
         "separate", "one penalty per experience, or online EWC (one decayed Fisher estimate)"
     )
@@ -76,7 +76,7 @@ class MASConfig:
     """Memory-aware synapses: importance from the sensitivity of the output norm."""
 
     name: Literal["mas"] = param("mas", "strategy")
-    lambda_reg: float = param(1.0, "penalty weight", ge=0.0)
+    lambda_reg: float = param(0.1, "penalty weight", ge=0.0)
     alpha: float = param(0.5, "update rate of the importance estimate", ge=0.0, le=1.0)
 
 

@@ -9,7 +9,7 @@ import pytest
 from clstm import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ["seq_digits_split", "seq_digits_permuted", "ucr_stream"]
+EXPERIMENTS = ["seq_digits_split", "seq_digits_permuted", "ucr_stream", "cued_recall_stateful"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

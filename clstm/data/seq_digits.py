@@ -61,7 +61,7 @@ def load(config: Config):
 def build(config: Config) -> SequenceBenchmark:
     """The configured digits stream as an Avalanche benchmark."""
     from clstm.data.arrays import benchmark_from_arrays
-    from clstm.data.sequences import _split_counts
+    from clstm.data.sequences import split_counts
 
     X_train, X_test, y_train, y_test = load(config)
     options = dict(
@@ -76,7 +76,7 @@ def build(config: Config) -> SequenceBenchmark:
         )
     if config.variant == "split":  # task-incremental: one dataset per group of classes
         train, test, names, start = [], [], [], 0
-        for count in _split_counts(10, config.n_experiences):
+        for count in split_counts(10, config.n_experiences):
             group = list(range(start, start + count))
             start += count
             in_train, in_test = np.isin(y_train, group), np.isin(y_test, group)

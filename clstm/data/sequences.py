@@ -139,7 +139,7 @@ class SequenceBenchmark:
         }
 
 
-def _split_counts(n_classes: int, n_experiences: int) -> list[int]:
+def split_counts(n_classes: int, n_experiences: int) -> list[int]:
     """Classes per experience; leftovers go to the first experiences (none is dropped)."""
     base, extra = divmod(n_classes, n_experiences)
     return [base + (1 if i < extra else 0) for i in range(n_experiences)]
@@ -215,7 +215,7 @@ def make_scenario(
     count = n_experiences if n_experiences is not None else math.ceil(n_classes / 2)
     if not 1 <= count <= n_classes:
         raise DataError(f"n_experiences must be between 1 and the {n_classes} classes, got {count}")
-    counts = _split_counts(n_classes, count)
+    counts = split_counts(n_classes, count)
     try:
         bench = class_incremental_benchmark(
             {stream: dataset(parts[0], mapping) for stream, parts in splits.items()},

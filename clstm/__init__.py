@@ -16,6 +16,7 @@ _PUBLIC = {
     "RunResult": "clstm.runner",
     "RunExistsError": "clstm.runner",
     "RunFailed": "clstm.runner",
+    "run_sweep": "clstm.sweep",
     "load_config": "clstm.config",
     "ExperimentConfig": "clstm.config",
     "ConfigError": "clstm.config",

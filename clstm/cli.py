@@ -47,6 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="run seed (replaces the config's `seed`)")
     run.add_argument(
+        "--seeds", metavar="SEEDS", help="sweep over seeds: a range 0-4 or a list 0,3,7"
+    )
+    run.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="sweep over values of a field, e.g. --grid strategy.name=naive,replay (repeatable)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="sweeps: runs at once, in separate processes sharing the CPU cores (default 1)",
+    )
+    run.add_argument(
         "--out",
         default="results",
         metavar="DIR",
@@ -90,6 +107,16 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
     try:
+        from clstm.sweep import read_sweep_file
+
+        raw, sweep = read_sweep_file(args.config)
+    except ConfigError as exc:
+        return _usage_error(str(exc))
+    if sweep or args.seeds is not None or args.grid:
+        if args.seed is not None:
+            return _usage_error("give either --seed (one run) or --seeds (a sweep), not both")
+        return _sweep(args, raw, sweep)
+    try:
         from clstm.runner import RunFailed, run_experiment
 
         if not args.quiet:
@@ -113,6 +140,44 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         return 1
     print(summary_text(result, Path(args.out)))
     return 0 if result.status == "completed" else 1
+
+
+def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
+    from clstm.config import ConfigError, apply_override
+    from clstm.sweep import parse_grid, parse_seeds, run_sweep
+
+    try:
+        for item in args.overrides:
+            apply_override(raw, item)
+        seeds = parse_seeds(
+            args.seeds if args.seeds is not None else sweep.get("seeds", raw.get("seed", 0))
+        )
+        grid = {**(sweep.get("grid") or {}), **parse_grid(args.grid)}
+
+        def progress(row: dict, done: int, total: int) -> None:
+            if row.get("acc") is not None and row.get("forgetting") is not None:
+                metrics = f"ACC {row['acc']:.3f}  forgetting {row['forgetting']:.3f}"
+            else:
+                metrics = row.get("error") or ""
+            print(
+                f"[{done}/{total}] {row['run_name']} seed {row['seed']}: "
+                f"{row['status']}  {metrics}",
+                flush=True,
+            )
+
+        result = run_sweep(
+            raw, seeds=seeds, grid=grid, out=args.out, workers=args.workers,
+            overwrite=args.overwrite, on_result=progress,
+        )  # fmt: skip
+    except ConfigError as exc:
+        return _usage_error(str(exc))
+    failed = result.failed
+    print(
+        f"{len(result.runs)} runs: {len(result.runs) - len(failed)} completed, {len(failed)} not "
+        f"completed\nsummary: {result.summary_path}\ncompare runs: tensorboard --logdir "
+        f"{result.summary_path.parent}"
+    )
+    return 1 if failed else 0
 
 
 def _usage_error(message: str) -> int:

@@ -217,19 +217,25 @@ def load_config(
     elif isinstance(source, Mapping):
         raw = _deep_copy_mapping(source)
     elif isinstance(source, (str, Path)):
-        raw = _read_yaml(Path(source))
+        raw = read_yaml(Path(source))
         raw.setdefault("name", Path(source).stem)
     else:
         raise ConfigError(
             "config must be a YAML path, a dict or an ExperimentConfig, "
             f"not {type(source).__name__}"
         )
+    if "sweep" in raw:
+        raise ConfigError(
+            "this config has a sweep section: run it with `clstm run` or clstm.run_sweep "
+            "(which expand it), or remove the section to run one configuration"
+        )
     for item in overrides:
         apply_override(raw, item)
     return build(ExperimentConfig, raw)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; :class:`ConfigError` if missing or malformed."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -64,9 +64,11 @@ class RunResult:
     error: str | None = None
 
 
-def run_dir_for(config: ExperimentConfig, out: str | Path = "results") -> Path:
-    """``<out>/<experiment>/<strategy>/seed<k>``."""
-    return Path(out) / config.name / config.strategy.name / f"seed{config.seed}"
+def run_dir_for(
+    config: ExperimentConfig, out: str | Path = "results", run_name: str | None = None
+) -> Path:
+    """``<out>/<experiment>/<run name>/seed<k>``; the run name defaults to the strategy's name."""
+    return Path(out) / config.name / (run_name or config.strategy.name) / f"seed{config.seed}"
 
 
 def resolve_device(spec: str):
@@ -107,7 +109,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _check_run_dir(run_dir: Path, overwrite: bool) -> None:
+def check_run_dir(run_dir: Path, overwrite: bool) -> None:
     if not run_dir.exists() or overwrite:
         return
     if run_dir.is_dir() and not any(run_dir.iterdir()):
@@ -136,6 +138,7 @@ def run_experiment(
     quiet: bool = True,
     plugins: Sequence[Any] = (),
     command: Sequence[str] | None = None,
+    run_name: str | None = None,
 ) -> RunResult:
     """Run one experiment and write its run directory; returns a :class:`RunResult`.
 
@@ -150,6 +153,8 @@ def run_experiment(
     :param quiet: print no progress (the CLI prints progress unless ``--quiet``).
     :param plugins: extra Avalanche plugins appended to the strategy's.
     :param command: the command line to record in ``meta.json`` (default ``sys.argv``).
+    :param run_name: the run directory's name under the experiment (default: the strategy's
+        name; sweeps add the swept values).
 
     Raises :class:`ConfigError` before anything is written for a bad config, a missing file or an
     existing run; :class:`RunFailed` after writing the run directory if training raised. A run
@@ -158,8 +163,8 @@ def run_experiment(
     cfg = load_config(config, overrides)
     if seed is not None:
         cfg = load_config(cfg, [f"seed={seed}"])
-    run_dir = run_dir_for(cfg, out)
-    _check_run_dir(run_dir, overwrite)
+    run_dir = run_dir_for(cfg, out, run_name)
+    check_run_dir(run_dir, overwrite)
     started = time.perf_counter()
     started_at = _now()
 

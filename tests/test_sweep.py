@@ -1,0 +1,103 @@
+"""Sweeps: seeds x grid, parallel workers, failure isolation, summary, determinism."""
+
+import json
+
+import pytest
+import yaml
+
+from clstm import cli
+from clstm.config import ConfigError, load_config
+from clstm.sweep import expand, parse_grid, parse_seeds, run_sweep
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == (0, 1, 2, 3, 4)
+    assert parse_seeds("0,3,7") == (0, 3, 7)
+    assert parse_seeds("1-2,5") == (1, 2, 5)
+    assert parse_seeds(3) == (3,) and parse_seeds([2, 4]) == (2, 4)
+    for bad, message in [("4-1", "goes backwards"), ("a", "not a seed"), ("1,1", "twice")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_seeds(bad)
+
+
+def test_parse_grid_reads_yaml_values_and_keeps_lists_whole():
+    grid = parse_grid(["train.lr=0.01,1e-3", "benchmark.seq_len=[5, 9],12", "strategy.name=naive"])
+    assert grid == {
+        "train.lr": [0.01, "1e-3"],
+        "benchmark.seq_len": [[5, 9], 12],
+        "strategy.name": ["naive"],
+    }
+    with pytest.raises(ConfigError, match="--grid expects key=value1,value2"):
+        parse_grid(["train.lr"])
+
+
+def test_expansion_names_runs_by_strategy_and_swept_values(tiny_config):
+    grid = {"strategy.name": ["naive", "replay"], "train.lr": [0.01, 0.001]}
+    specs = expand(tiny_config, (0, 1), grid)
+    assert len(specs) == 8
+    names = sorted({s.run_name for s in specs})
+    assert names == [f"{s}_train.lr={lr}" for s in ("naive", "replay") for lr in ("0.001", "0.01")]
+    assert {s.seed for s in specs} == {0, 1}
+    with pytest.raises(ConfigError, match="train.lr: -1.0 is out of range"):
+        expand(tiny_config, (0,), {"train.lr": [0.01, -1]})  # refused before any run
+
+
+def test_two_by_two_seed_sweep_with_two_workers_matches_sequential_runs(tmp_path, tiny_config):
+    tiny_config["benchmark"]["n_experiences"] = 2
+    grid = {"strategy.name": ["naive", "replay"]}
+    parallel = run_sweep(tiny_config, seeds=(0, 1), grid=grid, out=tmp_path / "p", workers=2)
+    serial = run_sweep(tiny_config, seeds=(0, 1), grid=grid, out=tmp_path / "s", workers=1)
+    assert [r["status"] for r in parallel.runs] == ["completed"] * 4
+    summary = json.loads(parallel.summary_path.read_text())
+    assert summary["workers"] == 2 and len(summary["runs"]) == 4
+    for strategy in ("naive", "replay"):
+        for seed in (0, 1):
+            a = tmp_path / "p" / "tiny" / strategy / f"seed{seed}" / "metrics.json"
+            b = tmp_path / "s" / "tiny" / strategy / f"seed{seed}" / "metrics.json"
+            ma, mb = json.loads(a.read_text()), json.loads(b.read_text())
+            assert ma["accuracy_matrix"] == mb["accuracy_matrix"]  # same seed, same numbers
+            assert ma["seed"] == seed and ma["strategy"] == strategy
+    seeds = {r["seed"]: r["acc"] for r in serial.runs if r["run_name"] == "naive"}
+    assert seeds[0] != seeds[1]  # seeds matter
+
+
+def test_a_failing_run_does_not_sink_the_sweep(tmp_path, tiny_config, capsys):
+    tiny_config["benchmark"].update(n_experiences=2, scenario="task")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {**tiny_config, "sweep": {"seeds": "0", "grid": {"strategy.name": ["der", "naive"]}}}
+        )
+    )
+    code = cli.main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "2"])
+    assert code == 1  # something failed
+    runs = {
+        r["run_name"]: r
+        for r in json.loads((tmp_path / "out" / "tiny" / "sweep.json").read_text())["runs"]
+    }
+    assert runs["naive"]["status"] == "completed"
+    assert (
+        runs["der"]["status"] == "failed"
+        and "does not support the task scenario" in runs["der"]["error"]
+    )
+    out = capsys.readouterr().out
+    assert "2 runs: 1 completed, 1 not completed" in out
+
+
+def test_existing_runs_are_refused_before_the_sweep_starts(tmp_path, tiny_config, capsys):
+    tiny_config["benchmark"]["n_experiences"] = 1
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    args = ["run", str(path), "--out", str(tmp_path / "o"), "--seeds", "0-1", "--quiet"]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert cli.main([*args, "--overwrite"]) == 0
+    assert cli.main(["run", str(path), "--seed", "1", "--seeds", "0-1"]) == 2
+
+
+def test_a_config_with_a_sweep_section_is_not_a_single_run(tmp_path, tiny_config):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**tiny_config, "sweep": {"seeds": "0-1"}}))
+    with pytest.raises(ConfigError, match="has a sweep section"):
+        load_config(path)

@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         help="root of the run directories (default: results)",
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip completed runs; continue interrupted ones from their last checkpoint",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     commands.add_parser("list", help="list built-in benchmarks and strategies")
@@ -129,6 +134,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             overwrite=args.overwrite,
             quiet=args.quiet,
             command=command,
+            resume=args.resume,
         )
     except ConfigError as exc:
         return _usage_error(str(exc))
@@ -167,7 +173,7 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
 
         result = run_sweep(
             raw, seeds=seeds, grid=grid, out=args.out, workers=args.workers,
-            overwrite=args.overwrite, on_result=progress,
+            overwrite=args.overwrite, resume=args.resume, on_result=progress,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(str(exc))

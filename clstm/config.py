@@ -183,6 +183,11 @@ class ExperimentConfig:
         "auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
         pattern=r"auto|cpu|cuda(:\d+)?",
     )
+    checkpoint: Literal["remove", "keep", "off"] = param(
+        "remove",
+        "checkpoint after every experience (for --resume); remove or keep it when the run "
+        "completes; off: no checkpoints",
+    )
     benchmark: Any = param(
         default_factory=_default_benchmark,
         help="the stream of experiences; `name` selects the benchmark",

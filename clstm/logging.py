@@ -24,6 +24,13 @@ class ProgressLogger(BaseLogger):
         self._lr = float("nan")
         self._started = 0.0
 
+    def __getstate__(self) -> dict:  # checkpoints: a console stream cannot be pickled
+        return {k: v for k, v in self.__dict__.items() if k != "stream"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.stream = sys.stdout
+
     def log_single_metric(self, name, value, x_plot) -> None:
         """Values are read in the hooks below; nothing is printed per value."""
 

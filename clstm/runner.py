@@ -109,8 +109,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if not run_dir.exists() or overwrite:
+CHECKPOINT = "checkpoint.pt"
+
+
+def run_status(run_dir: Path) -> str | None:
+    """The status recorded in a run directory (``metrics.json``, else ``meta.json``), or None."""
+    for name in ("metrics.json", "meta.json"):
+        try:
+            return read_json(run_dir / name).get("status")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def check_run_dir(run_dir: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse to write into a directory that holds a run, unless overwriting or resuming."""
+    if not run_dir.exists() or overwrite or resume:
         return
     if run_dir.is_dir() and not any(run_dir.iterdir()):
         return
@@ -139,6 +153,7 @@ def run_experiment(
     plugins: Sequence[Any] = (),
     command: Sequence[str] | None = None,
     run_name: str | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run one experiment and write its run directory; returns a :class:`RunResult`.
 
@@ -155,6 +170,9 @@ def run_experiment(
     :param command: the command line to record in ``meta.json`` (default ``sys.argv``).
     :param run_name: the run directory's name under the experiment (default: the strategy's
         name; sweeps add the swept values).
+    :param resume: a completed run is returned as it is; an interrupted one continues from its
+        last checkpoint (after its last completed experience), with the same config; a run that
+        left no checkpoint starts again.
 
     Raises :class:`ConfigError` before anything is written for a bad config, a missing file or an
     existing run; :class:`RunFailed` after writing the run directory if training raised. A run
@@ -164,24 +182,37 @@ def run_experiment(
     if seed is not None:
         cfg = load_config(cfg, [f"seed={seed}"])
     run_dir = run_dir_for(cfg, out, run_name)
-    check_run_dir(run_dir, overwrite)
+    check_run_dir(run_dir, overwrite, resume)
+    if resume and run_status(run_dir) == "completed":
+        return load_run(run_dir)
+    resuming = resume and (run_dir / CHECKPOINT).exists()
+    if resuming and read_json(run_dir / "meta.json").get("config_hash") != config_hash(cfg):
+        raise ConfigError(
+            f"{run_dir} was started with a different config (see its config.yaml); resume it "
+            "with that config, or pass --overwrite to start again"
+        )
     started = time.perf_counter()
-    started_at = _now()
 
     with quiet_library_warnings():
         device = resolve_device(cfg.device)
         bench = _build_benchmark(cfg) if benchmark is None else _adopt_benchmark(benchmark)
         _check_model_fits(cfg, bench)
-        if overwrite and run_dir.exists():
+        if (overwrite or (resume and not resuming)) and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        meta = _provenance(cfg, device, command, started_at)
-        meta["benchmark"] = bench.describe()
-        write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+        if resuming:
+            meta = read_json(run_dir / "meta.json")
+            meta.setdefault("resumed", []).append(_now())
+        else:
+            meta = _provenance(cfg, device, command, _now())
+            meta["benchmark"] = bench.describe()
+            write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
         write_json_atomic(run_dir / "meta.json", meta)
         status, error, failure, timings, matrices = _train_and_evaluate(
-            cfg, bench, device, run_dir, quiet, plugins
+            cfg, bench, device, run_dir, quiet, plugins, resuming, meta
         )
+        if status == "completed" and cfg.checkpoint == "remove":
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
 
     initial, R = _full_result(matrices["test"], bench.n_experiences)
     wall = time.perf_counter() - started
@@ -208,6 +239,23 @@ def run_experiment(
         initial_accuracy=initial,
         experience_names=list(bench.experience_names),
         error=error,
+    )
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """A :class:`RunResult` read back from a finished run directory."""
+    run_dir = Path(run_dir)
+    m = read_json(run_dir / "metrics.json")
+    R = np.array(m["accuracy_matrix"], dtype=float)
+    initial = m["initial_accuracy"]
+    return RunResult(
+        run_dir=run_dir,
+        status=m["status"],
+        metrics=m,
+        accuracy_matrix=R,
+        initial_accuracy=np.array(initial, dtype=float) if initial is not None else None,
+        experience_names=list(m["experience_names"]),
+        error=m["error"],
     )
 
 
@@ -258,13 +306,18 @@ def _full_result(metric, n_experiences: int):
     return initial, R
 
 
-def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins):
-    """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metric."""
+def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, meta):
+    """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metrics.
+
+    With ``resuming`` the strategy (model, optimizer, plugin states, metrics so far, RNG states)
+    is restored from the run's checkpoint and the loop continues after its last experience.
+    """
     import torch
     from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
     from avalanche.logging import TensorboardLogger
     from avalanche.training.plugins import EvaluationPlugin
 
+    from clstm.checkpoint import load_strategy, save_strategy
     from clstm.logging import ProgressLogger
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, RunDiverged
@@ -273,6 +326,9 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
     if device.type == "cpu":
         # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
         torch.set_flush_denormal(True)
+    else:  # CUDA: deterministic cuDNN kernels, no autotuning (see README, Determinism)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)
     model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
     matrices = {"test": AccuracyMatrixMetric()}
@@ -287,15 +343,23 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
         cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
         windows_per_series=bench.windows_per_series,
     )  # fmt: skip
+    done = 0
+    if resuming:
+        strategy, done = load_strategy(strategy, run_dir / CHECKPOINT, device)
+        for metric in strategy.evaluator.metrics:  # the restored metrics hold the rows so far
+            if isinstance(metric, AccuracyMatrixMetric):
+                matrices[metric.stream] = metric
+        tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "writer"))
     scenario = bench.scenario
     streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
-    status, error, failure, timings = "completed", None, None, []
+    status, error, failure, timings = "completed", None, None, list(meta.get("timings", []))
     try:
-        if cfg.eval.initial:
+        if cfg.eval.initial and not resuming:
             for stream in streams:
                 strategy.eval(stream)
         once = STRATEGIES[cfg.strategy.name].trains_once  # joint: one call on the whole stream
-        for chunk in [scenario.train_stream] if once else scenario.train_stream:
+        chunks = [scenario.train_stream] if once else list(scenario.train_stream)[done:]
+        for chunk in chunks:
             t0 = time.perf_counter()
             strategy.train(chunk)
             t1 = time.perf_counter()
@@ -306,6 +370,14 @@ def _train_and_evaluate(cfg, bench, device, run_dir: Path, quiet: bool, plugins)
             timings.append(
                 {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
             )
+            if (
+                cfg.checkpoint != "off"
+                and not once
+                and STRATEGIES[cfg.strategy.name].checkpointable
+            ):
+                save_strategy(strategy, run_dir / CHECKPOINT)
+            meta["timings"] = timings  # progress on disk, for a run that gets killed
+            write_json_atomic(run_dir / "meta.json", meta)
     except RunDiverged as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise

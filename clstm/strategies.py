@@ -250,6 +250,7 @@ class StrategyEntry:
     description: str
     trains_once: bool = False  # joint: one training call on the whole stream
     stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
+    checkpointable: bool = True  # its state pickles (for --resume); else runs restart
 
 
 #: strategy name -> entry
@@ -271,7 +272,10 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses"),
     "lwf": StrategyEntry(LwFConfig, _lwf, ALL, "learning without forgetting (distillation)"),
     "gem": StrategyEntry(GEMConfig, _gem, ALL, "gradient episodic memory (needs quadprog)"),
-    "agem": StrategyEntry(AGEMConfig, _agem, ALL, "averaged gradient episodic memory"),
+    # A-GEM's plugin holds a live iterator over its memory, which cannot be pickled.
+    "agem": StrategyEntry(
+        AGEMConfig, _agem, ALL, "averaged gradient episodic memory", checkpointable=False
+    ),
     "gdumb": StrategyEntry(GDumbConfig, _gdumb, ALL, "greedy memory, retrain from scratch"),
     "der": StrategyEntry(
         DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head"

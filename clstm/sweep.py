@@ -160,7 +160,9 @@ def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return raw, dict(sweep)
 
 
-def _run_one(raw: dict, spec: RunSpec, out: str, overwrite: bool, threads: int) -> dict:
+def _run_one(
+    raw: dict, spec: RunSpec, out: str, overwrite: bool, threads: int, resume: bool = False
+) -> dict:
     """Run one sweep point (in a worker process or in-process); never raises."""
     started = time.perf_counter()
     summary = {"run_name": spec.run_name, "seed": spec.seed, "overrides": list(spec.overrides)}
@@ -173,7 +175,7 @@ def _run_one(raw: dict, spec: RunSpec, out: str, overwrite: bool, threads: int) 
         try:
             result = run_experiment(
                 raw, overrides=spec.overrides, seed=spec.seed, out=out, overwrite=overwrite,
-                quiet=True, run_name=spec.run_name,
+                quiet=True, run_name=spec.run_name, resume=resume,
             )  # fmt: skip
         except (ConfigError, RunFailed) as exc:
             return {**summary, "status": "failed", "error": str(exc), "run_dir": None}
@@ -195,13 +197,15 @@ def run_sweep(
     out: str | Path = "results",
     workers: int = 1,
     overwrite: bool = False,
+    resume: bool = False,
     on_result: Callable[[dict, int, int], None] | None = None,
 ) -> SweepResult:
     """Run every grid combination x seed; returns the per-run summaries.
 
     ``workers > 1`` runs that many runs at once in separate processes, each with
     ``cpu_count // workers`` torch threads (no oversubscription). Existing run directories are
-    refused before anything starts unless ``overwrite``.
+    refused before anything starts unless ``overwrite``; with ``resume`` completed runs are kept
+    (and reported) and interrupted ones continue from their checkpoints.
     """
     from clstm.config import ExperimentConfig
     from clstm.runner import check_run_dir
@@ -212,7 +216,7 @@ def run_sweep(
     base = build(ExperimentConfig, _deep_copy(raw))
     for spec in specs:
         run_dir = Path(out) / base.name / spec.run_name / f"seed{spec.seed}"
-        check_run_dir(run_dir, overwrite)
+        check_run_dir(run_dir, overwrite, resume)
     summary_path = Path(out) / base.name / "sweep.json"
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
@@ -236,14 +240,15 @@ def run_sweep(
     payload = _deep_copy(raw)
     if workers == 1:
         for spec in specs:
-            record(_run_one(payload, spec, str(out), overwrite, threads))
+            record(_run_one(payload, spec, str(out), overwrite, threads, resume))
     else:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [
-                pool.submit(_run_one, payload, s, str(out), overwrite, threads) for s in specs
+                pool.submit(_run_one, payload, s, str(out), overwrite, threads, resume)
+                for s in specs
             ]
             for future in as_completed(futures):
                 record(future.result())

@@ -101,3 +101,16 @@ def test_a_config_with_a_sweep_section_is_not_a_single_run(tmp_path, tiny_config
     path.write_text(yaml.safe_dump({**tiny_config, "sweep": {"seeds": "0-1"}}))
     with pytest.raises(ConfigError, match="has a sweep section"):
         load_config(path)
+
+
+def test_worker_benchmark_script_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "experiments" / "bench_workers.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--quick", "--repeats", "1"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "speedup of --workers 2 over --workers 1:" in out.stdout

@@ -1,0 +1,56 @@
+"""Checkpoints after every experience, with Avalanche's own checkpointing, fixed for current torch.
+
+Avalanche's ``save_checkpoint`` pickles the whole strategy with dill: model, optimizer, every
+plugin's state (replay buffers, EWC importances, GEM memories, the LR schedule, ...), the evaluator
+with its metrics so far, and Avalanche's RNG manager (Python, NumPy and torch generators).
+``maybe_load_checkpoint`` restores all of it into a freshly built strategy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _restore_torch_optim_submodules() -> None:
+    """Put ``torch.optim.adam`` & co. back as attributes of ``torch.optim``.
+
+    Why: ``torch/optim/__init__.py`` deletes its submodule attributes (``del adam, sgd, ...``).
+    dill then cannot find ``torch.optim.<module>`` when it looks the optimizer classes up, pickles
+    them by value and fails on a ``typing_extensions`` sentinel ("Can't pickle sentinel: it's not
+    the same object as typing_extensions.sentinel"), so Avalanche 0.6's ``save_checkpoint`` fails
+    for every strategy. With the attributes back, classes pickle by reference. (Excluding the
+    optimizer from the checkpoint instead would silently lose its state.)
+    """
+    import torch.optim
+
+    for name, module in list(sys.modules.items()):
+        parent, _, child = name.rpartition(".")
+        if parent == "torch.optim" and module is not None and not hasattr(torch.optim, child):
+            setattr(torch.optim, child, module)
+
+
+def save_strategy(strategy, path: str | Path) -> None:
+    """Checkpoint ``strategy`` to ``path`` atomically (temporary file, then rename)."""
+    from avalanche.checkpointing import save_checkpoint
+
+    _restore_torch_optim_submodules()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_checkpoint(strategy, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_strategy(strategy, path: str | Path, device: torch.device):
+    """Restore a checkpoint into ``strategy``; returns ``(strategy, experiences trained)``."""
+    import contextlib
+    import io
+
+    from avalanche.checkpointing import maybe_load_checkpoint
+
+    _restore_torch_optim_submodules()
+    with contextlib.redirect_stdout(io.StringIO()):  # Avalanche prints a line per device mapping
+        return maybe_load_checkpoint(strategy, str(path), map_location=device)

@@ -1,0 +1,100 @@
+"""Checkpoints and --resume: a run killed mid-experience continues to the same numbers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+from avalanche.training.plugins import SupervisedPlugin
+
+from clstm.config import ConfigError
+from clstm.runner import run_experiment
+
+CONFIG = {
+    "name": "killed", "device": "cpu",
+    "benchmark": {"name": "synthetic", "n_experiences": 3, "n_train": 600, "n_test": 100,
+                  "seq_len": [5, 20], "n_features": 4, "n_classes": 3},
+    "model": {"hidden_size": 16}, "train": {"epochs": 4, "batch_size": 16, "lr": 0.01},
+}  # fmt: skip
+
+
+def _metrics(run_dir):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    return {k: m[k] for k in ("accuracy_matrix", "initial_accuracy", "acc", "bwt", "forgetting")}
+
+
+@pytest.mark.parametrize("strategy", ["replay"])
+def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy):
+    config = {**CONFIG, "strategy": {"name": strategy}}
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    run_dir = out / "killed" / strategy / "seed0"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clstm.cli", "run", str(path), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoint.pt").exists():  # written after the first experience
+            assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well inside the second experience
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_experiment(path, out=out)  # not without --resume
+    resumed = run_experiment(path, out=out, resume=True)
+    uninterrupted = run_experiment(path, out=tmp_path / "full")
+    assert resumed.status == "completed"
+    assert _metrics(run_dir) == _metrics(uninterrupted.run_dir)
+    assert not (run_dir / "checkpoint.pt").exists()  # removed once complete (checkpoint: remove)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert len(meta["resumed"]) == 1 and len(meta["timings"]) == 3
+
+
+FIRED = []
+
+
+class StopOnce(SupervisedPlugin):
+    """Interrupts the second experience once (module state, not restored by checkpoints)."""
+
+    def before_training_iteration(self, strategy, **kwargs):
+        if not FIRED and strategy.clock.train_exp_counter == 1:
+            FIRED.append(True)
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("strategy", ["ewc", "si", "lwf", "gem", "der", "agem"])
+def test_resume_restores_method_state(tmp_path, tiny_config, strategy):
+    FIRED.clear()
+    tiny_config["strategy"] = {"name": strategy}
+    full = run_experiment(tiny_config, out=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny_config, out=tmp_path / "cut", plugins=[StopOnce()])
+    resumed = run_experiment(tiny_config, out=tmp_path / "cut", resume=True)
+    np.testing.assert_array_equal(resumed.accuracy_matrix, full.accuracy_matrix)
+
+
+def test_resume_skips_completed_runs_and_refuses_a_changed_config(tmp_path, tiny_config):
+    first = run_experiment(tiny_config, out=tmp_path, overrides=["checkpoint=keep"])
+    assert (first.run_dir / "checkpoint.pt").exists()  # kept as configured
+    before = (first.run_dir / "metrics.json").read_bytes()
+    again = run_experiment(tiny_config, out=tmp_path, resume=True, overrides=["checkpoint=keep"])
+    assert (first.run_dir / "metrics.json").read_bytes() == before  # skipped, untouched
+    np.testing.assert_array_equal(again.accuracy_matrix, first.accuracy_matrix)
+    (first.run_dir / "metrics.json").unlink()  # as if it had been killed
+    meta = json.loads((first.run_dir / "meta.json").read_text())
+    (first.run_dir / "meta.json").write_text(json.dumps({**meta, "status": "running"}))
+    with pytest.raises(ConfigError, match="started with a different config"):
+        run_experiment(tiny_config, out=tmp_path, resume=True, overrides=["train.lr=0.5"])

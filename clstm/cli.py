@@ -71,6 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="sweeps: run on local worker processes (default) or as Ray tasks",
+    )
+    run.add_argument(
+        "--address", help="--backend ray: address of an existing Ray cluster ('auto': this one)"
+    )
+    run.add_argument(
+        "--cpus-per-run", type=float, default=1, metavar="N", help="--backend ray: CPUs per run"
+    )
+    run.add_argument(
+        "--gpus-per-run", type=float, default=0, metavar="N", help="--backend ray: GPUs per run"
+    )
+    run.add_argument(
         "--resume",
         action="store_true",
         help="skip completed runs; continue interrupted ones from their last checkpoint",
@@ -117,7 +132,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         raw, sweep = read_sweep_file(args.config)
     except ConfigError as exc:
         return _usage_error(str(exc))
-    if sweep or args.seeds is not None or args.grid:
+    if sweep or args.seeds is not None or args.grid or args.backend == "ray":
         if args.seed is not None:
             return _usage_error("give either --seed (one run) or --seeds (a sweep), not both")
         return _sweep(args, raw, sweep)
@@ -173,7 +188,9 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
 
         result = run_sweep(
             raw, seeds=seeds, grid=grid, out=args.out, workers=args.workers,
-            overwrite=args.overwrite, resume=args.resume, on_result=progress,
+            overwrite=args.overwrite, resume=args.resume, backend=args.backend,
+            address=args.address, cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run, on_result=progress,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(str(exc))

@@ -198,6 +198,10 @@ def run_sweep(
     workers: int = 1,
     overwrite: bool = False,
     resume: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
     on_result: Callable[[dict, int, int], None] | None = None,
 ) -> SweepResult:
     """Run every grid combination x seed; returns the per-run summaries.
@@ -206,12 +210,26 @@ def run_sweep(
     ``cpu_count // workers`` torch threads (no oversubscription). Existing run directories are
     refused before anything starts unless ``overwrite``; with ``resume`` completed runs are kept
     (and reported) and interrupted ones continue from their checkpoints.
+
+    ``backend="ray"`` submits every run as a Ray task needing ``cpus_per_run`` CPUs and
+    ``gpus_per_run`` GPUs, on the cluster at ``address`` (``"auto"``: the one this machine
+    belongs to) or on a local Ray instance started for the sweep; ``out`` must then be on a file
+    system all nodes see.
     """
     from clstm.config import ExperimentConfig
     from clstm.runner import check_run_dir
 
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend must be local or ray, got '{backend}'")
+    if backend == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "--backend ray needs the ray package: pip install 'clstm[ray]'"
+            ) from None
     specs = expand(raw, seeds, grid or {})
     base = build(ExperimentConfig, _deep_copy(raw))
     for spec in specs:
@@ -238,7 +256,12 @@ def run_sweep(
         summary_path, {"experiment": base.name, "workers": workers, "runs": list(rows.values())}
     )
     payload = _deep_copy(raw)
-    if workers == 1:
+    if backend == "ray":
+        _run_on_ray(
+            ray, payload, specs, str(Path(out).resolve()), overwrite, resume, record,
+            address, cpus_per_run, gpus_per_run,
+        )  # fmt: skip
+    elif workers == 1:
         for spec in specs:
             record(_run_one(payload, spec, str(out), overwrite, threads, resume))
     else:
@@ -253,3 +276,25 @@ def run_sweep(
             for future in as_completed(futures):
                 record(future.result())
     return SweepResult(summary_path=summary_path, runs=list(rows.values()))
+
+
+def _run_on_ray(ray, payload, specs, out, overwrite, resume, record, address, cpus, gpus) -> None:
+    """Submit every run as a Ray task; record results as they finish."""
+    import logging
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = {"address": address} if address else {"num_cpus": os.cpu_count()}
+        ray.init(
+            **options, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        )
+    try:
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_run_one)
+        threads = max(1, int(cpus))
+        pending = [task.remote(payload, s, out, overwrite, threads, resume) for s in specs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            record(ray.get(done[0]))
+    finally:
+        if started_here:
+            ray.shutdown()

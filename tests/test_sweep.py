@@ -114,3 +114,27 @@ def test_worker_benchmark_script_runs(tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "speedup of --workers 2 over --workers 1:" in out.stdout
+
+
+def test_ray_backend_gives_the_local_backends_numbers(tmp_path, tiny_config):
+    pytest.importorskip("ray")  # the dev extra installs it; CI runs this
+    tiny_config["benchmark"]["n_experiences"] = 2
+    grid = {"strategy.name": ["naive", "ewc"]}
+    on_ray = run_sweep(tiny_config, seeds=(0, 1), grid=grid, backend="ray", out=tmp_path / "r")
+    local = run_sweep(tiny_config, seeds=(0, 1), grid=grid, out=tmp_path / "local", workers=2)
+    assert [r["status"] for r in on_ray.runs + local.runs] == ["completed"] * 8
+    for strategy in ("naive", "ewc"):
+        for seed in (0, 1):
+            rel = f"tiny/{strategy}/seed{seed}/metrics.json"
+            ray_m = json.loads((tmp_path / "r" / rel).read_text())
+            local_m = json.loads((tmp_path / "local" / rel).read_text())
+            for key in ("accuracy_matrix", "initial_accuracy", "acc", "bwt", "forgetting"):
+                assert ray_m[key] == local_m[key]
+
+
+def test_missing_ray_is_a_one_line_hint(tmp_path, tiny_config, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"needs the ray package: pip install 'clstm\[ray\]'"):
+        run_sweep(tiny_config, out=tmp_path, backend="ray")

@@ -7,6 +7,7 @@ Exit status: 0 the run completed; 1 it diverged, failed or was interrupted; 2 a 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,17 +94,47 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     commands.add_parser("list", help="list built-in benchmarks and strategies")
+
+    report = commands.add_parser(
+        "report",
+        help="aggregate finished runs: tables (Markdown, LaTeX, CSV) and figures",
+        description="Mean, std and 95%% CI over seeds for every experiment and run name below "
+        "RESULTS_DIR; failed or incomplete runs are counted and flagged, never averaged in.",
+    )
+    report.add_argument(
+        "results_dirs",
+        nargs="*",
+        default=["results"],
+        metavar="RESULTS_DIR",
+        help="folders holding runs: results/, or experiment folders (default: results)",
+    )
+    report.add_argument("--out", metavar="DIR", help="where to write (default RESULTS_DIR/report)")
+    report.add_argument(
+        "--markdown", metavar="PATH", help="write the Markdown report here instead of DIR/report.md"
+    )
+    report.add_argument("--no-figures", action="store_true", help="tables only")
+    report.add_argument("--bibtex", action="store_true", help="print the BibTeX entry and exit")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``clstm`` console script."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
     if args.command == "run":
         return _run(args, list(argv) if argv is not None else sys.argv)
+    if args.command == "report":
+        return _report(args)
     parser.print_help()
     return 2
 
@@ -201,6 +232,24 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         f"{result.summary_path.parent}"
     )
     return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from clstm.report import BIBTEX, write_report
+
+    if args.bibtex:
+        print(BIBTEX.replace("VERSION", __version__))
+        return 0
+    try:
+        command = "clstm report " + " ".join(sys.argv[2:]) if args.markdown else None
+        md = write_report(
+            args.results_dirs, args.out, with_figures=not args.no_figures,
+            markdown_path=args.markdown, command=command,
+        )  # fmt: skip
+    except FileNotFoundError as exc:
+        return _usage_error(str(exc))
+    print(f"report: {md} (report.tex, report.csv and figures beside it or in --out)")
+    return 0
 
 
 def _usage_error(message: str) -> int:

@@ -321,6 +321,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     from clstm.logging import ProgressLogger
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, RunDiverged
+    from clstm.plugins.experience_loss import ExperienceLossMetric
     from clstm.strategies import STRATEGIES, build_strategy
 
     if device.type == "cpu":
@@ -337,7 +338,11 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     tensorboard = TensorboardLogger(run_dir / "tb")
     loggers = [tensorboard] if quiet else [tensorboard, ProgressLogger(bench.experience_names)]
     evaluator = EvaluationPlugin(
-        loss_metrics(epoch=True), accuracy_metrics(epoch=True), *matrices.values(), loggers=loggers
+        loss_metrics(epoch=True),
+        accuracy_metrics(epoch=True),
+        ExperienceLossMetric(),
+        *matrices.values(),
+        loggers=loggers,
     )
     strategy = build_strategy(
         cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
@@ -378,6 +383,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
                 save_strategy(strategy, run_dir / CHECKPOINT)
             meta["timings"] = timings  # progress on disk, for a run that gets killed
             write_json_atomic(run_dir / "meta.json", meta)
+        _write_hparams(tensorboard.writer, cfg, *matrices["test"].result())
     except RunDiverged as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
@@ -410,6 +416,31 @@ def _matrix_summary(status, R, initial) -> dict:
         **{k: summary.get(k) for k in keys},
         "per_experience": summary.get("per_experience"),
     }
+
+
+def _write_hparams(writer, cfg, initial, R) -> None:
+    """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
+
+    Hyperparameters: strategy and its options, seed, the main training, model and benchmark
+    settings; metrics: the final ``cl/ACC``, ``cl/BWT`` and ``cl/forgetting`` scalars already
+    logged (the HParams dashboard reads their last values).
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    from clstm.config import to_dict
+
+    values = {"strategy": cfg.strategy.name, "seed": cfg.seed}
+    values |= {f"strategy.{k}": v for k, v in to_dict(cfg.strategy).items() if k != "name"}
+    for section in ("train", "model"):
+        values |= {f"{section}.{k}": v for k, v in to_dict(getattr(cfg, section)).items()}
+    values |= {"benchmark": cfg.benchmark.name, "scenario": cfg.benchmark.scenario}
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
+    summary = _matrix_summary("completed", R, initial)
+    final = {f"cl/{name}": summary.get(key) for name, key in
+             (("ACC", "acc"), ("BWT", "bwt"), ("forgetting", "forgetting"))}  # fmt: skip
+    final = {k: v for k, v in final.items() if v is not None}
+    for item in hparams(values, final):
+        writer.file_writer.add_summary(item)
 
 
 def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:

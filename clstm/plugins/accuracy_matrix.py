@@ -21,7 +21,8 @@ with ``x_plot`` = number of experiences trained so far (0 for the initial row):
 - ``cl/ACC``, ``cl/learning_accuracy`` and, once two experiences are trained, ``cl/BWT``,
   ``cl/forgetting``, ``cl/forgetting_learned`` and ``forgetting/expNN``; ``cl/FWT`` when the
   initial row was measured. Each is the :mod:`clstm.metrics` function of the leading ``k x k``
-  block of ``R`` after ``k`` experiences (see there for the formulas).
+  block of ``R`` after ``k`` experiences (see there for the formulas);
+- ``accuracy_matrix``: the rows measured so far as a heatmap image.
 """
 
 from __future__ import annotations
@@ -112,11 +113,43 @@ class AccuracyMatrixMetric(PluginMetric):
         k = strategy.clock.train_exp_counter
         if k not in self._rows:
             return None
-        return [
+        values = [
             MetricValue(self, self.prefix + name, value, k)
             for name, value in self.values_after(k).items()
             if value is not None
         ]
+        return [*values, MetricValue(self, self.prefix + "accuracy_matrix", self.heatmap(k), k)]
+
+    def heatmap(self, k: int):
+        """The accuracy matrix after ``k`` experiences (initial row first) as a PIL image."""
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from PIL import Image
+
+        initial, R = self.result()
+        rows = ([initial] if initial is not None else []) + list(R[:k])
+        labels = (["init"] if initial is not None else []) + [str(i) for i in range(k)]
+        data = np.array(rows) if rows else np.full((1, R.shape[1]), np.nan)
+        fig, ax = plt.subplots(figsize=(1 + 0.5 * R.shape[1], 1 + 0.4 * len(data)), dpi=80)
+        ax.imshow(data, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(data):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="w" if v < 0.6 else "k")  # fmt: skip
+        ax.set_xticks(range(R.shape[1]))
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("test set of experience")
+        ax.set_ylabel("after training on")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        buffer.seek(0)
+        return Image.open(buffer).convert("RGB")
 
     def values_after(self, k: int) -> dict[str, float | None]:
         """Scalars describing the model after ``k`` training experiences (see module docstring)."""

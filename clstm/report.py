@@ -1,0 +1,366 @@
+"""Aggregate finished runs into paper-ready tables and figures (``clstm report RESULTS_DIR``).
+
+Runs are found as ``<experiment>/<run name>/seed<k>/metrics.json`` below the given folder (which
+may be one experiment's folder or a whole ``results/``), plus runs a ``sweep.json`` lists that
+never produced a directory (refused or crashed early). For every experiment and run name, over
+its *completed* seeds: mean, sample standard deviation and a 95% confidence interval
+``mean +- t(0.975, n-1) * std / sqrt(n)`` (Student's t) of every metric, and the number of seeds
+behind each value. Runs that did not complete are counted and flagged, never averaged in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clstm.io import write_text_atomic
+
+#: (key in metrics.json, column title, True if higher is better)
+METRICS = (
+    ("acc", "ACC", True),
+    ("bwt", "BWT", True),
+    ("fwt", "FWT", True),
+    ("forgetting", "Forgetting", False),
+    ("forgetting_learned", "Forgetting (after learning)", False),
+    ("learning_accuracy", "LA", True),
+)
+
+BIBTEX = """@software{clstm,
+  title   = {clstm: continual learning with recurrent sequence models on Avalanche},
+  author  = {{clstm developers}},
+  year    = {2026},
+  version = {VERSION},
+  note    = {Built on Avalanche (Carta et al., 2023)}
+}"""
+
+
+@dataclass
+class Stat:
+    """Mean, standard deviation and 95% CI half-width of one metric over ``n`` seeds."""
+
+    n: int
+    mean: float | None = None
+    std: float | None = None
+    ci95: float | None = None
+
+
+def summarize_values(values: list[float]) -> Stat:
+    """Mean, sample std (ddof=1) and Student-t 95% CI half-width; std/CI need two values."""
+    from scipy import stats
+
+    n = len(values)
+    if n == 0:
+        return Stat(0)
+    mean = float(np.mean(values))
+    if n == 1:
+        return Stat(1, mean)
+    std = float(np.std(values, ddof=1))
+    return Stat(n, mean, std, float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)))
+
+
+@dataclass
+class RunGroup:
+    """All seeds of one run name in one experiment."""
+
+    experiment: str
+    run_name: str
+    completed: list[dict] = field(default_factory=list)
+    not_completed: dict[str, list[int]] = field(default_factory=dict)  # status -> seeds
+
+    def stat(self, key: str) -> Stat:
+        return summarize_values([m[key] for m in self.completed if m.get(key) is not None])
+
+    def note(self) -> str:
+        parts = [
+            f"{len(s)} {status} (seed {', '.join(map(str, s))})"
+            for status, s in sorted(self.not_completed.items())
+        ]
+        return "; ".join(parts)
+
+
+def collect(*results_dirs: str | Path) -> dict[str, dict[str, RunGroup]]:
+    """``{experiment: {run name: RunGroup}}`` for every run below the given folders."""
+    groups: dict[str, dict[str, RunGroup]] = defaultdict(dict)
+    for root in map(Path, results_dirs):
+        if not root.is_dir():
+            raise FileNotFoundError(f"results folder not found: {root}")
+        _collect_into(groups, root)
+    if not groups:
+        raise FileNotFoundError(
+            f"no runs (seed*/metrics.json) below {', '.join(map(str, results_dirs))}"
+        )
+    return {e: dict(sorted(g.items())) for e, g in sorted(groups.items())}
+
+
+def _collect_into(groups: dict[str, dict[str, RunGroup]], root: Path) -> None:
+
+    def group(experiment: str, run_name: str) -> RunGroup:
+        return groups[experiment].setdefault(run_name, RunGroup(experiment, run_name))
+
+    seen: set[tuple[str, str, int]] = set()
+    for path in sorted(root.rglob("seed*/metrics.json")):
+        m = json.loads(path.read_text())
+        run_name, experiment = path.parent.parent.name, path.parent.parent.parent.name
+        seed = m["seed"]
+        seen.add((experiment, run_name, seed))
+        g = group(experiment, run_name)
+        if m["status"] == "completed":
+            g.completed.append(m)
+        else:
+            g.not_completed.setdefault(m["status"], []).append(seed)
+    for path in sorted(root.rglob("sweep.json")):
+        sweep = json.loads(path.read_text())
+        for run in sweep["runs"]:
+            key = (sweep["experiment"], run["run_name"], run["seed"])
+            if key not in seen:  # no metrics.json: refused, crashed early, or never started
+                seen.add(key)
+                status = run["status"] if run["status"] != "completed" else "missing"
+                group(*key[:2]).not_completed.setdefault(status, []).append(run["seed"])
+
+
+def _fmt(stat: Stat, digits: int = 3) -> str:
+    if stat.mean is None:
+        return "—"
+    text = f"{stat.mean:.{digits}f}"
+    if stat.std is not None:
+        text += f" ± {stat.std:.{digits}f} [±{stat.ci95:.{digits}f}]"
+    return text
+
+
+def _best(groups: dict[str, RunGroup], key: str, higher: bool) -> set[str]:
+    means = {name: g.stat(key).mean for name, g in groups.items()}
+    valid = {n: m for n, m in means.items() if m is not None}
+    if not valid:
+        return set()
+    target = max(valid.values()) if higher else min(valid.values())
+    return {n for n, m in valid.items() if abs(m - target) < 1e-12}
+
+
+def markdown(
+    collected: dict[str, dict[str, RunGroup]], figures: dict[str, list[str]] | None = None
+) -> str:
+    """Markdown tables, one per experiment: mean ± std [± 95% CI half-width], seeds per row."""
+    lines = []
+    for experiment, groups in collected.items():
+        lines += [f"### {experiment}", ""]
+        lines.append(
+            "| run | seeds | " + " | ".join(t for _, t, _ in METRICS) + " | not completed |"
+        )
+        lines.append("|---|---|" + "---|" * len(METRICS) + "---|")
+        for name, g in groups.items():
+            cells = []
+            for key, _, higher in METRICS:
+                text = _fmt(g.stat(key))
+                cells.append(f"**{text}**" if name in _best(groups, key, higher) else text)
+            lines.append(
+                f"| {name} | {len(g.completed)} | " + " | ".join(cells) + f" | {g.note() or '—'} |"
+            )
+        lines.append("")
+        for figure in (figures or {}).get(experiment, []):
+            lines += [f"![{Path(figure).stem}]({figure})", ""]
+    legend = (
+        "Cells: mean ± sample standard deviation over the completed seeds [± half-width of the "
+        "95% confidence interval, Student's t]; **bold**: best mean in the column (higher is "
+        "better except for the forgettings); —: undefined (e.g. joint training has no "
+        "intermediate models) or fewer seeds. Runs that did not complete are listed, not averaged."
+    )
+    return legend + "\n\n" + "\n".join(lines)
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("#", r"\#"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def latex(collected: dict[str, dict[str, RunGroup]]) -> str:
+    """One booktabs table per experiment; the best mean of each column in bold."""
+    out = []
+    for experiment, groups in collected.items():
+        cols = "l" + "r" + "c" * len(METRICS)
+        out += [
+            r"\begin{table}[t]", r"\centering", r"\small",
+            rf"\caption{{{_tex_escape(experiment)}: mean $\pm$ std over seeds ($n$ seeds).}}",
+            rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+            "Run & $n$ & " + " & ".join(_tex_escape(t) for _, t, _ in METRICS) + r" \\",
+            r"\midrule",
+        ]  # fmt: skip
+        for name, g in groups.items():
+            cells = []
+            for key, _, higher in METRICS:
+                s = g.stat(key)
+                if s.mean is None:
+                    cells.append("--")
+                    continue
+                text = f"{s.mean:.3f}" + (rf" $\pm$ {s.std:.3f}" if s.std is not None else "")
+                cells.append(rf"\textbf{{{text}}}" if name in _best(groups, key, higher) else text)
+            flag = r"$^\dagger$" if g.not_completed else ""
+            out.append(
+                f"{_tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\"
+            )
+        out += [r"\bottomrule", r"\end{tabular}"]
+        if any(g.not_completed for g in groups.values()):
+            out.append(r"\\[2pt]{\footnotesize $^\dagger$ some seeds did not complete (see CSV).}")
+        out += [r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def csv_text(collected: dict[str, dict[str, RunGroup]]) -> str:
+    """Long format: one row per experiment, run and metric, with n, mean, std and the CI."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "experiment",
+            "run",
+            "metric",
+            "n",
+            "mean",
+            "std",
+            "ci95_low",
+            "ci95_high",
+            "not_completed",
+        ]
+    )
+    for experiment, groups in collected.items():
+        for name, g in groups.items():
+            for key, _, _ in METRICS:
+                s = g.stat(key)
+                low = s.mean - s.ci95 if s.ci95 is not None else None
+                high = s.mean + s.ci95 if s.ci95 is not None else None
+                row = [experiment, name, key, s.n, s.mean, s.std, low, high, g.note()]
+                writer.writerow(
+                    ["" if v is None else (f"{v:.6f}" if isinstance(v, float) else v) for v in row]
+                )
+    return buffer.getvalue()
+
+
+def _curves(g: RunGroup) -> np.ndarray:
+    """Per seed, ACC after k experiences: mean of R[k-1, :k] (NaN where unmeasured)."""
+    rows = []
+    for m in g.completed:
+        R = np.array(m["accuracy_matrix"], dtype=float)
+        rows.append([np.mean(R[k - 1, :k]) for k in range(1, len(R) + 1)])
+    return np.array(rows)
+
+
+def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, list[str]]:
+    """PNG and PDF figures per experiment; returns the PNG paths relative to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    made: dict[str, list[str]] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for experiment, groups in collected.items():
+        names = [n for n, g in groups.items() if g.completed]
+        if not names:
+            continue
+        # Accuracy over experiences, one line per run name, 95% CI band across seeds.
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in names:
+            curves = _curves(groups[name])
+            x = np.arange(1, curves.shape[1] + 1)
+            mean = np.nanmean(curves, axis=0)
+            ax.plot(x, mean, marker="o", label=name)
+            n = np.sum(~np.isnan(curves), axis=0)
+            if curves.shape[0] > 1:
+                half = (
+                    stats.t.ppf(0.975, np.maximum(n - 1, 1))
+                    * np.nanstd(curves, axis=0, ddof=1)
+                    / np.sqrt(n)
+                )
+                ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+        ax.set(
+            xlabel="experiences trained",
+            ylabel="ACC on experiences seen",
+            ylim=(0, 1),
+            title=experiment,
+        )
+        ax.set_xticks(x)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        stem = f"{experiment}_accuracy"
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"{stem}.{ext}", dpi=120)
+        plt.close(fig)
+        made.setdefault(experiment, []).append(f"{stem}.png")
+        # Mean accuracy matrix per run name.
+        cols = min(4, len(names))
+        rows = math.ceil(len(names) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.8 * rows), squeeze=False)
+        for ax, name in zip(axes.flat, names, strict=False):
+            R = np.nanmean(
+                [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
+                axis=0,
+            )
+            ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+            for (i, j), v in np.ndenumerate(R):
+                if not np.isnan(v):
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="w" if v < 0.6 else "k",
+                    )
+            ax.set_xticks(range(R.shape[1]))
+            ax.set_yticks(range(R.shape[0]))
+            ax.set_title(name, fontsize=8)
+            ax.set_xlabel("test set of experience", fontsize=7)
+            ax.set_ylabel("after training on", fontsize=7)
+            ax.tick_params(labelsize=6)
+        for ax in list(axes.flat)[len(names) :]:
+            ax.axis("off")
+        fig.tight_layout()
+        stem = f"{experiment}_matrices"
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"{stem}.{ext}", dpi=120)
+        plt.close(fig)
+        made[experiment].append(f"{stem}.png")
+    return made
+
+
+def write_report(
+    results_dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    with_figures: bool = True,
+    markdown_path: str | Path | None = None,
+    command: str | None = None,
+) -> Path:
+    """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
+
+    ``markdown_path`` writes the Markdown there instead (figure links relative to it), headed by
+    ``command``, the command that regenerates it. Returns the Markdown file's path.
+    """
+    collected = collect(*results_dirs)
+    out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
+    made = figures(collected, out) if with_figures else {}
+    md_path = Path(markdown_path) if markdown_path else out / "report.md"
+    relative = {
+        e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
+    }
+    header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
+    write_text_atomic(md_path, header + markdown(collected, relative))
+    write_text_atomic(out / "report.tex", latex(collected))
+    write_text_atomic(out / "report.csv", csv_text(collected))
+    return md_path

@@ -1,0 +1,151 @@
+"""Paper-ready reports, TensorBoard for comparing runs, agreement with Avalanche's metrics."""
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from clstm import cli
+from clstm import metrics as clm
+from clstm.report import collect, csv_text, latex, markdown, summarize_values
+from clstm.runner import run_experiment
+from clstm.sweep import run_sweep
+
+
+def test_confidence_interval_is_students_t():
+    stat = summarize_values([0.5, 0.7, 0.6])
+    assert stat.mean == pytest.approx(0.6) and stat.std == pytest.approx(0.1)
+    assert stat.ci95 == pytest.approx(4.302653 * 0.1 / math.sqrt(3), rel=1e-5)  # t(0.975, 2)
+    one = summarize_values([0.4])
+    assert one.n == 1 and one.mean == 0.4 and one.std is None and one.ci95 is None
+
+
+@pytest.fixture(scope="module")
+def sweep_with_a_failure(tmp_path_factory, make_tiny_config):
+    """naive x 2 seeds, separate x 2 seeds, der refused in the task scenario (2 failures)."""
+    out = tmp_path_factory.mktemp("results")
+    config = make_tiny_config()
+    config["benchmark"].update(n_experiences=2, scenario="task")
+    grid = {"strategy.name": ["naive", "separate", "der"]}
+    run_sweep(config, seeds=(0, 1), grid=grid, out=out, workers=1)
+    return out
+
+
+def test_report_counts_and_flags_runs_that_did_not_complete(sweep_with_a_failure):
+    groups = collect(sweep_with_a_failure)["tiny"]
+    assert len(groups["naive"].completed) == 2 and not groups["naive"].not_completed
+    assert groups["der"].completed == [] and groups["der"].not_completed == {"failed": [0, 1]}
+    text = markdown(collect(sweep_with_a_failure))
+    row = next(line for line in text.splitlines() if line.startswith("| der |"))
+    assert "| 0 |" in row and "2 failed (seed 0, 1)" in row
+    naive = [
+        json.loads(
+            (sweep_with_a_failure / "tiny" / "naive" / f"seed{s}" / "metrics.json").read_text()
+        )
+        for s in (0, 1)
+    ]
+    expected = summarize_values([m["acc"] for m in naive])
+    assert f"{expected.mean:.3f} ± {expected.std:.3f} [±{expected.ci95:.3f}]" in text
+
+
+def test_latex_uses_booktabs_and_bolds_the_best(sweep_with_a_failure):
+    tex = latex(collect(sweep_with_a_failure))
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"\textbf{" in tex and r"der$^\dagger$" in tex
+    assert "separate" in tex
+
+
+def test_csv_is_long_format_with_intervals(sweep_with_a_failure):
+    rows = csv_text(collect(sweep_with_a_failure)).splitlines()
+    assert rows[0] == "experiment,run,metric,n,mean,std,ci95_low,ci95_high,not_completed"
+    acc = next(r for r in rows if r.startswith("tiny,naive,acc,"))
+    n, mean, std, low, high = acc.split(",")[3:8]
+    assert n == "2" and float(low) < float(mean) < float(high)
+
+
+def test_report_command_writes_tables_and_figures(sweep_with_a_failure, tmp_path, capsys):
+    assert cli.main(["report", str(sweep_with_a_failure), "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"report.md", "report.tex", "report.csv"} <= names
+    assert {
+        "tiny_accuracy.png",
+        "tiny_accuracy.pdf",
+        "tiny_matrices.png",
+        "tiny_matrices.pdf",
+    } <= names
+    assert "![tiny_accuracy](tiny_accuracy.png)" in (tmp_path / "report.md").read_text()
+    assert cli.main(["report", str(tmp_path / "nothing")]) == 2
+    assert "results folder not found" in capsys.readouterr().err
+
+
+def test_bibtex(capsys):
+    assert cli.main(["report", "--bibtex"]) == 0
+    assert capsys.readouterr().out.startswith("@software{clstm,")
+
+
+def test_tensorboard_has_loss_heatmaps_and_hparams_matching_metrics_json(tmp_path, tiny_config):
+    result = run_experiment(tiny_config, out=tmp_path)
+    events = EventAccumulator(str(result.run_dir / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+    assert [e.step for e in events.Images("accuracy_matrix")] == [0, 1, 2, 3]
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["strategy"].string_value == "naive" and hp["seed"].number_value == 0
+    assert hp["train.lr"].number_value == pytest.approx(tiny_config["train"]["lr"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    tags = {m.name.tag for m in experiment.experiment.metric_infos}
+    assert tags == {"cl/ACC", "cl/BWT", "cl/forgetting"}
+    final = {tag: events.Scalars(tag)[-1] for tag in tags}
+    assert final["cl/ACC"].step == 3 and final["cl/ACC"].value == pytest.approx(
+        result.metrics["acc"]
+    )
+    assert final["cl/forgetting"].value == pytest.approx(result.metrics["forgetting"])
+
+
+def test_clstm_metrics_agree_with_avalanches_where_definitions_coincide(make_tiny_config):
+    """Avalanche's StreamForgetting is 'accuracy right after learning minus now' and its StreamBWT
+    the negative of it: clstm's forgetting_learned and BWT on the same run."""
+    from avalanche.evaluation.metrics import bwt_metrics, forgetting_metrics
+    from avalanche.training import Naive
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from clstm.config import load_config
+    from clstm.data import synthetic
+    from clstm.logging import ProgressLogger
+    from clstm.models import build_model
+    from clstm.plugins import AccuracyMatrixMetric, LSTMPlugin
+
+    bench = synthetic.build(
+        synthetic.Config(
+            n_experiences=3, n_train=96, n_test=60, seq_len=(3, 9), n_features=4, n_classes=3
+        )
+    )
+    torch.manual_seed(0)
+    model = build_model(load_config({}, ["model.hidden_size=16"]).model, benchmark=bench)
+    matrix = AccuracyMatrixMetric()
+    evaluator = EvaluationPlugin(
+        matrix, forgetting_metrics(stream=True), bwt_metrics(stream=True),
+        loggers=[ProgressLogger(bench.experience_names, stream=io.StringIO())],
+    )  # fmt: skip
+    strategy = Naive(
+        model=model, optimizer=torch.optim.Adam(model.parameters(), lr=0.01),
+        criterion=torch.nn.CrossEntropyLoss(), train_mb_size=16, train_epochs=3, eval_mb_size=64,
+        device="cpu", plugins=[LSTMPlugin()], evaluator=evaluator,
+    )  # fmt: skip
+    for experience in bench.scenario.train_stream:
+        strategy.train(experience)
+        last = strategy.eval(bench.scenario.test_stream)
+    _, R = matrix.result()
+    avalanche_forgetting = next(v for k, v in last.items() if k.startswith("StreamForgetting"))
+    avalanche_bwt = next(v for k, v in last.items() if k.startswith("StreamBWT"))
+    assert clm.forgetting_learned(R) == pytest.approx(avalanche_forgetting, abs=1e-6)
+    assert clm.backward_transfer(R) == pytest.approx(avalanche_bwt, abs=1e-6)
+    assert abs(clm.forgetting_learned(R)) > 0.05  # a real, non-trivial value was compared
+    assert np.isfinite(R).all()

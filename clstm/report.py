@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,8 +140,8 @@ def _fmt(stat: Stat, digits: int = 3) -> str:
 def _best(groups: dict[str, RunGroup], key: str, higher: bool) -> set[str]:
     means = {name: g.stat(key).mean for name, g in groups.items()}
     valid = {n: m for n, m in means.items() if m is not None}
-    if not valid:
-        return set()
+    if len(valid) < 2 or max(valid.values()) - min(valid.values()) < 1e-12:
+        return set()  # nothing to single out (e.g. FWT is 0 by construction in some scenarios)
     target = max(valid.values()) if higher else min(valid.values())
     return {n for n, m in valid.items() if abs(m - target) < 1e-12}
 
@@ -168,10 +169,11 @@ def markdown(
         for figure in (figures or {}).get(experiment, []):
             lines += [f"![{Path(figure).stem}]({figure})", ""]
     legend = (
-        "Cells: mean ± sample standard deviation over the completed seeds [± half-width of the "
-        "95% confidence interval, Student's t]; **bold**: best mean in the column (higher is "
-        "better except for the forgettings); —: undefined (e.g. joint training has no "
-        "intermediate models) or fewer seeds. Runs that did not complete are listed, not averaged."
+        "Cells: mean ± sample standard deviation over the completed seeds [± half-width of "
+        "the 95% confidence interval, Student's t]; **bold**: best mean in the column (higher is "
+        "better except for the forgettings; none when all rows tie); —: undefined (e.g. joint "
+        "training has no intermediate models) or fewer seeds. Runs that did not complete are "
+        "listed, not averaged."
     )
     return legend + "\n\n" + "\n".join(lines)
 
@@ -275,19 +277,20 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
             continue
         # Accuracy over experiences, one line per run name, 95% CI band across seeds.
         fig, ax = plt.subplots(figsize=(6, 4))
-        for name in names:
+        colors = plt.cm.tab20(np.linspace(0, 1, max(len(names), 2)))
+        for index, name in enumerate(names):
             curves = _curves(groups[name])
             x = np.arange(1, curves.shape[1] + 1)
-            mean = np.nanmean(curves, axis=0)
-            ax.plot(x, mean, marker="o", label=name)
             n = np.sum(~np.isnan(curves), axis=0)
-            if curves.shape[0] > 1:
-                half = (
-                    stats.t.ppf(0.975, np.maximum(n - 1, 1))
-                    * np.nanstd(curves, axis=0, ddof=1)
-                    / np.sqrt(n)
-                )
-                ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+            with warnings.catch_warnings():  # joint: only the last point is measured (NaN rest)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(curves, axis=0)
+                std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
+            style = ("-", "--", "-.", ":")[index % 4]
+            ax.plot(x, mean, marker="o", linestyle=style, color=colors[index], label=name)
+            if std is not None:
+                half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
+                ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colors[index])
         ax.set(
             xlabel="experiences trained",
             ylabel="ACC on experiences seen",
@@ -307,10 +310,12 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
         rows = math.ceil(len(names) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.8 * rows), squeeze=False)
         for ax, name in zip(axes.flat, names, strict=False):
-            R = np.nanmean(
-                [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
-                axis=0,
-            )
+            with warnings.catch_warnings():  # joint: rows never measured stay NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                R = np.nanmean(
+                    [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
+                    axis=0,
+                )
             ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
             for (i, j), v in np.ndenumerate(R):
                 if not np.isnan(v):

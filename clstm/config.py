@@ -356,14 +356,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             if type(None) in options:
                 return None
             raise ConfigError(f"{key}: null is not allowed; expected {type_name(hint)}")
-        errors = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _coerce(value, option, key)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue
         raise ConfigError(f"{key}: expected {type_name(hint)}, got {_describe(value)}")
     if origin is Literal:
         allowed = typing.get_args(hint)

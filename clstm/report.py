@@ -157,11 +157,12 @@ def markdown(
             "| run | seeds | " + " | ".join(t for _, t, _ in METRICS) + " | not completed |"
         )
         lines.append("|---|---|" + "---|" * len(METRICS) + "---|")
+        best = {key: _best(groups, key, higher) for key, _, higher in METRICS}
         for name, g in groups.items():
             cells = []
-            for key, _, higher in METRICS:
+            for key, _, _ in METRICS:
                 text = _fmt(g.stat(key))
-                cells.append(f"**{text}**" if name in _best(groups, key, higher) else text)
+                cells.append(f"**{text}**" if name in best[key] else text)
             lines.append(
                 f"| {name} | {len(g.completed)} | " + " | ".join(cells) + f" | {g.note() or '—'} |"
             )
@@ -202,15 +203,16 @@ def latex(collected: dict[str, dict[str, RunGroup]]) -> str:
             "Run & $n$ & " + " & ".join(_tex_escape(t) for _, t, _ in METRICS) + r" \\",
             r"\midrule",
         ]  # fmt: skip
+        best = {key: _best(groups, key, higher) for key, _, higher in METRICS}
         for name, g in groups.items():
             cells = []
-            for key, _, higher in METRICS:
+            for key, _, _ in METRICS:
                 s = g.stat(key)
                 if s.mean is None:
                     cells.append("--")
                     continue
                 text = f"{s.mean:.3f}" + (rf" $\pm$ {s.std:.3f}" if s.std is not None else "")
-                cells.append(rf"\textbf{{{text}}}" if name in _best(groups, key, higher) else text)
+                cells.append(rf"\textbf{{{text}}}" if name in best[key] else text)
             flag = r"$^\dagger$" if g.not_completed else ""
             out.append(
                 f"{_tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\"

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from clstm.config import ConfigError, apply_override, build, read_yaml
+from clstm.config import ConfigError, ExperimentConfig, apply_override, build, read_yaml
 from clstm.io import write_json_atomic
 
 
@@ -131,8 +131,6 @@ def expand(
         trial = _deep_copy(raw)
         for item in overrides:
             apply_override(trial, item)
-        from clstm.config import ExperimentConfig
-
         cfg = build(ExperimentConfig, trial)  # a bad grid value fails here, before any run
         name = cfg.strategy.name + "".join(
             f"_{k}={_text(v)}" for k, v in zip(keys, values, strict=True) if k != "strategy.name"
@@ -216,7 +214,6 @@ def run_sweep(
     belongs to) or on a local Ray instance started for the sweep; ``out`` must then be on a file
     system all nodes see.
     """
-    from clstm.config import ExperimentConfig
     from clstm.runner import check_run_dir
 
     if workers < 1:

@@ -32,11 +32,9 @@ class _Split:
 
 def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
     """``(N, T, F)`` array or list of ``(T_i, F)`` arrays -> list of float64 ``(T_i, F)`` arrays."""
-    if isinstance(X, np.ndarray) or hasattr(X, "__array__") and not isinstance(X, (list, tuple)):
+    if hasattr(X, "__array__"):  # numpy arrays, torch tensors, ...
         X = np.asarray(X)
-        if X.dtype == object:
-            X = list(X)
-        elif X.ndim == 3:
+        if X.dtype == object or X.ndim == 3:
             X = list(X)
         elif X.ndim in (1, 2):
             raise DataError(
@@ -89,7 +87,7 @@ def _as_labels(y: Any, n: int, where: str) -> np.ndarray:
     if labels.dtype.kind == "O":
         if all(isinstance(v, str) for v in labels):
             return labels.astype(str)
-        labels = np.array([v for v in labels])
+        labels = np.array(labels.tolist())  # let numpy infer the dtype of the objects
     if labels.dtype.kind == "b" or labels.dtype.kind not in "iuf":
         raise DataError(f"{where}: labels must be integers (or integer-valued floats) or strings")
     if labels.dtype.kind == "f":

@@ -262,10 +262,7 @@ def run_sweep(
         for spec in specs:
             record(_run_one(payload, spec, str(out), overwrite, threads, resume))
     else:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
             futures = [
                 pool.submit(_run_one, payload, s, str(out), overwrite, threads, resume)
                 for s in specs
@@ -273,6 +270,23 @@ def run_sweep(
             for future in as_completed(futures):
                 record(future.result())
     return SweepResult(summary_path=summary_path, runs=list(rows.values()))
+
+
+def _worker_context():
+    """Start workers from a fork server that has imported torch and Avalanche once.
+
+    Spawned workers each import torch + Avalanche (~5 s, competing for the same cores); forked
+    ones inherit them. Forking the sweep's own process is unsafe once it has run torch ops
+    (OpenMP thread pools, CUDA), so workers are forked from a fresh ``forkserver`` process that
+    only imports (``clstm._worker_preload``). ``spawn`` where there is no fork server (Windows).
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["clstm._worker_preload"])
+    return context
 
 
 def _run_on_ray(ray, payload, specs, out, overwrite, resume, record, address, cpus, gpus) -> None:

@@ -29,7 +29,14 @@ from typing import Any
 
 import yaml
 
-from clstm.config import ConfigError, ExperimentConfig, apply_override, build, read_yaml
+from clstm.config import (
+    ConfigError,
+    ExperimentConfig,
+    apply_override,
+    build,
+    load_yaml,
+    read_yaml,
+)
 from clstm.io import write_json_atomic
 
 
@@ -110,7 +117,7 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             )
         if key in grid:
             raise ConfigError(f"--grid: '{key}' is given twice")
-        grid[key] = [yaml.safe_load(v) for v in _split_values(text)]
+        grid[key] = [load_yaml(v) for v in _split_values(text)]
     return grid
 
 
@@ -140,7 +147,7 @@ def expand(
 
 
 def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return yaml.safe_load(yaml.safe_dump(dict(raw)))
+    return load_yaml(yaml.safe_dump(dict(raw)))
 
 
 def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -51,6 +51,18 @@ def test_overrides_parse_yaml_values(tmp_path):
     assert cfg.model.type == "gru"
 
 
+def test_off_and_no_are_strings_not_booleans(tmp_path):
+    # PyYAML's YAML 1.1 reads `off` as False; the README documents `checkpoint: off`.
+    path = tmp_path / "x.yaml"
+    path.write_text("checkpoint: off\neval:\n  initial: false\n")
+    cfg = load_config(path)
+    assert cfg.checkpoint == "off"
+    assert cfg.eval.initial is False
+    assert load_config({}, ["checkpoint=off"]).checkpoint == "off"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
+
+
 def test_config_is_frozen():
     cfg = load_config({})
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -13,6 +13,8 @@ from typing import TextIO
 
 from avalanche.logging import BaseLogger
 
+from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS
+
 
 class ProgressLogger(BaseLogger):
     """Prints ``exp i/T (name)  epoch e/E  loss  acc  lr  time`` per epoch and each accuracy row."""
@@ -43,8 +45,8 @@ class ProgressLogger(BaseLogger):
 
     def after_training_epoch(self, strategy, metric_values, **kwargs) -> None:
         values = {m.name: m.value for m in metric_values}
-        loss = _first(values, "Loss_Epoch/train_phase")
-        acc = _first(values, "Top1_Acc_Epoch/train_phase")
+        loss = values.get(EPOCH_LOSS, float("nan"))
+        acc = values.get(EPOCH_ACCURACY, float("nan"))
         i = strategy.clock.train_exp_counter
         name = self.names[i] if i < len(self.names) else f"exp{i}"
         self._print(
@@ -64,7 +66,3 @@ class ProgressLogger(BaseLogger):
         acc = values.get("cl/ACC")
         suffix = f"  ACC {acc:.3f}" if acc is not None else ""
         self._print(f"  eval {label}: accuracy [{text}]{suffix}")
-
-
-def _first(values: dict, prefix: str) -> float:
-    return next((float(v) for k, v in values.items() if k.startswith(prefix)), float("nan"))

@@ -18,10 +18,13 @@ _CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn
 class RecurrentEncoder(nn.Module):
     """An LSTM/GRU/RNN over a padded batch, returning each sequence's last real output ``(B, D)``.
 
-    Unidirectional: the batch is trimmed to its longest sequence and run right-padded, and the
-    output is gathered at step ``length - 1`` of each sequence (padding after a sequence cannot
-    influence its earlier steps). Bidirectional: the batch is packed with
-    ``pack_padded_sequence`` so the backward direction starts at each sequence's last real step.
+    The batch is first trimmed to its longest sequence. ``packing="padded"``: it is run
+    right-padded and the output gathered at step ``length - 1`` of each sequence (padding after a
+    sequence cannot influence its earlier steps); on CPU this is ~7x faster than packing.
+    ``packing="packed"``: ``pack_padded_sequence``, so no step of padding is computed (cuDNN's
+    packed kernels make this the faster choice on CUDA). ``"auto"`` picks packed on CUDA and
+    padded elsewhere; bidirectional encoders always pack, so the backward direction starts at
+    each sequence's last real step. Both give the same outputs.
 
     With ``stateful=True`` the final hidden state of one forward pass is the initial state of the
     next (detached: truncated back-propagation), for consecutive windows of long series of equal
@@ -38,8 +41,11 @@ class RecurrentEncoder(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         stateful: bool = False,
+        packing: str = "auto",
     ):
         super().__init__()
+        if packing not in ("auto", "packed", "padded"):
+            raise ValueError(f"packing must be auto, packed or padded, got '{packing}'")
         if cell not in _CELLS:
             raise ValueError(f"unknown cell '{cell}'; choose one of {', '.join(_CELLS)}")
         if stateful and bidirectional:
@@ -47,6 +53,7 @@ class RecurrentEncoder(nn.Module):
         self.cell = cell
         self.bidirectional = bidirectional
         self.stateful = stateful
+        self.packing = packing
         self.rnn = _CELLS[cell](
             n_features,
             hidden_size,
@@ -64,23 +71,34 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values, lengths = split_mask(x)  # (B, T, F), (B,)
-        t_max = int(lengths.max())
-        if int(lengths.min()) < 1:
+        t_min, t_max = (int(v) for v in torch.aminmax(lengths))
+        if t_min < 1:
             raise ValueError("a sequence in the batch has length 0 (its mask channel is all zero)")
         values = values[:, :t_max]  # drop padding shared by the whole batch
-        if self.bidirectional:
+        if self._packs(values):
             packed = pack_padded_sequence(
                 values, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
-            _, h_n = self.rnn(packed)  # h_n (layers * 2, B, H), in the batch's original order
+            _, h_n = self.rnn(packed)  # h_n (layers * dirs, B, H), in the batch's original order
             h_n = h_n[0] if self.cell == "lstm" else h_n
+            if not self.bidirectional:
+                return h_n[-1]  # (B, H): the last layer at each sequence's last real step
             return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # (B, 2H): last layer, both directions
         out, final = self.rnn(values, self._initial_state(values, lengths, t_max))  # (B, T, H)
         if self.stateful:
             self.state = (
                 tuple(s.detach() for s in final) if isinstance(final, tuple) else final.detach()
             )
+        if t_min == t_max:  # equal lengths (fixed-length data, most length-bucketed batches)
+            return out[:, -1]  # (B, H)
         return out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
+
+    def _packs(self, values: torch.Tensor) -> bool:
+        if self.bidirectional:
+            return True
+        if self.stateful or self.packing == "padded":
+            return False  # stateful windows have equal lengths: nothing to skip
+        return self.packing == "packed" or values.is_cuda
 
     def _initial_state(self, values: torch.Tensor, lengths: torch.Tensor, t_max: int):
         if not self.stateful:
@@ -160,6 +178,7 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         dropout=config.dropout,
         bidirectional=config.bidirectional,
         stateful=stateful,
+        packing=config.packing,
     )
     if scenario == "task":
         from clstm.multitask import MultiTaskSequenceClassifier

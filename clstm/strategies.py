@@ -346,6 +346,7 @@ def build_strategy(
     import torch
 
     from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
+    from clstm.plugins.loading import StackedEvalLoaderPlugin
     from clstm.plugins.stateful import StatefulWindowsPlugin
 
     train = config.train
@@ -372,6 +373,7 @@ def build_strategy(
         plugins=[
             lstm_plugin,
             DivergenceGuard(),
+            StackedEvalLoaderPlugin(),
             *batching,
             *plugins,
         ],

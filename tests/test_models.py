@@ -44,6 +44,28 @@ def test_output_does_not_depend_on_padding(cell, bidirectional):
     torch.testing.assert_close(extra_padding, alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_packed_and_padded_give_the_same_outputs_and_gradients(cell):
+    # packing="auto" packs on CUDA and runs padded on CPU: both must compute the same model.
+    x = pad_sequences(_sequences([9, 2, 30, 17], seed=3))
+    results = []
+    for packing in ("padded", "packed"):
+        torch.manual_seed(0)
+        encoder = RecurrentEncoder(
+            n_features=3, cell=cell, hidden_size=8, num_layers=2, packing=packing
+        )
+        out = encoder(x)
+        out.pow(2).sum().backward()
+        results.append((out.detach(), [p.grad for p in encoder.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = results
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=0)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert RecurrentEncoder(n_features=3)._packs(x) is False  # auto on CPU: padded
+    with pytest.raises(ValueError, match="packing must be"):
+        RecurrentEncoder(n_features=3, packing="sometimes")
+
+
 def test_read_out_is_the_last_real_step():
     torch.manual_seed(0)
     encoder = RecurrentEncoder(n_features=3, hidden_size=8).eval()

@@ -79,6 +79,8 @@ def test_meta_json_provenance(completed):
     assert meta["packages"]["torch"] and meta["packages"]["avalanche-lib"]
     assert meta["started"] <= meta["ended"]
     assert [t["experience"] for t in meta["timings"]] == ["rule0", "rule1", "rule2"]
+    assert all(t["train_s"] > 0 and t["eval_s"] > 0 for t in meta["timings"])
+    assert meta["initial_eval_s"] > 0  # the accuracy matrix's first row
     assert "git" in meta and "command" in meta and len(meta["config_hash"]) == 16
 
 

@@ -247,7 +247,10 @@ def test_bucketing_replaces_plain_training_loaders(scenario):
     strategy = _strategy(Naive, bench)
     strategy.plugins.append(_Spy(seen))
     strategy.train(bench.scenario.train_stream[1])
-    assert isinstance(seen[0].batch_sampler, LengthBucketBatchSampler)
+    loader = seen[0]
+    # stacked samples: the sampler yields whole batches of indices (batch_size None)
+    batches = loader.sampler if loader.batch_size is None else loader.batch_sampler
+    assert isinstance(batches, LengthBucketBatchSampler)
 
 
 def test_bucketing_leaves_replay_loaders_alone():

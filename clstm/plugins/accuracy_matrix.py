@@ -121,35 +121,46 @@ class AccuracyMatrixMetric(PluginMetric):
         return [*values, MetricValue(self, self.prefix + "accuracy_matrix", self.heatmap(k), k)]
 
     def heatmap(self, k: int):
-        """The accuracy matrix after ``k`` experiences (initial row first) as a PIL image."""
-        import io
+        """The accuracy matrix after ``k`` experiences (initial row first) as a PIL image.
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from PIL import Image
+        Drawn directly with Pillow (viridis colours, each cell's value written in it): one
+        matplotlib figure per evaluation cost ~0.15 s, a tenth of a small model's evaluation.
+        """
+        from matplotlib import colormaps
+        from PIL import Image, ImageDraw, ImageFont
 
         initial, R = self.result()
         rows = ([initial] if initial is not None else []) + list(R[:k])
         labels = (["init"] if initial is not None else []) + [str(i) for i in range(k)]
         data = np.array(rows) if rows else np.full((1, R.shape[1]), np.nan)
-        fig, ax = plt.subplots(figsize=(1 + 0.5 * R.shape[1], 1 + 0.4 * len(data)), dpi=80)
-        ax.imshow(data, vmin=0, vmax=1, cmap="viridis")
+        font = ImageFont.load_default(size=11)
+        cell_w, cell_h, left, top, bottom = 40, 22, 44, 22, 34
+        n_rows, n_cols = data.shape
+        caption = "columns: test set of experience"
+        width = max(left + cell_w * n_cols + 8, left + int(font.getlength(caption)) + 8)
+        image = Image.new("RGB", (width, top + cell_h * n_rows + bottom), "white")
+        draw = ImageDraw.Draw(image)
+        draw.text((4, 4), "rows: after training on", fill="black", font=font)
+        colours = (colormaps["viridis"](np.nan_to_num(np.clip(data, 0, 1))) * 255).astype(int)
         for (i, j), v in np.ndenumerate(data):
-            if not np.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="w" if v < 0.6 else "k")  # fmt: skip
-        ax.set_xticks(range(R.shape[1]))
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set_xlabel("test set of experience")
-        ax.set_ylabel("after training on")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        buffer.seek(0)
-        return Image.open(buffer).convert("RGB")
+            x0, y0 = left + j * cell_w, top + i * cell_h
+            if np.isnan(v):
+                draw.rectangle((x0, y0, x0 + cell_w - 1, y0 + cell_h - 1), fill=(235, 235, 235))
+                continue
+            fill = tuple(int(c) for c in colours[i, j, :3])
+            draw.rectangle((x0, y0, x0 + cell_w - 1, y0 + cell_h - 1), fill=fill)
+            colour = "white" if v < 0.6 else "black"
+            draw.text((x0 + cell_w / 2, y0 + cell_h / 2), f"{v:.2f}", fill=colour, font=font,
+                      anchor="mm")  # fmt: skip
+        for i, label in enumerate(labels):
+            draw.text((left - 6, top + i * cell_h + cell_h / 2), label, fill="black", font=font,
+                      anchor="rm")  # fmt: skip
+        y_axis = top + n_rows * cell_h
+        for j in range(n_cols):
+            draw.text((left + j * cell_w + cell_w / 2, y_axis + 3), str(j), fill="black",
+                      font=font, anchor="mt")  # fmt: skip
+        draw.text((left, y_axis + 18), caption, fill="black", font=font)
+        return image
 
     def values_after(self, k: int) -> dict[str, float | None]:
         """Scalars describing the model after ``k`` training experiences (see module docstring)."""

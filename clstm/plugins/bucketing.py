@@ -6,6 +6,7 @@ from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import DataLoader
 
+from clstm.data.batches import batch_loader, stacked
 from clstm.data.sampling import LengthBucketBatchSampler
 
 
@@ -16,7 +17,8 @@ class LengthBucketingPlugin(SupervisedPlugin):
     a plain ``DataLoader``, or a ``TaskBalancedDataLoader`` over a single task (the same batches
     without the grouping); loaders that strategies build for their own purpose (e.g. replay's
     ``ReplayDataLoader``) are left alone. Needs the ``lengths`` data attribute that clstm's datasets
-    carry; without it the loader is left unchanged.
+    carry; without it the loader is left unchanged. Batches are cut from the experience's
+    samples stacked once (:func:`clstm.data.batches.stacked`) where that is exact.
     """
 
     def before_training_exp(self, strategy, **kwargs):
@@ -32,9 +34,15 @@ class LengthBucketingPlugin(SupervisedPlugin):
         lengths = getattr(dataset, "lengths", None)
         if lengths is None:
             return
+        sampler = LengthBucketBatchSampler(list(lengths), strategy.train_mb_size)
+        pin = strategy.device.type == "cuda"
+        batches = stacked(dataset)
+        if batches is not None:  # one indexing per batch instead of a read per sample
+            strategy.dataloader = batch_loader(batches, sampler, pin_memory=pin)
+            return
         strategy.dataloader = DataLoader(
             dataset,
-            batch_sampler=LengthBucketBatchSampler(list(lengths), strategy.train_mb_size),
+            batch_sampler=sampler,
             collate_fn=getattr(dataset, "collate_fn", None),
-            pin_memory=strategy.device.type == "cuda",
+            pin_memory=pin,
         )

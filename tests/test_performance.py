@@ -1,0 +1,172 @@
+"""The speed-ups change no number: stacked batches, the lean evaluator, the training curves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
+from avalanche.training import Naive
+from avalanche.training.plugins import EvaluationPlugin
+from matplotlib import colormaps
+
+from clstm.data import synthetic
+from clstm.data.batches import stacked
+from clstm.models import RecurrentEncoder, SequenceClassifier
+from clstm.plugins import AccuracyMatrixMetric, LSTMPlugin
+from clstm.plugins.evaluation import LeanEvaluationPlugin, _listens
+from clstm.plugins.loading import StackedEvalLoaderPlugin
+from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS, TrainingCurvesMetric
+from clstm.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    cfg = synthetic.Config(
+        n_experiences=2, n_train=48, n_test=40, seq_len=(3, 9), n_features=4, n_classes=3
+    )
+    return synthetic.build(cfg)
+
+
+def _train(bench, evaluator, plugins=()):
+    torch.manual_seed(0)
+    model = SequenceClassifier(RecurrentEncoder(n_features=4, hidden_size=8), 3)
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=0.01),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=16,
+        train_epochs=2,
+        eval_mb_size=32,
+        device="cpu",
+        plugins=[LSTMPlugin(), *plugins],
+        evaluator=evaluator,
+    )
+    strategy.eval(bench.scenario.test_stream)
+    for experience in bench.scenario.train_stream:
+        strategy.train(experience)
+        strategy.eval(bench.scenario.test_stream)
+    return evaluator.get_all_metrics()
+
+
+def test_training_curves_equal_avalanches_epoch_metrics(bench):
+    # Same names as Avalanche's epoch metrics (TensorBoard curves continue), same values.
+    theirs = _train(bench, EvaluationPlugin(loss_metrics(epoch=True), accuracy_metrics(epoch=True)))
+    ours = _train(bench, EvaluationPlugin(TrainingCurvesMetric()))
+    steps, losses = ours[EPOCH_LOSS]
+    assert len(losses) == 4  # 2 experiences x 2 epochs
+    assert steps == theirs[EPOCH_LOSS][0]  # x axis: training iterations
+    np.testing.assert_allclose(losses, theirs[EPOCH_LOSS][1], rtol=1e-6)
+    np.testing.assert_allclose(ours[EPOCH_ACCURACY][1], theirs[EPOCH_ACCURACY][1], rtol=1e-6)
+    # train/loss: the last epoch's loss of each experience, at step = experiences trained.
+    assert ours["train/loss"] == ([1, 2], [losses[1], losses[3]])
+
+
+def _every_metric(matrix):
+    return [
+        accuracy_metrics(epoch=True, experience=True, stream=True),
+        loss_metrics(epoch=True, experience=True, stream=True),
+        TrainingCurvesMetric(),
+        matrix,
+    ]
+
+
+def test_lean_evaluator_emits_exactly_what_avalanches_does(bench):
+    plain = _train(bench, EvaluationPlugin(*_every_metric(AccuracyMatrixMetric())))
+    lean = _train(bench, LeanEvaluationPlugin(*_every_metric(AccuracyMatrixMetric())))
+    assert plain.keys() == lean.keys()
+    for name, (steps, values) in plain.items():
+        if name.endswith("accuracy_matrix"):  # images: compare their pixels
+            values = [np.asarray(v) for v in values]
+            lean_values = [np.asarray(v) for v in lean[name][1]]
+            assert all(np.array_equal(a, b) for a, b in zip(values, lean_values, strict=True))
+        else:
+            assert (steps, values) == tuple(lean[name]), name
+    # Callbacks nobody implements are skipped; implemented ones are found through the MRO.
+    assert not _listens(AccuracyMatrixMetric, "before_forward")
+    assert _listens(AccuracyMatrixMetric, "after_eval_iteration")
+    assert _listens(TrainingCurvesMetric, "after_training_iteration")
+
+
+def test_stacked_batches_are_the_collated_samples(bench):
+    dataset = bench.scenario.train_stream[0].dataset.train()
+    batches = stacked(dataset)
+    assert batches is not None and len(batches) == len(dataset)
+    expected = torch.utils.data.default_collate([dataset[i] for i in (5, 0, 17)])
+    for got, want in zip(batches[[5, 0, 17]], expected, strict=True):
+        assert torch.equal(got, want)
+    with_transform = dataset.replace_current_transform_group(lambda x: x * 2)
+    assert stacked(with_transform) is None  # samples are not fixed: left to per-sample reads
+    assert stacked(dataset, max_bytes=100) is None
+
+
+def test_stacked_loading_changes_no_number(tmp_path, tiny_config, monkeypatch):
+    import clstm.plugins.bucketing as bucketing
+    import clstm.plugins.loading as loading
+
+    used = []
+    real = loading.batch_loader
+
+    def spy(*args, **kwargs):
+        used.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading, "batch_loader", spy)
+    monkeypatch.setattr(bucketing, "batch_loader", spy)
+    fast = run_experiment(tiny_config, out=tmp_path / "fast")
+    assert used  # the stacked path was taken, in training and in evaluation
+    monkeypatch.setattr(loading, "stacked", lambda *a, **k: None)
+    monkeypatch.setattr(bucketing, "stacked", lambda *a, **k: None)
+    slow = run_experiment(tiny_config, out=tmp_path / "slow")
+    np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
+    np.testing.assert_array_equal(fast.initial_accuracy, slow.initial_accuracy)
+    assert fast.metrics["acc"] == slow.metrics["acc"]
+
+
+def test_eval_loader_stacks_each_test_set_once(bench):
+    plugin = StackedEvalLoaderPlugin()
+    _train(bench, LeanEvaluationPlugin(AccuracyMatrixMetric()), plugins=[plugin])
+    assert len(plugin._cache) == bench.n_experiences  # 3 evaluations, one copy per test set
+    assert plugin.__getstate__()["_cache"] == {}  # not carried into checkpoints
+
+
+def test_heatmap_cells_have_viridis_colours():
+    matrix = AccuracyMatrixMetric()
+    R = np.array([[0.9, 0.1], [0.4, 0.8]])
+    matrix.result = lambda: (np.array([0.5, 0.5]), R)
+    image = np.asarray(matrix.heatmap(2))
+    assert image.ndim == 3 and image.shape[2] == 3
+    # cell (row "0", column 1) holds 0.1: its corner pixel has viridis(0.1)
+    left, top, cell_w, cell_h = 44, 22, 40, 22
+    pixel = image[top + 1 * cell_h + 2, left + 1 * cell_w + 2]
+    expected = (np.array(colormaps["viridis"](0.1)[:3]) * 255).astype(int)
+    np.testing.assert_allclose(pixel, expected, atol=1)
+
+
+def test_benchmark_script_quick_mode_runs(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "bench.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = out.read_text()
+    for heading in (
+        "## 1. Training-loop overhead",
+        "## 2. Variable-length sequences",
+        "## 3. Evaluation cost",
+        "## 4. Start-up",
+        "## 5. Memory",
+    ):
+        assert heading in text
+    assert "--quick" in text  # marked as saying nothing about speed
+    assert "targets met:" in result.stdout

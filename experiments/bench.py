@@ -1,0 +1,812 @@
+"""Performance benchmarks, measured side by side in one run; writes results/BENCHMARKS.md.
+
+    python experiments/bench.py                       # a few minutes on 2 cores
+    python experiments/bench.py --quick --out X.md    # tiny sizes: checks the script, not speed
+
+Sections (each contender alternates with the others, repeated; medians and their ratios):
+
+1. overhead: clstm (naive + LSTMPlugin + the full evaluator, TensorBoard logging) against a
+   hand-written PyTorch loop doing the same work (same LSTM, data, batches, epochs, Adam with the
+   same per-experience LR reset/decay and gradient clipping, the accuracy matrix evaluated after
+   every experience), and plain Avalanche ``Naive`` with its default evaluator. Fixed-length
+   sequences, so every contender does the same arithmetic and only the structure differs.
+2. varlen: lengths uniform in 8..256. clstm (length-bucketed batches trimmed to their longest
+   sequence, read-out at each sequence's last real step, denormals flushed on CPU) against the
+   usual hand-written recipe: every sequence padded at the front to the global maximum and the
+   prediction read at the last step, with and without flushing denormals; plus clstm's model
+   with ``PackedSequence`` (what it uses on CUDA).
+3. eval: 10 experiences; the accuracy matrix's 11 evaluations of 10 test sets against training.
+4. startup: ``clstm --help``, ``--version`` and ``list`` as fresh processes.
+5. memory: peak resident memory of the quickstart, and of 10-experience naive and replay runs,
+   with the replay buffer's size after every experience.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One benchmark workload (the synthetic benchmark: each experience a different rule)."""
+
+    n_experiences: int = 3
+    n_train: int = 2000
+    n_test: int = 500
+    seq_len: int | tuple[int, int] = 30
+    n_features: int = 8
+    n_classes: int = 4
+    hidden: int = 64
+    epochs: int = 10
+    batch_size: int = 32
+    eval_batch_size: int = 512
+    lr: float = 0.003
+    seed: int = 0
+
+    def config(self, **top) -> dict:
+        """The clstm config dict for this workload."""
+        seq = list(self.seq_len) if isinstance(self.seq_len, tuple) else self.seq_len
+        return {
+            "name": "bench",
+            "seed": self.seed,
+            "device": "cpu",
+            "benchmark": {
+                "name": "synthetic",
+                "n_experiences": self.n_experiences,
+                "n_train": self.n_train,
+                "n_test": self.n_test,
+                "seq_len": seq,
+                "n_features": self.n_features,
+                "n_classes": self.n_classes,
+            },
+            "model": {"type": "lstm", "hidden_size": self.hidden},
+            "strategy": {"name": "naive"},
+            "train": {
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "lr": self.lr,
+                "lr_schedule": "exponential",
+            },
+            "eval": {"batch_size": self.eval_batch_size},
+            "checkpoint": "off",
+            **top,
+        }
+
+    def describe(self) -> str:
+        lengths = (
+            f"{self.seq_len[0]}..{self.seq_len[1]}"
+            if isinstance(self.seq_len, tuple)
+            else str(self.seq_len)
+        )
+        return (
+            f"{self.n_experiences} experiences x {self.n_train} train / {self.n_test} test "
+            f"sequences, length {lengths}, {self.n_features} features, {self.n_classes} classes; "
+            f"LSTM hidden {self.hidden}; {self.epochs} epochs, batch {self.batch_size}, "
+            f"eval batch {self.eval_batch_size}"
+        )
+
+
+FULL = {
+    "small": Setting(),
+    "large": Setting(n_train=1000, seq_len=100, hidden=128, epochs=4),
+    "varlen": Setting(n_train=1000, n_test=300, seq_len=(8, 256), n_classes=2, epochs=8),
+    "eval": Setting(n_experiences=10, seq_len=(10, 30)),  # the quickstart's, 10 experiences
+    "replay": Setting(n_experiences=10, n_train=1000, n_test=200, seq_len=(10, 30), epochs=2),
+}
+QUICK = {
+    "small": Setting(n_train=64, n_test=32, seq_len=10, epochs=1),
+    "large": Setting(n_train=64, n_test=32, seq_len=20, hidden=128, epochs=1),
+    "varlen": Setting(n_train=64, n_test=32, seq_len=(8, 64), n_classes=2, epochs=1),
+    "eval": Setting(n_experiences=10, n_train=64, n_test=32, seq_len=(10, 30), epochs=1),
+    "replay": Setting(n_experiences=10, n_train=64, n_test=32, seq_len=(10, 30), epochs=1),
+}
+REPLAY_MEM = 500
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def build_benchmark(setting: Setting):
+    from clstm.config import load_config
+    from clstm.data.registry import benchmark_module
+
+    cfg = load_config(setting.config())
+    return benchmark_module("synthetic").build(cfg.benchmark)
+
+
+def stream_tensors(stream):
+    """``[(x (N, T, F + 1), y (N,)), ...]`` per experience, read once through a data loader."""
+    import torch
+
+    out = []
+    for exp in stream:
+        xs, ys = [], []
+        for x, y, *_ in torch.utils.data.DataLoader(exp.dataset, batch_size=4096):
+            xs.append(x)
+            ys.append(y)
+        out.append((torch.cat(xs), torch.cat(ys)))
+    return out
+
+
+def front_padded(x):
+    """Right-padded ``(N, T, F + 1)`` -> features ``(N, T, F)`` moved to the end of each row."""
+    import torch
+
+    values, mask = x[..., :-1], x[..., -1]
+    lengths = mask.sum(1).round().long()
+    out = torch.zeros_like(values)
+    for i, n in enumerate(lengths.tolist()):
+        out[i, x.shape[1] - n :] = values[i, :n]
+    return out
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def paired_ratio(times, baseline) -> float:
+    """Median over repetitions of ``times[i] / baseline[i]`` (run back to back in repetition i)."""
+    return median([a / b for a, b in zip(times, baseline, strict=True)])
+
+
+def mean_final_accuracy(rows) -> float:
+    """ACC: the mean accuracy over all test sets after the last experience."""
+    return sum(rows[-1]) / len(rows[-1])
+
+
+def learning_accuracy(rows) -> float:
+    """Mean accuracy on each dataset right after training on it (rows[0]: before training)."""
+    trained = rows[1:]
+    return sum(trained[i][i] for i in range(len(trained))) / len(trained)
+
+
+def mean_learning_accuracy(all_rows) -> float:
+    return statistics.mean(learning_accuracy(rows) for rows in all_rows)
+
+
+def mean_acc(all_rows) -> float:
+    return statistics.mean(mean_final_accuracy(rows) for rows in all_rows)
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+def hand_loop(train, test, setting: Setting) -> list[list[float]]:
+    """The loop a researcher writes: one LSTM over the datasets in turn, all evaluated after each.
+
+    ``train``/``test``: per dataset ``(X (N, T, F), y)``, each row's prediction read at step -1.
+    Adam, reset at every dataset with its LR decayed per epoch as lr0 * exp(-e / E), gradient
+    norm clipped to 1: what clstm's defaults do. Returns the accuracy-matrix rows (initial first).
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(setting.seed)
+
+    class LSTMClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(setting.n_features, setting.hidden, batch_first=True)
+            self.fc = nn.Linear(setting.hidden, setting.n_classes)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    model = LSTMClassifier()
+    loss_fn = nn.CrossEntropyLoss()
+
+    def evaluate() -> list[float]:
+        model.eval()
+        accuracies = []
+        with torch.inference_mode():
+            for x, y in test:
+                correct = 0
+                for i in range(0, len(y), setting.eval_batch_size):
+                    logits = model(x[i : i + setting.eval_batch_size])
+                    correct += int((logits.argmax(1) == y[i : i + setting.eval_batch_size]).sum())
+                accuracies.append(correct / len(y))
+        model.train()
+        return accuracies
+
+    rows = [evaluate()]
+    for x, y in train:
+        optimizer = torch.optim.Adam(model.parameters(), lr=setting.lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: math.exp(-e / setting.epochs)
+        )
+        for _ in range(setting.epochs):
+            order = torch.randperm(len(y))
+            for i in range(0, len(y), setting.batch_size):
+                index = order[i : i + setting.batch_size]
+                loss = loss_fn(model(x[index]), y[index])
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+            schedule.step()
+        rows.append(evaluate())
+    return rows
+
+
+def clstm_run(bench, setting: Setting, plugins=(), overrides=(), **top) -> list[list[float]]:
+    """``clstm.run_experiment`` as a user runs it (run directory, TensorBoard, metrics files)."""
+    from clstm.runner import run_experiment
+
+    with tempfile.TemporaryDirectory() as out:
+        result = run_experiment(
+            setting.config(**top), benchmark=bench, out=out, overrides=overrides, quiet=True,
+            plugins=plugins,
+        )  # fmt: skip
+    initial = result.initial_accuracy
+    return ([initial.tolist()] if initial is not None else []) + result.accuracy_matrix.tolist()
+
+
+def avalanche_naive(bench, setting: Setting) -> list[list[float]]:
+    """Plain Avalanche ``Naive`` with its default evaluator (and its console logger), same model."""
+    import torch
+    from avalanche.training import Naive
+
+    from clstm.config import load_config
+    from clstm.models import build_model
+
+    torch.manual_seed(setting.seed)
+    cfg = load_config(setting.config())
+    model = build_model(cfg.model, benchmark=bench)
+    strategy = Naive(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=setting.lr),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=setting.batch_size,
+        train_epochs=setting.epochs,
+        eval_mb_size=setting.eval_batch_size,
+        device="cpu",
+    )
+    rows = []
+    with silenced_output():
+        scenario = bench.scenario
+        results = strategy.eval(scenario.test_stream)
+        rows.append(_avalanche_row(results, bench.n_experiences))
+        for exp in scenario.train_stream:
+            strategy.train(exp)
+            results = strategy.eval(scenario.test_stream)
+            rows.append(_avalanche_row(results, bench.n_experiences))
+    return rows
+
+
+def _avalanche_row(results: dict, n: int) -> list[float]:
+    prefix = "Top1_Acc_Exp/eval_phase/test_stream/"
+    by_exp = {k[-3:]: v for k, v in results.items() if k.startswith(prefix)}
+    return [float(by_exp[f"{i:03d}"]) for i in range(n)]
+
+
+@contextlib.contextmanager
+def silenced_output():
+    """Send file descriptors 1 and 2 to /dev/null (Avalanche's console logger holds sys.stdout)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def timed(fn, *args, **kwargs):
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+def alternate(contenders: dict, repeats: int, log) -> dict[str, dict]:
+    """Run every contender ``repeats`` times, rotating the order; times and results.
+
+    Each contender is called with the repetition's index.
+    """
+    names = list(contenders)
+    out = {name: {"times": [], "rows": None} for name in names}
+    for r in range(repeats):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            seconds, rows = timed(contenders[name], r)
+            out[name]["times"].append(seconds)
+            out[name]["rows"] = rows
+            out[name].setdefault("all_rows", []).append(rows)
+            log(f"  repeat {r + 1}: {name}: {seconds:.2f} s")
+    return out
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def section_overhead(sizes, repeats, log) -> dict:
+    import torch
+
+    torch.set_flush_denormal(True)  # every contender: the same arithmetic speed
+    tables = {}
+    for key in ("small", "large"):
+        setting = sizes[key]
+        log(f"overhead, {key}: {setting.describe()}")
+        bench = build_benchmark(setting)
+        train = [(x[..., :-1], y) for x, y in stream_tensors(bench.scenario.train_stream)]
+        test = [(x[..., :-1], y) for x, y in stream_tensors(bench.scenario.test_stream)]
+        contenders = {
+            "hand-written loop": lambda r, d=(train, test, setting): hand_loop(*d),
+            "clstm": lambda r, d=(bench, setting): clstm_run(*d),
+            "Avalanche Naive (default evaluator)": lambda r, d=(bench, setting): avalanche_naive(
+                *d
+            ),
+        }
+        results = alternate(contenders, repeats, log)
+        tables[key] = {"setting": setting.describe(), "results": results}
+    return tables
+
+
+def section_varlen(sizes, repeats, log) -> dict:
+    import torch
+
+    setting = sizes["varlen"]
+    log(f"variable lengths: {setting.describe()}")
+    bench = build_benchmark(setting)
+    train = [(front_padded(x), y) for x, y in stream_tensors(bench.scenario.train_stream)]
+    test = [(front_padded(x), y) for x, y in stream_tensors(bench.scenario.test_stream)]
+
+    def hand(r: int, flush: bool = True):
+        torch.set_flush_denormal(flush)
+        return hand_loop(train, test, replace(setting, seed=r))
+
+    contenders = {
+        "clstm": lambda r: clstm_run(bench, replace(setting, seed=r)),
+        USUAL: lambda r: hand(r, flush=False),
+        FLUSHED: hand,
+    }
+    results = alternate(contenders, repeats, log)  # repetition r: every contender uses seed r
+    log("  once: clstm, model.packing: packed")
+    results["clstm, model.packing: packed (1 run, seed 0)"] = timed_once(
+        clstm_run, bench, setting, overrides=["model.packing=packed"]
+    )
+    torch.set_flush_denormal(True)
+    return {"setting": setting.describe(), "results": results}
+
+
+USUAL = "hand-written, global padding (the usual recipe)"
+FLUSHED = "hand-written, global padding, denormals flushed"
+
+
+def timed_once(fn, *args, **kwargs) -> dict:
+    seconds, rows = timed(fn, *args, **kwargs)
+    return {"times": [seconds], "rows": rows, "all_rows": [rows]}
+
+
+def section_eval(sizes, repeats, log) -> dict:
+    from clstm.runner import run_experiment
+
+    setting = sizes["eval"]
+    log(f"evaluation cost: {setting.describe()}")
+    bench = build_benchmark(setting)
+    runs = []
+    for r in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            result = run_experiment(setting.config(), benchmark=bench, out=out, quiet=True)
+            meta = json.loads((result.run_dir / "meta.json").read_text())
+        train = sum(t["train_s"] for t in meta["timings"])
+        evaluation = meta["initial_eval_s"] + sum(t["eval_s"] for t in meta["timings"])
+        runs.append({"train": train, "eval": evaluation, "n_eval": 1 + len(meta["timings"])})
+        log(f"  repeat {r + 1}: training {train:.2f} s, {runs[-1]['n_eval']} evaluations "
+            f"{evaluation:.2f} s")  # fmt: skip
+    return {"setting": setting.describe(), "runs": runs}
+
+
+def clstm_command() -> list[str]:
+    script = Path(sys.executable).parent / "clstm"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "clstm.cli"]
+
+
+def section_startup(repeats, log) -> dict:
+    out = {}
+    for args in (["--help"], ["--version"], ["list"]):
+        times = []
+        for _ in range(max(repeats, 5)):
+            started = time.perf_counter()
+            subprocess.run([*clstm_command(), *args], check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+        out["clstm " + " ".join(args)] = times
+        log(f"startup: clstm {' '.join(args)}: median {median(times):.3f} s")
+    return out
+
+
+def child_memory(kind: str, quick: bool) -> None:
+    """Runs in a fresh process: one run, then prints peak RSS (and replay buffer sizes) as JSON."""
+    import torch
+
+    sizes = QUICK if quick else FULL
+    report: dict = {"kind": kind}
+    if kind == "import":
+        import avalanche.training  # noqa: F401
+
+        import clstm.runner  # noqa: F401
+    elif kind == "quickstart":
+        from clstm.runner import run_experiment
+
+        overrides = ["benchmark.n_train=64", "train.epochs=1"] if quick else []
+        with tempfile.TemporaryDirectory() as out:
+            run_experiment(ROOT / "experiments" / "quickstart.yaml", out=out, overrides=overrides)
+    else:
+        from avalanche.training.plugins import SupervisedPlugin
+
+        setting = sizes["replay"]
+        probe_rows: list[dict] = []
+
+        class MemoryProbe(SupervisedPlugin):
+            """After each experience's evaluation (the replay plugin has updated its buffer)."""
+
+            def after_eval(self, strategy, **kwargs):
+                if strategy.clock.train_exp_counter == 0:
+                    return  # the initial evaluation, before any training
+                row = {"rss_mb": current_rss_mb()}
+                for plugin in strategy.plugins:
+                    policy = getattr(plugin, "storage_policy", None)
+                    if policy is not None:
+                        buffer = policy.buffer
+                        x = buffer[0][0] if len(buffer) else torch.zeros(0)
+                        row["buffer"] = len(buffer)
+                        row["buffer_mb"] = len(buffer) * x.numel() * x.element_size() / 2**20
+                probe_rows.append(row)
+
+        bench = build_benchmark(setting)
+        strategy = {"name": "replay", "mem_size": REPLAY_MEM} if kind == "replay" else None
+        top = {"strategy": strategy} if strategy else {}
+        clstm_run(bench, setting, plugins=[MemoryProbe()], **top)
+        report["per_experience"] = probe_rows
+        report["mem_size"] = REPLAY_MEM
+    report["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(report))
+
+
+def current_rss_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else KiB
+
+
+def section_memory(quick: bool, log) -> dict:
+    out = {}
+    for kind in ("import", "quickstart", "naive", "replay"):
+        command = [sys.executable, __file__, "--child-memory", kind]
+        command += ["--quick"] if quick else []
+        result = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+        out[kind] = json.loads(result.stdout.strip().splitlines()[-1])
+        log(f"memory: {kind}: peak RSS {out[kind]['peak_rss_mb']:.0f} MB")
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs{memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} intra-op threads), CPU only"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**NOT met**"
+
+
+def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
+    lines: list[str] = []
+    met: list[bool] = []
+    lines += ["## 1. Training-loop overhead", ""]
+    for key, label in (("small", "quickstart's model"), ("large", "larger model")):
+        table = data["overhead"][key]
+        res = table["results"]
+        base = median(res["hand-written loop"]["times"])
+        hand = res["hand-written loop"]["times"]
+        lines += [
+            f"**{label}**: {table['setting']}.",
+            "",
+            "| contender | median s | runs (s) | × hand-written (ratio of medians) "
+            "| × hand-written (median of paired runs) | ACC |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in res.items():
+            t = median(r["times"])
+            runs = ", ".join(f"{x:.2f}" for x in r["times"])
+            acc = mean_final_accuracy(r["rows"])
+            lines.append(
+                f"| {name} | {t:.2f} | {runs} | {t / base:.2f} | "
+                f"{paired_ratio(r['times'], hand):.2f} | {acc:.3f} |"
+            )
+        ratio = paired_ratio(res["clstm"]["times"], hand)
+        met.append(ratio <= 1.05)
+        lines += [
+            "",
+            f"Target clstm ≤ 1.05× the hand-written loop (median of the ratios of runs made "
+            f"back to back, which cancels most of the machine's drift): {ratio:.2f}× — "
+            f"{verdict(met[-1])}.",
+            "",
+        ]
+    return lines, met
+
+
+def render_varlen(data: dict) -> tuple[list[str], list[bool]]:
+    lines: list[str] = []
+    met: list[bool] = []
+    table = data["varlen"]
+    res = table["results"]
+    lines += [
+        "## 2. Variable-length sequences",
+        "",
+        f"{table['setting']}. Repetition r trains both repeated contenders from seed r; LA "
+        "(learning accuracy: accuracy on each dataset right after training on it) and ACC are "
+        "means over the repetitions.",
+        "",
+        "| contender | median s | runs (s) | × clstm's time (median of paired runs) | LA | ACC |",
+        "|---|---|---|---|---|---|",
+    ]
+    clstm_times = res["clstm"]["times"]
+    for name, r in res.items():
+        t = median(r["times"])
+        runs = ", ".join(f"{x:.2f}" for x in r["times"])
+        ratio = (
+            paired_ratio(r["times"], clstm_times)
+            if len(r["times"]) == len(clstm_times)
+            else t / median(clstm_times)
+        )
+        la, acc = mean_learning_accuracy(r["all_rows"]), mean_acc(r["all_rows"])
+        lines.append(f"| {name} | {t:.2f} | {runs} | {ratio:.2f}× | {la:.3f} | {acc:.3f} |")
+    usual, flushed = res[USUAL], res[FLUSHED]
+    speedup = paired_ratio(usual["times"], clstm_times)
+    speedup_flushed = paired_ratio(flushed["times"], clstm_times)
+    la_clstm, la_usual, la_flushed = (
+        mean_learning_accuracy(r["all_rows"]) for r in (res["clstm"], usual, flushed)
+    )
+    met.append(speedup >= 1.5 and la_clstm >= la_usual - 0.02)
+    lines += [
+        "",
+        f"Target clstm ≥ 1.5× faster than the usual global-padding loop at equal or better "
+        f"accuracy (LA within 0.02): {speedup:.2f}×, LA {la_clstm:.3f} vs {la_usual:.3f} — "
+        f"{verdict(met[-1])}.",
+        "",
+        f"Against the same loop with one line added, `torch.set_flush_denormal(True)` (which "
+        f"clstm sets on CPU), clstm is {speedup_flushed:.2f}× faster (LA {la_flushed:.3f}): "
+        "the rest of the gain is length-bucketed batches trimmed to their longest sequence "
+        "(about half the padded steps at lengths uniform in 8..256). `PackedSequence`, which "
+        "skips padding exactly, is much slower on CPU, so clstm packs only on CUDA "
+        "(`model.packing: auto`), where cuDNN's packed kernels are fast; it is not measured "
+        "here (no GPU).",
+        "",
+    ]
+    return lines, met
+
+
+def render_eval(data: dict) -> tuple[list[str], list[bool]]:
+    lines: list[str] = []
+    met: list[bool] = []
+    runs = data["eval"]["runs"]
+    share = median([r["eval"] / r["train"] for r in runs])
+    met.append(share <= 0.15)
+    lines += [
+        "## 3. Evaluation cost",
+        "",
+        f"{data['eval']['setting']} (the quickstart's settings per dataset, 10 datasets); "
+        f"clstm, {runs[0]['n_eval']} evaluations of the {data['eval_experiences']} test sets "
+        "(initial row + one per experience). Times from the run's `meta.json`: training = its "
+        "`strategy.train` calls, evaluation = its `strategy.eval` calls, each including "
+        "metrics, TensorBoard logging and the accuracy-matrix image. Evaluation runs in 512-"
+        "sequence batches cut from test sets stacked once per run, under `torch.no_grad`.",
+        "",
+        "| repeat | training s | all evaluations s | evaluation / training |",
+        "|---|---|---|---|",
+        *(
+            f"| {i + 1} | {r['train']:.2f} | {r['eval']:.2f} | {r['eval'] / r['train']:.1%} |"
+            for i, r in enumerate(runs)
+        ),
+        "",
+        f"Target ≤ 15% of training time: median {share:.1%} — {verdict(met[-1])}.",
+        "",
+    ]
+    return lines, met
+
+
+def render_startup(data: dict) -> tuple[list[str], list[bool]]:
+    lines: list[str] = []
+    met: list[bool] = []
+    startup = data["startup"]
+    worst = max(median(t) for t in startup.values())
+    met.append(worst <= 0.5)
+    lines += ["## 4. Start-up", "", "| command | median s | runs (s) |", "|---|---|---|"]
+    for name, times in startup.items():
+        lines.append(f"| `{name}` | {median(times):.3f} | {', '.join(f'{t:.3f}' for t in times)} |")
+    lines += ["", f"Target each ≤ 0.5 s: slowest median {worst:.3f} s — {verdict(met[-1])}.", ""]
+    return lines, met
+
+
+def render_memory(data: dict) -> tuple[list[str], list[bool]]:
+    lines: list[str] = []
+    met: list[bool] = []
+    memory = data["memory"]
+    replay = memory["replay"]
+    sizes = [row["buffer"] for row in replay["per_experience"]]
+    within = max(sizes) <= replay["mem_size"]
+    met.append(within)
+    naive_rss = [row["rss_mb"] for row in memory["naive"]["per_experience"]]
+    replay_rss = [row["rss_mb"] for row in replay["per_experience"]]
+    lines += [
+        "## 5. Memory",
+        "",
+        "Peak resident memory of a fresh process (`ru_maxrss`).",
+        "",
+        "| process | peak RSS MB |",
+        "|---|---|",
+        f"| import torch + Avalanche + clstm only | {memory['import']['peak_rss_mb']:.0f} |",
+        f"| `clstm run experiments/quickstart.yaml` (in-process) "
+        f"| {memory['quickstart']['peak_rss_mb']:.0f} |",
+        f"| naive, 10 experiences ({data['replay_setting']}) "
+        f"| {memory['naive']['peak_rss_mb']:.0f} |",
+        f"| replay (mem_size {replay['mem_size']}), same 10 experiences "
+        f"| {replay['peak_rss_mb']:.0f} |",
+        "",
+        "Replay buffer after each experience (samples; MB of sample tensors) and resident memory "
+        "of the replay and naive runs at the same points:",
+        "",
+        "| after experience | buffer samples | buffer MB | replay RSS MB | naive RSS MB |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {i + 1} | {row['buffer']} | {row['buffer_mb']:.2f} | {row['rss_mb']:.0f} | "
+            f"{naive_rss[i]:.0f} |"
+            for i, row in enumerate(replay["per_experience"])
+        ),
+        "",
+        f"Target buffer ≤ mem_size ({replay['mem_size']}) after every experience: largest "
+        f"{max(sizes)} — {verdict(within)}. Resident memory grows by "
+        f"{replay_rss[-1] - replay_rss[0]:+.0f} MB from the first to the last experience with "
+        f"replay and {naive_rss[-1] - naive_rss[0]:+.0f} MB without.",
+        "",
+    ]
+    return lines, met
+
+
+SECTIONS = ("overhead", "varlen", "eval", "startup", "memory")
+RENDER = {
+    "overhead": render_overhead,
+    "varlen": render_varlen,
+    "eval": render_eval,
+    "startup": render_startup,
+    "memory": render_memory,
+}
+
+
+def render(data: dict, quick: bool, repeats: int, seconds: float) -> tuple[str, list[bool]]:
+    lines = [
+        "# clstm performance benchmarks",
+        "",
+        "Generated by `python experiments/bench.py`"
+        + (" --quick (tiny sizes: the numbers say nothing about speed)" if quick else "")
+        + f" on {time.strftime('%Y-%m-%d')}, in {seconds / 60:.1f} min.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        f"Load average when it started: {data.get('load', '?')}. Contenders alternate within one "
+        f"process, {repeats} repetitions each (the order rotates); times are of whole runs "
+        "(building the model, training, every evaluation, writing results). This machine is "
+        "shared and its speed drifts by tens of percent within minutes, so each verdict uses "
+        "the median over repetitions of the ratio of two runs made back to back. ACC is the "
+        "mean final accuracy over all test sets.",
+        "",
+    ]
+    met: list[bool] = []
+    for name in SECTIONS:
+        if name in data:
+            section_lines, section_met = RENDER[name](data)
+            lines += section_lines
+            met += section_met
+    return "\n".join(lines), met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script only")
+    parser.add_argument("--repeats", type=int, default=None, help="default 4 (1 with --quick)")
+    parser.add_argument("--out", default=None, help="default results/BENCHMARKS.md (not --quick)")
+    parser.add_argument(
+        "--sections", default=None, help="comma-separated subset of: " + ", ".join(SECTIONS)
+    )
+    parser.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        child_memory(args.child_memory, args.quick)
+        return
+    repeats = args.repeats or (1 if args.quick else 4)
+    out = args.out or (None if args.quick else str(ROOT / "results" / "BENCHMARKS.md"))
+    sizes = QUICK if args.quick else FULL
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    from clstm.runner import quiet_library_warnings
+
+    wanted = SECTIONS if args.sections is None else args.sections.split(",")
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    runners = {
+        "overhead": lambda: section_overhead(sizes, repeats, log),
+        "varlen": lambda: section_varlen(sizes, repeats, log),
+        "eval": lambda: section_eval(sizes, min(repeats, 2), log),
+        "startup": lambda: section_startup(repeats, log),
+        "memory": lambda: section_memory(args.quick, log),
+    }
+    started = time.perf_counter()
+    data: dict = {
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?",
+        "eval_experiences": sizes["eval"].n_experiences,
+        "replay_setting": sizes["replay"].describe(),
+    }
+    with quiet_library_warnings():
+        for name in SECTIONS:
+            if name in wanted:
+                data[name] = runners[name]()
+    text, met = render(data, args.quick, repeats, time.perf_counter() - started)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(out).with_suffix(".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, out)
+        print(f"written: {out}")
+    print(f"targets met: {sum(met)} of {len(met)}")
+
+
+if __name__ == "__main__":
+    main()

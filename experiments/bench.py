@@ -529,14 +529,15 @@ def section_startup(repeats, log) -> dict:
 
 def child_memory(kind: str, quick: bool) -> None:
     """Runs in a fresh process: one run, then prints peak RSS (and replay buffer sizes) as JSON."""
+    import avalanche.training  # noqa: F401
     import torch
 
-    sizes = QUICK if quick else FULL
-    report: dict = {"kind": kind}
-    if kind == "import":
-        import avalanche.training  # noqa: F401
+    import clstm.runner  # noqa: F401
 
-        import clstm.runner  # noqa: F401
+    sizes = QUICK if quick else FULL
+    report: dict = {"kind": kind, "rss_after_import_mb": current_rss_mb()}
+    if kind == "import":
+        pass
     elif kind == "quickstart":
         from clstm.runner import run_experiment
 
@@ -572,6 +573,7 @@ def child_memory(kind: str, quick: bool) -> None:
         report["per_experience"] = probe_rows
         report["mem_size"] = REPLAY_MEM
     report["peak_rss_mb"] = peak_rss_mb()
+    report["rss_end_mb"] = current_rss_mb()
     print(json.dumps(report))
 
 
@@ -735,7 +737,7 @@ def render_varlen(data: dict) -> tuple[list[str], list[bool]]:
         f"Against the same loop with one line added, `torch.set_flush_denormal(True)` (which "
         f"clstm sets on CPU), clstm is {speedup_flushed:.2f}× faster (LA {la_flushed:.3f}): "
         "the rest of the gain is length-bucketed batches trimmed to their longest sequence "
-        "(about half the padded steps at lengths uniform in 8..256). `PackedSequence`, which "
+        "(fewer padded steps). `PackedSequence`, which "
         "skips padding exactly, is much slower on CPU, so clstm packs only on CUDA "
         "(`model.packing: auto`), where cuDNN's packed kernels are fast; it is not measured "
         "here (no GPU).",
@@ -799,20 +801,23 @@ def render_memory(data: dict) -> tuple[list[str], list[bool]]:
     lines += [
         "## 5. Memory",
         "",
-        "Peak resident memory of a fresh process (`ru_maxrss`). Most of it is the imports: "
-        "Avalanche 0.6 imports torchvision, torchmetrics, scipy and wandb with itself; the "
-        f"quickstart run adds "
-        f"{memory['quickstart']['peak_rss_mb'] - memory['import']['peak_rss_mb']:+.0f} MB.",
+        "Resident memory of a fresh process: its peak (`ru_maxrss`), after importing torch, "
+        "Avalanche and clstm, and at the end. Most of it is the imports (Avalanche 0.6 imports "
+        "torchvision, torchmetrics, scipy and wandb with itself); the difference between the "
+        "last two columns is what a run adds.",
         "",
-        "| process | peak RSS MB |",
-        "|---|---|",
-        f"| import torch + Avalanche + clstm only | {memory['import']['peak_rss_mb']:.0f} |",
-        f"| `clstm run experiments/quickstart.yaml` (in-process) "
-        f"| {memory['quickstart']['peak_rss_mb']:.0f} |",
-        f"| naive, 10 experiences ({data['replay_setting']}) "
-        f"| {memory['naive']['peak_rss_mb']:.0f} |",
-        f"| replay (mem_size {replay['mem_size']}), same 10 experiences "
-        f"| {replay['peak_rss_mb']:.0f} |",
+        "| process | peak RSS MB | RSS after imports MB | RSS at the end MB |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {memory[kind]['peak_rss_mb']:.0f} | "
+            f"{memory[kind]['rss_after_import_mb']:.0f} | {memory[kind]['rss_end_mb']:.0f} |"
+            for kind, label in (
+                ("import", "import torch + Avalanche + clstm only"),
+                ("quickstart", "`clstm run experiments/quickstart.yaml` (in-process)"),
+                ("naive", f"naive, 10 experiences ({data['replay_setting']})"),
+                ("replay", f"replay (mem_size {replay['mem_size']}), same 10 experiences"),
+            )
+        ),
         "",
         "Replay buffer after each experience (samples; MB of sample tensors) and resident memory "
         "of the replay and naive runs at the same points:",

@@ -209,7 +209,6 @@ def hand_loop(train, test, setting: Setting) -> list[list[float]]:
             return self.fc(out[:, -1])
 
     model = LSTMClassifier()
-    loss_fn = nn.CrossEntropyLoss()
 
     def evaluate() -> list[float]:
         model.eval()
@@ -226,22 +225,28 @@ def hand_loop(train, test, setting: Setting) -> list[list[float]]:
 
     rows = [evaluate()]
     for x, y in train:
-        optimizer = torch.optim.Adam(model.parameters(), lr=setting.lr)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda e: math.exp(-e / setting.epochs)
-        )
-        for _ in range(setting.epochs):
-            order = torch.randperm(len(y))
-            for i in range(0, len(y), setting.batch_size):
-                index = order[i : i + setting.batch_size]
-                loss = loss_fn(model(x[index]), y[index])
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-            schedule.step()
+        hand_train(model, x, y, setting.lr, setting.epochs, setting.batch_size)
         rows.append(evaluate())
     return rows
+
+
+def hand_train(model, x, y, lr: float, epochs: int, batch_size: int) -> None:
+    """One dataset, hand-written: Adam from lr0, LR lr0 * exp(-e / E) per epoch, norm clipped."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: math.exp(-e / epochs))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        order = torch.randperm(len(y))
+        for i in range(0, len(y), batch_size):
+            index = order[i : i + batch_size]
+            loss = loss_fn(model(x[index]), y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        schedule.step()
 
 
 def clstm_run(bench, setting: Setting, plugins=(), overrides=(), **top) -> list[list[float]]:
@@ -401,20 +406,7 @@ def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
             return self.fc(batch[:, 0])
 
     def hand(r):
-        model = FirstStep()
-        optimizer = torch.optim.Adam(model.parameters(), lr=setting.lr)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: math.exp(-e / epochs))
-        loss_fn = nn.CrossEntropyLoss()
-        for _ in range(epochs):
-            order = torch.randperm(len(y))
-            for i in range(0, len(y), setting.batch_size):
-                index = order[i : i + setting.batch_size]
-                loss = loss_fn(model(x[index]), y[index])
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-            schedule.step()
+        hand_train(FirstStep(), x, y, setting.lr, epochs, setting.batch_size)
 
     def avalanche(r):
         model = FirstStep()

@@ -107,22 +107,22 @@ def test_stacked_batches_are_the_collated_samples(bench):
 
 
 def test_stacked_loading_changes_no_number(tmp_path, tiny_config, monkeypatch):
-    import clstm.plugins.bucketing as bucketing
+    import clstm.data.batches as batches
     import clstm.plugins.loading as loading
 
     used = []
-    real = loading.batch_loader
+    real = batches.batch_loader
 
     def spy(*args, **kwargs):
         used.append(1)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loading, "batch_loader", spy)
-    monkeypatch.setattr(bucketing, "batch_loader", spy)
+    monkeypatch.setattr(batches, "batch_loader", spy)
     fast = run_experiment(tiny_config, out=tmp_path / "fast")
     assert used  # the stacked path was taken, in training and in evaluation
     monkeypatch.setattr(loading, "stacked", lambda *a, **k: None)
-    monkeypatch.setattr(bucketing, "stacked", lambda *a, **k: None)
+    monkeypatch.setattr(batches, "stacked", lambda *a, **k: None)
     slow = run_experiment(tiny_config, out=tmp_path / "slow")
     np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
     np.testing.assert_array_equal(fast.initial_accuracy, slow.initial_accuracy)

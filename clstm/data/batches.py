@@ -82,3 +82,17 @@ def batch_loader(
 ) -> DataLoader:
     """A data loader yielding ``batches[indices]`` for each list of indices of the sampler."""
     return DataLoader(batches, sampler=batch_sampler, batch_size=None, pin_memory=pin_memory)
+
+
+def loader(dataset: Any, batch_sampler: Sampler[list[int]], *, pin_memory: bool) -> DataLoader:
+    """The sampler's batches of ``dataset``: cut from stacked samples where that is exact,
+    otherwise collated from per-sample reads (the same batches either way)."""
+    batches = stacked(dataset)
+    if batches is not None:
+        return batch_loader(batches, batch_sampler, pin_memory=pin_memory)
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=getattr(dataset, "collate_fn", None),
+        pin_memory=pin_memory,
+    )

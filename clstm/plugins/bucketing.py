@@ -6,7 +6,7 @@ from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import DataLoader
 
-from clstm.data.batches import batch_loader, stacked
+from clstm.data.batches import loader
 from clstm.data.sampling import LengthBucketBatchSampler
 
 
@@ -23,26 +23,19 @@ class LengthBucketingPlugin(SupervisedPlugin):
 
     def before_training_exp(self, strategy, **kwargs):
         """Runs before each training experience, once the training loader exists."""
-        loader = strategy.dataloader
+        current = strategy.dataloader
         dataset = strategy.adapted_dataset
-        if type(loader) is TaskBalancedDataLoader:
+        if type(current) is TaskBalancedDataLoader:
             tasks = getattr(dataset, "targets_task_labels", None)
             if tasks is None or len(tasks.uniques) != 1:
                 return
-        elif type(loader) is not DataLoader:
+        elif type(current) is not DataLoader:
             return
         lengths = getattr(dataset, "lengths", None)
         if lengths is None:
             return
-        sampler = LengthBucketBatchSampler(list(lengths), strategy.train_mb_size)
-        pin = strategy.device.type == "cuda"
-        batches = stacked(dataset)
-        if batches is not None:  # one indexing per batch instead of a read per sample
-            strategy.dataloader = batch_loader(batches, sampler, pin_memory=pin)
-            return
-        strategy.dataloader = DataLoader(
+        strategy.dataloader = loader(
             dataset,
-            batch_sampler=sampler,
-            collate_fn=getattr(dataset, "collate_fn", None),
-            pin_memory=pin,
+            LengthBucketBatchSampler(list(lengths), strategy.train_mb_size),
+            pin_memory=strategy.device.type == "cuda",
         )

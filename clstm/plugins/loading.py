@@ -6,21 +6,21 @@ from avalanche.benchmarks.utils.data_loader import SingleDatasetDataLoader
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import BatchSampler, SequentialSampler
 
-from clstm.data.batches import batch_loader, stacked
+from clstm.data.batches import MAX_BYTES, batch_loader, stacked
 
 
 class StackedEvalLoaderPlugin(SupervisedPlugin):
     """Replaces the evaluation loader by one over the experience's samples, stacked once.
 
-    The accuracy matrix evaluates every test set after every experience (T + 1 times); read
-    sample by sample through Avalanche's dataset layers, loading alone was ~40% of a small
-    model's evaluation. Each evaluated dataset is stacked the first time it is seen and kept
+    The accuracy matrix evaluates every test set after every experience (T + 1 times), and
+    Avalanche's loader reads every sample through its dataset layers each time. Each evaluated
+    dataset is stacked the first time it is seen and kept
     for the run (up to ``max_bytes`` in all; larger sets are loaded as before); batches and
     their order are the same as Avalanche's loader gives. Only Avalanche's default evaluation
     loader is replaced, and only for datasets :func:`~clstm.data.batches.stacked` accepts.
     """
 
-    def __init__(self, max_bytes: int = 2**30):
+    def __init__(self, max_bytes: int = MAX_BYTES):
         super().__init__()
         self.max_bytes = max_bytes
         self._cache: dict[int, tuple] = {}

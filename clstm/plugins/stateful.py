@@ -5,7 +5,7 @@ from __future__ import annotations
 from avalanche.training.plugins import SupervisedPlugin
 from torch.utils.data import DataLoader
 
-from clstm.data.batches import batch_loader, stacked
+from clstm.data.batches import loader
 from clstm.data.sampling import ConsecutiveWindowsBatchSampler
 from clstm.plugins.lstm import reset_recurrent_state
 
@@ -35,16 +35,7 @@ class StatefulWindowsPlugin(SupervisedPlugin):
         sampler = ConsecutiveWindowsBatchSampler(
             len(dataset), self.windows, batch_size, shuffle=shuffle
         )
-        pin = strategy.device.type == "cuda"
-        batches = stacked(dataset)
-        if batches is not None:  # one indexing per batch instead of a read per sample
-            return batch_loader(batches, sampler, pin_memory=pin)
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=getattr(dataset, "collate_fn", None),
-            pin_memory=pin,
-        )
+        return loader(dataset, sampler, pin_memory=strategy.device.type == "cuda")
 
     def before_training_exp(self, strategy, **kwargs):
         """Runs before each training experience: windows in order, series shuffled."""

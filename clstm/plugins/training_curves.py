@@ -20,8 +20,8 @@ class TrainingCurvesMetric(PluginMetric):
     with different epochs or data sizes line up in TensorBoard.
 
     Why not Avalanche's ``loss_metrics(epoch=True)`` and ``accuracy_metrics(epoch=True)``: they
-    keep per-task running means and call ``torch.unique`` on the task labels of every batch,
-    ~0.1 ms per training iteration, a twentieth of a small LSTM's step. Here each batch adds
+    keep per-task running means and call ``torch.unique`` on the task labels of every batch.
+    Here each batch adds
     to two tensors on the model's device (no host synchronisation), read once per epoch.
     """
 

@@ -40,8 +40,12 @@ def save_strategy(strategy, path: str | Path) -> None:
     _restore_torch_optim_submodules()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_checkpoint(strategy, str(tmp))
-    os.replace(tmp, path)
+    try:
+        save_checkpoint(strategy, str(tmp))
+        os.replace(tmp, path)
+    except BaseException:  # e.g. disk full: a partial file must not keep the disk full
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_strategy(strategy, path: str | Path, device: torch.device):

@@ -1,7 +1,9 @@
 """The ``clstm`` command. Heavy modules (torch, Avalanche) are imported only by ``clstm run``.
 
-Exit status: 0 the run completed; 1 it diverged, failed or was interrupted; 2 a usage error
-(bad config, missing file, existing run directory) - reported in one line, nothing written.
+Exit status: 0 the run completed; 1 it diverged, failed or was interrupted (Ctrl-C, SIGTERM), or
+its results could not be written or read (disk full, corrupt files); 2 a usage error (bad config,
+missing file, existing run directory, a run directory another process is writing) - reported in
+one line, nothing written.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--seed", type=int, help="run seed (replaces the config's `seed`)")
     run.add_argument(
+        "--name",
+        dest="run_name",
+        metavar="NAME",
+        help="name of the run's folder (default: the strategy and the --set values)",
+    )
+    run.add_argument(
         "--seeds", metavar="SEEDS", help="sweep over seeds: a range 0-4 or a list 0,3,7"
     )
     run.add_argument(
@@ -90,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="skip completed runs; continue interrupted ones from their last checkpoint",
+    )
+    run.add_argument(
+        "--allow-large-sweep",
+        action="store_true",
+        help="allow a sweep of more than 10,000 runs",
     )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
@@ -152,8 +165,17 @@ def _list() -> int:
     return 0
 
 
+def _on_sigterm(signum, frame):
+    """SIGTERM (how SLURM and most schedulers stop a job) is handled like Ctrl-C."""
+    from clstm.errors import Interrupted
+
+    raise Interrupted("SIGTERM")
+
+
 def _run(args: argparse.Namespace, command: list[str]) -> int:
-    from clstm.config import ConfigError
+    import signal
+
+    from clstm.errors import ConfigError, Interrupted, OutputError, RunFailed
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
@@ -162,13 +184,18 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
 
         raw, sweep = read_sweep_file(args.config)
     except ConfigError as exc:
-        return _usage_error(str(exc))
-    if sweep or args.seeds is not None or args.grid or args.backend == "ray":
-        if args.seed is not None:
-            return _usage_error("give either --seed (one run) or --seeds (a sweep), not both")
-        return _sweep(args, raw, sweep)
+        return _usage_error(exc.cli_message)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        from clstm.runner import RunFailed, run_experiment
+        if sweep or args.seeds is not None or args.grid or args.backend == "ray":
+            if args.seed is not None:
+                return _usage_error("give either --seed (one run) or --seeds (a sweep), not both")
+            if args.run_name is not None:
+                return _usage_error(
+                    "--name names one run; a sweep names its runs by their swept values"
+                )
+            return _sweep(args, raw, sweep)
+        from clstm.runner import run_experiment
 
         if not args.quiet:
             print(f"clstm {__version__}: running {args.config}", flush=True)
@@ -181,26 +208,36 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             quiet=args.quiet,
             command=command,
             resume=args.resume,
+            run_name=args.run_name,
+            cli=True,
         )
     except ConfigError as exc:
-        return _usage_error(str(exc))
-    except RunFailed as exc:
-        print(f"clstm: run failed: {exc}", file=sys.stderr)
+        return _usage_error(exc.cli_message)
+    except (RunFailed, OutputError) as exc:
+        print(f"clstm: error: {exc.cli_message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("clstm: interrupted; what was measured is in the run directory", file=sys.stderr)
+    except OSError as exc:  # e.g. a results folder that vanished or a full disk outside a run
+        print(f"clstm: error: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
+        print(
+            f"clstm: interrupted by {cause}; what was measured is in the run directory "
+            "(continue it with --resume)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary_text(result, Path(args.out)))
     return 0 if result.status == "completed" else 1
 
 
 def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
-    from clstm.config import ConfigError, apply_override
+    from clstm.errors import ConfigError, Interrupted
     from clstm.sweep import parse_grid, parse_seeds, run_sweep
 
     try:
-        for item in args.overrides:
-            apply_override(raw, item)
         seeds = parse_seeds(
             args.seeds if args.seeds is not None else sweep.get("seeds", raw.get("seed", 0))
         )
@@ -218,13 +255,22 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
             )
 
         result = run_sweep(
-            raw, seeds=seeds, grid=grid, out=args.out, workers=args.workers,
-            overwrite=args.overwrite, resume=args.resume, backend=args.backend,
-            address=args.address, cpus_per_run=args.cpus_per_run,
-            gpus_per_run=args.gpus_per_run, on_result=progress,
+            raw, seeds=seeds, grid=grid, overrides=args.overrides, out=args.out,
+            workers=args.workers, overwrite=args.overwrite, resume=args.resume,
+            backend=args.backend, address=args.address, cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run, allow_large=args.allow_large_sweep,
+            on_result=progress, cli=True,
         )  # fmt: skip
     except ConfigError as exc:
-        return _usage_error(str(exc))
+        return _usage_error(exc.cli_message)
+    except KeyboardInterrupt as exc:
+        cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
+        print(
+            f"clstm: sweep interrupted by {cause}; unfinished runs are marked interrupted in "
+            "sweep.json (continue them with --resume)",
+            file=sys.stderr,
+        )
+        return 1
     failed = result.failed
     print(
         f"{len(result.runs)} runs: {len(result.runs) - len(failed)} completed, {len(failed)} not "
@@ -240,14 +286,25 @@ def _report(args: argparse.Namespace) -> int:
     if args.bibtex:
         print(BIBTEX.replace("VERSION", __version__))
         return 0
+    from clstm.errors import ConfigError
+
     try:
         command = "clstm report " + " ".join(sys.argv[2:]) if args.markdown else None
-        md = write_report(
+        md, skipped = write_report(
             args.results_dirs, args.out, with_figures=not args.no_figures,
-            markdown_path=args.markdown, command=command,
+            markdown_path=args.markdown, command=command, with_skipped=True,
         )  # fmt: skip
-    except FileNotFoundError as exc:
-        return _usage_error(str(exc))
+    except ConfigError as exc:
+        return _usage_error(exc.cli_message)
+    except OSError as exc:
+        print(f"clstm: error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if skipped:
+        print(
+            f"clstm report: warning: skipped {len(skipped)} unreadable run(s): "
+            + "; ".join(skipped),
+            file=sys.stderr,
+        )
     print(f"report: {md} (report.tex, report.csv and figures beside it or in --out)")
     return 0
 

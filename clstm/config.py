@@ -23,31 +23,25 @@ import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 
+from clstm.errors import ConfigError
+from clstm.schema import (  # noqa: F401 - re-exported: config sections are declared with these
+    MAX_SEED,
+    StreamOptions,
+    check_fits_in_memory,
+    param,
+    physical_memory,
+)
 
-class ConfigError(ValueError):
-    """A config file, key or value is wrong. The message names it and says what is allowed."""
+__all__ = ["ConfigError", "ExperimentConfig", "load_config"]  # ConfigError lives in clstm.errors
 
-
-def param(default: Any = dataclasses.MISSING, help: str = "", **constraints: Any) -> Any:
-    """Declare a config field with its default, help text and numeric constraints.
-
-    ``constraints`` may hold ``ge``, ``gt``, ``le``, ``lt`` (inclusive/exclusive bounds checked on
-    numbers and on each element of a tuple), and ``default_factory`` for mutable defaults.
-    """
-    factory = constraints.pop("default_factory", dataclasses.MISSING)
-    unknown = set(constraints) - {"ge", "gt", "le", "lt", "pattern", "select"}
-    if unknown:
-        raise TypeError(f"unknown constraint(s) {sorted(unknown)}")
-    metadata = {"help": help, **constraints}
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
+#: a YAML document that expands (through aliases) to more nodes than this is refused
+MAX_YAML_NODES = 100_000
 
 
 # --------------------------------------------------------------------------------------------------
@@ -123,36 +117,6 @@ class EvalConfig:
     )
 
 
-@dataclass(frozen=True)
-class StreamOptions:
-    """Options every benchmark shares (benchmark configs inherit them)."""
-
-    scenario: Literal["auto", "domain", "task", "class"] = param(
-        "auto",
-        "domain: one shared head, no task labels; task: task label = experience, one head each; "
-        "class: one dataset split into experiences by classes; auto: the benchmark's own",
-    )
-    standardize: bool = param(
-        True, "standardise each dataset per feature, fitted on its own training split only"
-    )
-    validation: float = param(
-        0.0,
-        "fraction of each training set held out (stratified) as the validation stream",
-        ge=0.0,
-        lt=0.9,
-    )
-
-    def _settle_scenario(self, allowed: tuple[str, ...]) -> None:
-        """Resolve ``auto`` to ``allowed[0]`` (the benchmark's natural scenario), check the rest."""
-        if self.scenario == "auto":
-            object.__setattr__(self, "scenario", allowed[0])  # frozen: settled once, at creation
-        elif self.scenario not in allowed:
-            raise ValueError(
-                f"benchmark.scenario: '{self.scenario}' is not supported by benchmark "
-                f"'{self.name}'; choose one of {', '.join(allowed)}"  # type: ignore[attr-defined]
-            )
-
-
 def _select_benchmark(name: str) -> type:
     from clstm.data.registry import benchmark_config_class
 
@@ -183,7 +147,9 @@ class ExperimentConfig:
         "OUT/NAME/STRATEGY/seedK (defaults to the YAML file's stem)",
         pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     )
-    seed: int = param(0, "seed for model init, data order and every RNG of the run", ge=0)
+    seed: int = param(
+        0, "seed for model init, data order and every RNG of the run", ge=0, le=MAX_SEED
+    )
     device: str = param(
         "auto",
         "auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
@@ -246,11 +212,33 @@ def load_config(
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans: only true/false, not yes/no/on/off.
+    """PyYAML's safe loader with YAML 1.2 booleans (only true/false) and no duplicate keys.
 
     Why: PyYAML implements YAML 1.1, where ``checkpoint: off`` reads as ``False`` and a
-    dataset called ``no`` as a boolean; clstm's configs mean those words as strings.
+    dataset called ``no`` as a boolean; clstm's configs mean those words as strings. And PyYAML
+    lets a second ``train:`` block silently replace the first; here that is an error.
     """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key '{key}' (each key may appear once)",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
@@ -264,9 +252,43 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` becomes once every alias is expanded (each node counted once)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a recursive alias counts once instead of forever
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:
+        children = []
+    memo[key] = 1 + sum(_expanded_nodes(child, memo) for child in children)
+    return memo[key]
+
+
 def load_yaml(text: str) -> Any:
-    """Parse YAML text as clstm reads configs, overrides and grid values (YAML 1.2 booleans)."""
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML text as clstm reads configs, overrides and grid values.
+
+    YAML 1.2 booleans, no duplicate keys, and no document that aliases expand beyond
+    :data:`MAX_YAML_NODES` nodes (a "billion laughs" would otherwise take minutes and gigabytes
+    once a sweep copies it). Raises ``yaml.YAMLError``.
+    """
+    loader = _Yaml12Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_nodes(node, {})
+        if size > MAX_YAML_NODES:
+            raise yaml.YAMLError(
+                f"the document expands to {size:,} values through aliases (at most "
+                f"{MAX_YAML_NODES:,} allowed)"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -274,11 +296,20 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = load_yaml(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x}); "
+            "save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
+        problem = getattr(exc, "problem", None) or (str(exc) if exc.args else "invalid YAML")
         raise ConfigError(f"{path}: {problem}{where}") from None
     if data is None:
         return {}

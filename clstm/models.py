@@ -155,6 +155,32 @@ class TaskInputProjection(nn.Module):
         return torch.cat([self.linear(x[..., : self.n_features]), x[..., -1:]], dim=-1)
 
 
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def parameter_count(config, benchmark) -> int:
+    """The number of parameters :func:`build_model` would create, computed without building it.
+
+    Recurrent layers (``gates * h * (inputs + h + 2)`` per layer and direction), the projection
+    adapters and the heads (one per experience in the task scenario). Used to refuse models that
+    cannot fit in memory before anything is allocated or written.
+    """
+    h, gates = config.hidden_size, _GATES[config.type]
+    directions = 2 if config.bidirectional else 1
+    projection = config.adapter == "projection"
+    inputs = config.adapter_size if projection else benchmark.n_features
+    total = 0
+    for layer in range(config.num_layers):
+        width = inputs if layer == 0 else h * directions
+        total += directions * gates * h * (width + h + 2)
+    out = h * directions
+    features = benchmark.features_per_experience or [benchmark.n_features]
+    if projection:
+        total += sum((f + 1) * config.adapter_size for f in features)
+    heads = benchmark.n_experiences if benchmark.scenario_name == "task" else 1
+    return total + heads * (out + 1) * benchmark.n_classes
+
+
 def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
     """The classifier a :class:`clstm.config.ModelConfig` describes, shaped for ``benchmark``.
 

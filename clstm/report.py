@@ -1,18 +1,26 @@
 """Aggregate finished runs into paper-ready tables and figures (``clstm report RESULTS_DIR``).
 
-Runs are found as ``<experiment>/<run name>/seed<k>/metrics.json`` below the given folder (which
-may be one experiment's folder or a whole ``results/``), plus runs a ``sweep.json`` lists that
-never produced a directory (refused or crashed early). For every experiment and run name, over
-its *completed* seeds: mean, sample standard deviation and a 95% confidence interval
-``mean +- t(0.975, n-1) * std / sqrt(n)`` (Student's t) of every metric, and the number of seeds
-behind each value. Runs that did not complete are counted and flagged, never averaged in.
+Runs are found as ``seed<k>/`` folders holding ``metrics.json`` (or only ``meta.json``: a run that
+was killed) below the given folders (one experiment's folder or a whole ``results/``), plus runs a
+``sweep.json`` lists that never produced a directory (refused or crashed early). Each run's
+experiment and run name are those it recorded, not guessed from the folders.
+
+**Grouping.** A row is one *identity*: the experiment, the run name and the resolved config
+without the seed (``config.yaml``, see :mod:`clstm.rundir`). Runs of one run name whose configs
+differ are never averaged together: they become separate rows, each labelled with the keys that
+differ (``naive [train.lr=0.01]``). Two runs of one identity with the same seed (e.g. the same
+folder passed twice, or copies) are refused, naming both paths. Unreadable runs are skipped with
+a one-line warning that lists them.
+
+For every row, over its *completed* seeds: mean, sample standard deviation and a 95% confidence
+interval ``mean +- t(0.975, n-1) * std / sqrt(n)`` (Student's t) of every metric, and the number of
+seeds behind each value. Runs that did not complete are counted and flagged, never averaged in.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import warnings
@@ -23,7 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
+from clstm.errors import ConfigError, OutputError
 from clstm.io import write_text_atomic
+from clstm.rundir import (
+    differences,
+    identity,
+    identity_hash,
+    read_config_dict,
+    read_json_file,
+    recorded_status,
+    value_text,
+)
 
 #: (key in metrics.json, column title, True if higher is better)
 METRICS = (
@@ -70,12 +88,16 @@ def summarize_values(values: list[float]) -> Stat:
 
 @dataclass
 class RunGroup:
-    """All seeds of one run name in one experiment."""
+    """All seeds of one identity: one experiment, one run name, one config (minus the seed)."""
 
     experiment: str
     run_name: str
+    identity: str = ""
+    config: dict = field(default_factory=dict)  # the identity (resolved config without seed)
+    label: str = ""  # the row's name: the run name, plus the differing keys where needed
     completed: list[dict] = field(default_factory=list)
     not_completed: dict[str, list[int]] = field(default_factory=dict)  # status -> seeds
+    paths: dict[int, Path] = field(default_factory=dict)  # seed -> run directory
 
     def stat(self, key: str) -> Stat:
         return summarize_values([m[key] for m in self.completed if m.get(key) is not None])
@@ -88,44 +110,154 @@ class RunGroup:
         return "; ".join(parts)
 
 
-def collect(*results_dirs: str | Path) -> dict[str, dict[str, RunGroup]]:
-    """``{experiment: {run name: RunGroup}}`` for every run below the given folders."""
-    groups: dict[str, dict[str, RunGroup]] = defaultdict(dict)
+class Collected(dict):
+    """``{experiment: {row label: RunGroup}}``, plus ``skipped``: runs that could not be read."""
+
+    def __init__(self, *args, skipped: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped = list(skipped or [])
+
+
+def collect(*results_dirs: str | Path) -> Collected:
+    """``{experiment: {row label: RunGroup}}`` for every run below the given folders.
+
+    Raises :class:`ConfigError` for a missing folder, no runs at all, or a seed that appears
+    twice in one identity; unreadable runs are skipped and listed in ``.skipped``.
+    """
+    found: dict[tuple[str, str, str], RunGroup] = {}
+    skipped: list[str] = []
+    seen_dirs: set[Path] = set()
     for root in map(Path, results_dirs):
         if not root.is_dir():
-            raise FileNotFoundError(f"results folder not found: {root}")
-        _collect_into(groups, root)
-    if not groups:
-        raise FileNotFoundError(
+            raise ConfigError(f"results folder not found: {root}")
+        _collect_into(found, root, skipped, seen_dirs)
+    if not found:
+        raise ConfigError(
             f"no runs (seed*/metrics.json) below {', '.join(map(str, results_dirs))}"
+            + (f"; {len(skipped)} unreadable" if skipped else "")
         )
-    return {e: dict(sorted(g.items())) for e, g in sorted(groups.items())}
+    collected = Collected(skipped=skipped)
+    by_name: dict[tuple[str, str], list[RunGroup]] = defaultdict(list)
+    for g in found.values():
+        by_name[(g.experiment, g.run_name)].append(g)
+    for (experiment, run_name), groups in by_name.items():
+        for g in groups:
+            g.label = run_name if len(groups) == 1 else _label(g, groups)
+            collected.setdefault(experiment, {})[g.label] = g
+    for experiment in list(collected):
+        collected[experiment] = dict(sorted(collected[experiment].items()))
+    ordered = Collected(skipped=skipped)
+    ordered.update(sorted(collected.items()))
+    return ordered
 
 
-def _collect_into(groups: dict[str, dict[str, RunGroup]], root: Path) -> None:
+def _label(group: RunGroup, groups: list[RunGroup]) -> str:
+    """``run [key=value, ...]`` with the keys where this group's config differs from the others."""
+    keys: list[str] = []
+    for other in groups:
+        if other is not group:
+            keys += [k for k, _, _ in differences(group.config, other.config) if k not in keys]
+    flat = _flat(group.config)
+    if not keys:  # a run listed only in a sweep.json: its config is unknown
+        return f"{group.run_name} [{group.identity[:8]}]"
+    shown = ", ".join(f"{k}={value_text(flat.get(k))}" for k in sorted(keys)[:4])
+    return f"{group.run_name} [{shown}{', ...' if len(keys) > 4 else ''}]"
 
-    def group(experiment: str, run_name: str) -> RunGroup:
-        return groups[experiment].setdefault(run_name, RunGroup(experiment, run_name))
 
-    seen: set[tuple[str, str, int]] = set()
-    for path in sorted(root.rglob("seed*/metrics.json")):
-        m = json.loads(path.read_text())
-        run_name, experiment = path.parent.parent.name, path.parent.parent.parent.name
+def _flat(data, prefix: str = "") -> dict:
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            out |= _flat(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def _collect_into(
+    found: dict[tuple[str, str, str], RunGroup],
+    root: Path,
+    skipped: list[str],
+    seen_dirs: set[Path],
+) -> None:
+    run_dirs = {p.parent for p in root.rglob("seed*/metrics.json")}
+    run_dirs |= {p.parent for p in root.rglob("seed*/meta.json")}
+    recorded: set[tuple[str, str, int]] = set()
+    for run_dir in sorted(run_dirs):
+        real = run_dir.resolve()
+        if real in seen_dirs:  # the same folder reached twice (nested or repeated arguments)
+            continue
+        seen_dirs.add(real)
+        try:
+            m, config = _read_run(run_dir)
+        except OutputError as exc:
+            skipped.append(f"{run_dir} ({exc})")
+            continue
+        ident = identity_hash(config)
+        key = (m["experiment"], m["run_name"], ident)
+        g = found.setdefault(key, RunGroup(m["experiment"], m["run_name"], ident, identity(config)))
         seed = m["seed"]
-        seen.add((experiment, run_name, seed))
-        g = group(experiment, run_name)
+        if seed in g.paths:
+            raise ConfigError(
+                f"seed {seed} of {m['experiment']}/{m['run_name']} appears twice with the same "
+                f"config: {g.paths[seed]} and {run_dir}; pass only one of them to clstm report"
+            )
+        g.paths[seed] = run_dir
+        recorded.add((m["experiment"], m["run_name"], seed))
         if m["status"] == "completed":
             g.completed.append(m)
         else:
             g.not_completed.setdefault(m["status"], []).append(seed)
     for path in sorted(root.rglob("sweep.json")):
-        sweep = json.loads(path.read_text())
-        for run in sweep["runs"]:
-            key = (sweep["experiment"], run["run_name"], run["seed"])
-            if key not in seen:  # no metrics.json: refused, crashed early, or never started
-                seen.add(key)
-                status = run["status"] if run["status"] != "completed" else "missing"
-                group(*key[:2]).not_completed.setdefault(status, []).append(run["seed"])
+        try:
+            sweep = read_json_file(path)
+            experiment, runs = sweep["experiment"], list(sweep["runs"])
+            rows = [(r["run_name"], int(r["seed"]), r["status"], r.get("identity")) for r in runs]
+        except (OutputError, KeyError, TypeError, ValueError) as exc:
+            skipped.append(f"{path} ({exc})")
+            continue
+        for run_name, seed, status, ident in rows:
+            if (experiment, run_name, seed) in recorded or any(
+                seed in g.paths
+                for g in found.values()
+                if (g.experiment, g.run_name) == (experiment, run_name)
+            ):
+                continue  # its run directory was read above
+            recorded.add((experiment, run_name, seed))
+            status = status if status != "completed" else "missing"
+            matches = [
+                g for g in found.values()
+                if (g.experiment, g.run_name) == (experiment, run_name)
+                and (ident is None or g.identity == ident)
+            ]  # fmt: skip
+            g = matches[0] if matches else found.setdefault(
+                (experiment, run_name, str(ident)), RunGroup(experiment, run_name, str(ident))
+            )  # fmt: skip
+            g.not_completed.setdefault(status, []).append(seed)
+
+
+def _read_run(run_dir: Path) -> tuple[dict, dict]:
+    """A run's metrics (or, for a run killed before writing them, its status) and its config."""
+    config = read_config_dict(run_dir)
+    path = run_dir / "metrics.json"
+    if path.exists():
+        m = read_json_file(path)
+        missing = [k for k in ("experiment", "seed", "status", "accuracy_matrix") if k not in m]
+        if missing:
+            raise OutputError(f"{path} lacks {', '.join(missing)}")
+        if not isinstance(m["seed"], int) or m["seed"] != config.get("seed"):
+            raise OutputError(f"{path}: seed {m['seed']!r} is not the seed of its config.yaml")
+    else:  # killed before the end: status from meta.json (running without a lock: interrupted)
+        meta = read_json_file(run_dir / "meta.json")
+        m = {
+            "experiment": config["name"], "seed": config["seed"],
+            "status": recorded_status(run_dir) or "unknown",
+            "accuracy_matrix": [],
+        }  # fmt: skip
+        m["run_name"] = meta.get("run_name", run_dir.parent.name)
+    m.setdefault("run_name", run_dir.parent.name)  # runs written before run names were recorded
+    if m["experiment"] != config["name"]:
+        raise OutputError(f"{path}: experiment {m['experiment']!r} is not its config's name")
+    return m, config
 
 
 def _fmt(stat: Stat, digits: int = 3) -> str:
@@ -353,14 +485,21 @@ def write_report(
     with_figures: bool = True,
     markdown_path: str | Path | None = None,
     command: str | None = None,
-) -> Path:
+    with_skipped: bool = False,
+):
     """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
 
     ``markdown_path`` writes the Markdown there instead (figure links relative to it), headed by
-    ``command``, the command that regenerates it. Returns the Markdown file's path.
+    ``command``, the command that regenerates it. Returns the Markdown file's path (and, with
+    ``with_skipped``, the list of runs skipped as unreadable, each with the reason).
     """
     collected = collect(*results_dirs)
     out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
+    for path, what in ((out, "--out"), (Path(markdown_path) if markdown_path else None, "")):
+        if path is not None and what and path.exists() and not path.is_dir():
+            raise ConfigError(f"report {what} {path} is a file; give a folder for the report")
+    if markdown_path is not None and Path(markdown_path).is_dir():
+        raise ConfigError(f"report --markdown {markdown_path} is a folder; give a file path")
     made = figures(collected, out) if with_figures else {}
     md_path = Path(markdown_path) if markdown_path else out / "report.md"
     relative = {
@@ -370,4 +509,4 @@ def write_report(
     write_text_atomic(md_path, header + markdown(collected, relative))
     write_text_atomic(out / "report.tex", latex(collected))
     write_text_atomic(out / "report.csv", csv_text(collected))
-    return md_path
+    return (md_path, collected.skipped) if with_skipped else md_path

@@ -37,18 +37,35 @@ import numpy as np
 
 from clstm import __version__
 from clstm import metrics as clm
-from clstm.config import ConfigError, ExperimentConfig, config_hash, load_config, to_yaml
-from clstm.io import read_json, write_json_atomic, write_text_atomic
+from clstm.config import ExperimentConfig, config_hash, load_config, to_dict, to_yaml
+from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for callers
+    ClstmError,
+    ConfigError,
+    DataError,
+    OutputError,
+    RunExistsError,
+    RunFailed,
+)
+from clstm.io import write_json_atomic, write_text_atomic
+from clstm.rundir import (
+    RunLock,
+    check_not_locked,
+    check_out,
+    check_run_dir,
+    describe_differences,
+    holds_run,
+    identity,
+    identity_hash,
+    parse_override,
+    read_config_dict,
+    read_json_file,
+    recorded_status,
+    run_dir_path,
+    run_name_for,
+    safe_component,
+)
 
 PACKAGES = ("torch", "avalanche-lib", "numpy", "scikit-learn", "tensorboard", "pyyaml")
-
-
-class RunExistsError(ConfigError):
-    """The run directory already holds a run; pass ``overwrite=True`` (``--overwrite``)."""
-
-
-class RunFailed(RuntimeError):
-    """The run raised an unexpected error; its directory holds ``traceback.txt``."""
 
 
 @dataclass
@@ -62,13 +79,6 @@ class RunResult:
     initial_accuracy: np.ndarray | None
     experience_names: list[str]
     error: str | None = None
-
-
-def run_dir_for(
-    config: ExperimentConfig, out: str | Path = "results", run_name: str | None = None
-) -> Path:
-    """``<out>/<experiment>/<run name>/seed<k>``; the run name defaults to the strategy's name."""
-    return Path(out) / config.name / (run_name or config.strategy.name) / f"seed{config.seed}"
 
 
 def resolve_device(spec: str):
@@ -115,35 +125,27 @@ def seed_everything(seed: int) -> None:
 
 
 CHECKPOINT = "checkpoint.pt"
+#: statuses that end a run for good: ``--resume`` keeps them (a diverged run diverges again)
+FINAL = ("completed", "diverged")
 
 
-def run_status(run_dir: Path) -> str | None:
-    """The status recorded in a run directory (``metrics.json``, else ``meta.json``), or None."""
-    for name in ("metrics.json", "meta.json"):
+def run_name_of(cfg: ExperimentConfig, overrides: Sequence[str], run_name: str | None) -> str:
+    """The run's folder name: ``run_name`` made safe, else the strategy + the overridden values."""
+    from clstm.config import load_yaml
+
+    if run_name is not None:
+        if not str(run_name).strip():
+            raise ConfigError("run_name is empty; give a name or leave it out")
+        return safe_component(str(run_name).strip())
+    changes = []
+    for item in overrides:
+        key, text = parse_override(item)
         try:
-            return read_json(run_dir / name).get("status")
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def check_run_dir(run_dir: Path, overwrite: bool, resume: bool = False) -> None:
-    """Refuse to write into a directory that holds a run, unless overwriting or resuming."""
-    if not run_dir.exists() or overwrite or resume:
-        return
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        return
-    status = "unknown"
-    for name in ("metrics.json", "meta.json"):
-        try:
-            status = read_json(run_dir / name).get("status", status)
-            break
-        except (OSError, ValueError):
-            continue
-    raise RunExistsError(
-        f"{run_dir} already holds a run (status: {status}); pass --overwrite to replace it "
-        "or --out to write elsewhere"
-    )
+            value = load_yaml(text) if text else ""
+        except Exception:  # noqa: BLE001 - apply_override already accepted it as plain text
+            value = text
+        changes.append((key, value))
+    return run_name_for(cfg.strategy.name, changes)
 
 
 def run_experiment(
@@ -159,14 +161,18 @@ def run_experiment(
     command: Sequence[str] | None = None,
     run_name: str | None = None,
     resume: bool = False,
+    cli: bool = False,
 ) -> RunResult:
     """Run one experiment and write its run directory; returns a :class:`RunResult`.
 
     :param config: a YAML path, a mapping or an :class:`ExperimentConfig`.
     :param benchmark: a :class:`clstm.data.sequences.SequenceBenchmark` (e.g. from
         :func:`clstm.benchmark_from_arrays`) or an Avalanche benchmark in clstm's padded format,
-        used instead of building ``config.benchmark``.
-    :param overrides: ``"dotted.key=value"`` strings applied to the config.
+        used instead of building ``config.benchmark``. The run's ``config.yaml`` then records it
+        as ``benchmark.name: python`` with a fingerprint of its data (``clstm run`` refuses to
+        run that file: the data are not in it).
+    :param overrides: ``"dotted.key=value"`` strings applied to the config; they also name the
+        run (``naive_train.lr=0.01``), so runs of different configs never share a folder.
     :param seed: replaces ``config.seed``.
     :param out: root of the run directories.
     :param overwrite: replace an existing run directory (otherwise :class:`RunExistsError`).
@@ -174,67 +180,202 @@ def run_experiment(
     :param plugins: extra Avalanche plugins appended to the strategy's.
     :param command: the command line to record in ``meta.json`` (default ``sys.argv``).
     :param run_name: the run directory's name under the experiment (default: the strategy's
-        name; sweeps add the swept values).
-    :param resume: a completed run is returned as it is; an interrupted one continues from its
-        last checkpoint (after its last completed experience), with the same config; a run that
-        left no checkpoint starts again.
+        name followed by the overridden values); made into one safe folder name.
+    :param resume: a completed (or diverged) run of the same config is returned as it is; an
+        interrupted one continues from its last checkpoint (after its last completed experience);
+        a run that left no checkpoint starts again. A run of a different config is an error.
+    :param cli: word messages for the command line (``--overwrite``) instead of Python.
 
-    Raises :class:`ConfigError` before anything is written for a bad config, a missing file or an
-    existing run; :class:`RunFailed` after writing the run directory if training raised. A run
-    whose loss becomes NaN/inf returns with ``status == "diverged"``.
+    Raises :class:`ConfigError` before anything is written for a bad config, a missing file, an
+    existing run, a run of another config under the same name, or a run directory that another
+    process is writing (:class:`RunLockedError`); :class:`RunFailed` after writing the run
+    directory if training raised; :class:`OutputError` when results cannot be written or read
+    (disk full, corrupt files), leaving what is on disk in place. A run whose loss becomes
+    NaN/inf returns with ``status == "diverged"``.
     """
+    if overwrite and resume:
+        raise ConfigError(
+            "give either overwrite=True or resume=True, not both",
+            cli="give either --overwrite or --resume, not both",
+        )
+    out = check_out(out, cli=cli)
+    overrides = list(overrides)
     cfg = load_config(config, overrides)
     if seed is not None:
         cfg = load_config(cfg, [f"seed={seed}"])
-    run_dir = run_dir_for(cfg, out, run_name)
-    check_run_dir(run_dir, overwrite, resume)
-    if resume and run_status(run_dir) == "completed":
+    bench = None
+    if benchmark is not None:
+        bench = _adopt_benchmark(benchmark)
+        cfg = _with_python_benchmark(cfg, bench)
+    name = run_name_of(cfg, overrides, run_name)
+    run_dir = run_dir_path(out, cfg.name, name, cfg.seed)
+    cfg_dict = to_dict(cfg)
+    if _plan(run_dir, cfg_dict, overwrite, resume, cli) == "done":  # early: nothing to build
         return load_run(run_dir)
-    resuming = resume and (run_dir / CHECKPOINT).exists()
-    if resuming and read_json(run_dir / "meta.json").get("config_hash") != config_hash(cfg):
-        raise ConfigError(
-            f"{run_dir} was started with a different config (see its config.yaml); resume it "
-            "with that config, or pass --overwrite to start again"
-        )
-    started = time.perf_counter()
-
     with quiet_library_warnings():
         device = resolve_device(cfg.device)
-        bench = _build_benchmark(cfg) if benchmark is None else _adopt_benchmark(benchmark)
-        _check_model_fits(cfg, bench)
-        if (overwrite or (resume and not resuming)) and run_dir.exists():
-            shutil.rmtree(run_dir)
+        if bench is None:
+            bench = _build_benchmark(cfg)
+        _check_model_fits(cfg, bench, device)
+        with RunLock(run_dir):  # one writer; the OS releases the lock if this process dies
+            plan = _plan(run_dir, cfg_dict, overwrite, resume, cli, locked=True)  # now it is ours
+            if plan == "done":
+                return load_run(run_dir)
+            return _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command)
+
+
+def _plan(
+    run_dir: Path, cfg_dict: dict, overwrite: bool, resume: bool, cli: bool, locked: bool = False
+) -> str:
+    """What to do with the run directory: fresh, replace, restart, resume or done.
+
+    Refuses (ConfigError) a run name whose other seeds were run with another config, an existing
+    run unless ``overwrite``/``resume``, and resuming a run of another config; an unreadable run
+    directory is reported (OutputError), never removed.
+    """
+    if not locked:  # (holding the lock ourselves, we would see it as taken)
+        check_not_locked(run_dir)
+    _check_siblings(run_dir, cfg_dict, cli)
+    if not holds_run(run_dir):
+        return "fresh"
+    if overwrite:
+        return "replace"
+    check_run_dir(run_dir, overwrite, resume, cli=cli)
+    try:
+        status = recorded_status(run_dir, locked_by_us=locked)
+        recorded = read_config_dict(run_dir) if (run_dir / "config.yaml").exists() else None
+    except OutputError as exc:
+        flag = "--overwrite" if cli else "overwrite=True"
+        raise OutputError(
+            f"{exc}; the run directory is left as it is: move it away, or pass overwrite=True to "
+            "replace it",
+            cli=f"{exc}; the run directory is left as it is: move it away, or pass {flag} to "
+            "replace it",
+        ) from None
+    if recorded is not None and recorded != cfg_dict:
+        diff = describe_differences(recorded, cfg_dict)
+        raise ConfigError(
+            f"{run_dir} holds a run of a different config ({diff}; recorded vs now); resume it "
+            "with its config.yaml, or pass overwrite=True to replace it",
+            cli=f"{run_dir} holds a run of a different config ({diff}; recorded vs now); resume "
+            "it with its config.yaml, or pass --overwrite to replace it",
+        )
+    if status in FINAL:
+        return "done"
+    if status is None and recorded is None:
+        return "restart"  # a directory left before the run wrote anything
+    if (run_dir / CHECKPOINT).exists():
+        _check_checkpoint_file(run_dir / CHECKPOINT, cli)
+        return "resume"
+    return "restart"
+
+
+def _check_checkpoint_file(path: Path, cli: bool) -> None:
+    """A checkpoint is a zip archive (torch.save): a truncated one is reported before any change."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        bad = str(exc) or "not a zip archive"
+    if bad is not None:
+        flag = "--resume" if cli else "resume=True"
+        raise OutputError(
+            f"{path} is damaged ({bad}); the run directory is left as it is: remove the file to "
+            f"restart this run with {flag}, or pass {'--overwrite' if cli else 'overwrite=True'}"
+        )
+
+
+def _check_siblings(run_dir: Path, cfg_dict: dict, cli: bool) -> None:
+    """Seeds of one run name must be runs of one config (the identity: config minus seed)."""
+    mine = identity(cfg_dict)
+    parent = run_dir.parent
+    if not parent.is_dir():
+        return
+    for other in sorted(parent.glob("seed*")):
+        if other == run_dir or not (other / "config.yaml").is_file():
+            continue
+        theirs = identity(read_config_dict(other))
+        if theirs != mine:
+            diff = describe_differences(theirs, mine)
+            raise ConfigError(
+                f"{parent} holds {other.name} of a different config ({diff}; there vs now); "
+                "give this run its own name with run_name=..., or a different out",
+                cli=f"{parent} holds {other.name} of a different config ({diff}; there vs now); "
+                "give this run its own name with --name, or write elsewhere with --out",
+            )
+
+
+def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -> RunResult:
+    """Train and evaluate into ``run_dir`` (locked by the caller) and write every result file.
+
+    Whatever happens, the directory ends with a final status (never ``running``): an error
+    while writing (disk full, read-only) is recorded if possible and raised as OutputError.
+    """
+    started = time.perf_counter()
+    if plan in ("replace", "restart") and run_dir.exists():
+        shutil.rmtree(run_dir)  # inside out/ (run_dir_path) and locked by this process
+    resuming = plan == "resume"
+    meta: dict = {}
+    try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resuming:
-            meta = read_json(run_dir / "meta.json")
+            meta = read_json_file(run_dir / "meta.json")
             meta.setdefault("resumed", []).append(_now())
         else:
             meta = _provenance(cfg, device, command, _now())
+            meta["run_name"] = name
+            meta["identity"] = identity_hash(to_dict(cfg))
             meta["benchmark"] = bench.describe()
             write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+        meta.update(status="running", error=None, pid=os.getpid())
         write_json_atomic(run_dir / "meta.json", meta)
         status, error, failure, timings, matrices = _train_and_evaluate(
             cfg, bench, device, run_dir, quiet, plugins, resuming, meta
         )
         if status == "completed" and cfg.checkpoint == "remove":
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
-
-    initial, R = _full_result(matrices["test"], bench.n_experiences)
-    wall = time.perf_counter() - started
-    metrics = _metrics_json(cfg, bench, status, error, R, initial, len(timings), wall)
-    if "valid" in matrices:
-        v_initial, v_R = _full_result(matrices["valid"], bench.n_experiences)
-        metrics["validation"] = _matrix_summary(status, v_R, v_initial)
-    write_json_atomic(run_dir / "metrics.json", metrics)
-    csv_text = _matrix_csv(bench.experience_names, R, initial)
-    write_text_atomic(run_dir / "accuracy_matrix.csv", csv_text)
-    meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
-    meta["timings"] = timings
-    write_json_atomic(run_dir / "meta.json", meta)
+        initial, R = _full_result(matrices["test"], bench.n_experiences)
+        wall = time.perf_counter() - started
+        metrics = _metrics_json(cfg, bench, status, error, R, initial, len(timings), wall)
+        metrics["run_name"] = name
+        if "valid" in matrices:
+            v_initial, v_R = _full_result(matrices["valid"], bench.n_experiences)
+            metrics["validation"] = _matrix_summary(status, v_R, v_initial)
+        if failure is not None and status == "failed":
+            write_text_atomic(run_dir / "traceback.txt", failure[1])
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        write_text_atomic(
+            run_dir / "accuracy_matrix.csv", _matrix_csv(bench.experience_names, R, initial)
+        )
+        meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
+        meta["timings"] = timings
+        write_json_atomic(run_dir / "meta.json", meta)
+    except OSError as exc:  # disk full, read-only, removed under us: record it where possible
+        _record_final(run_dir, meta, "failed", f"cannot write results: {_os_reason(exc)}", {})
+        raise OutputError(
+            f"cannot write the results of {run_dir}: {_os_reason(exc)}; free space or choose "
+            "another out, then run again (what was written is left in place)",
+            cli=f"cannot write the results of {run_dir}: {_os_reason(exc)}; free space or choose "
+            "another --out, then run again (what was written is left in place)",
+        ) from None
+    except BaseException as exc:  # Ctrl-C/SIGTERM outside training, or a bug: never `running`
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        message = _interruption(exc) if what == "interrupted" else f"{type(exc).__name__}: {exc}"
+        nothing = np.full((bench.n_experiences,) * 2, np.nan)
+        trained = len(meta.get("timings", []))
+        wall = time.perf_counter() - started
+        metrics = _metrics_json(cfg, bench, what, message, nothing, None, trained, wall)
+        _record_final(run_dir, meta, what, message, {**metrics, "run_name": name})
+        if isinstance(exc, (KeyboardInterrupt, ClstmError)) or not isinstance(exc, Exception):
+            raise
+        with contextlib.suppress(OSError):
+            write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
+        raise RunFailed(f"{message} (traceback in {run_dir / 'traceback.txt'})") from exc
     if status == "interrupted":
         raise failure[0]
     if failure is not None:
-        write_text_atomic(run_dir / "traceback.txt", failure[1])
         raise RunFailed(f"{error} (traceback in {run_dir / 'traceback.txt'})") from failure[0]
     return RunResult(
         run_dir=run_dir,
@@ -247,31 +388,82 @@ def run_experiment(
     )
 
 
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
+def _interruption(exc: BaseException) -> str:
+    """``interrupted by Ctrl-C`` or ``interrupted by SIGTERM`` (see :class:`Interrupted`)."""
+    return f"interrupted by {getattr(exc, 'cause', None) or 'Ctrl-C'}"
+
+
+def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: dict) -> None:
+    """Best effort after an interruption or error outside training: a final status on disk.
+
+    ``meta.json`` gets the status; ``metrics.json`` is written from ``metrics`` (no rows
+    measured) unless it is empty or the run already wrote its own. Failures to write are
+    ignored: the disk may be full, and a ``running`` status that no process holds is read as
+    ``interrupted``.
+    """
+    if not meta or not run_dir.is_dir() or meta.get("status") not in (None, "running"):
+        return
+    try:
+        write_json_atomic(run_dir / "meta.json", {**meta, "status": status, "error": error,
+                                                  "ended": _now()})  # fmt: skip
+        if metrics and not (run_dir / "metrics.json").exists():
+            write_json_atomic(run_dir / "metrics.json", metrics)
+    except (OSError, ValueError):
+        pass
+
+
 def load_run(run_dir: str | Path) -> RunResult:
-    """A :class:`RunResult` read back from a finished run directory."""
+    """A :class:`RunResult` read back from a finished run directory (OutputError if unreadable)."""
     run_dir = Path(run_dir)
-    m = read_json(run_dir / "metrics.json")
-    R = np.array(m["accuracy_matrix"], dtype=float)
-    initial = m["initial_accuracy"]
-    return RunResult(
-        run_dir=run_dir,
-        status=m["status"],
-        metrics=m,
-        accuracy_matrix=R,
-        initial_accuracy=np.array(initial, dtype=float) if initial is not None else None,
-        experience_names=list(m["experience_names"]),
-        error=m["error"],
-    )
+    path = run_dir / "metrics.json"
+    m = read_json_file(path)
+    try:
+        R = np.array(m["accuracy_matrix"], dtype=float)
+        initial = m["initial_accuracy"]
+        return RunResult(
+            run_dir=run_dir,
+            status=m["status"],
+            metrics=m,
+            accuracy_matrix=R,
+            initial_accuracy=np.array(initial, dtype=float) if initial is not None else None,
+            experience_names=list(m["experience_names"]),
+            error=m["error"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OutputError(f"cannot read {path} (missing or malformed {exc})") from None
+
+
+def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
+    """``cfg`` with its benchmark section describing the benchmark passed from Python.
+
+    The recorded section (``name: python``) holds the scenario, the experience names and a
+    SHA-256 fingerprint of every sample, so the run's identity changes with the data; building it
+    from a config is refused (see :mod:`clstm.data.python_benchmark`).
+    """
+    from clstm.data.python_benchmark import describe
+
+    raw = to_dict(cfg)
+    raw["benchmark"] = describe(bench)
+    return load_config(raw)
 
 
 def _build_benchmark(cfg: ExperimentConfig):
-    from clstm.data.arrays import DataError
     from clstm.data.registry import benchmark_module
 
     try:
         return benchmark_module(cfg.benchmark.name).build(cfg.benchmark)
     except DataError as exc:
         raise ConfigError(f"benchmark '{cfg.benchmark.name}': {exc}") from None
+    except MemoryError:
+        raise ConfigError(
+            f"benchmark '{cfg.benchmark.name}': not enough memory to build it with these sizes; "
+            "make it smaller (fewer or shorter sequences, fewer features)"
+        ) from None
 
 
 def _adopt_benchmark(benchmark):
@@ -283,8 +475,21 @@ def _adopt_benchmark(benchmark):
         raise ConfigError(str(exc)) from None
 
 
-def _check_model_fits(cfg: ExperimentConfig, bench) -> None:
+def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
+    from clstm.models import parameter_count
     from clstm.strategies import check_scenario, check_stateful
+
+    params = parameter_count(cfg.model, bench)
+    need = params * 4 * 4  # float32 weights, gradients and two Adam moments
+    available = _memory_bytes(device)
+    if available and need > available:
+        where = "GPU memory" if getattr(device, "type", "cpu") == "cuda" else "memory"
+        raise ConfigError(
+            f"model.hidden_size {cfg.model.hidden_size} x num_layers {cfg.model.num_layers} on "
+            f"{bench.n_features} features gives {params:,} parameters ({need / 2**30:,.1f} GiB "
+            f"with gradients and optimizer state), more than the {available / 2**30:,.1f} GiB of "
+            f"{where} here; use a smaller model.hidden_size or model.num_layers"
+        )
 
     check_scenario(cfg.strategy.name, bench.scenario_name)
     if cfg.train.state == "stateful":
@@ -303,8 +508,22 @@ def _check_model_fits(cfg: ExperimentConfig, bench) -> None:
         )
 
 
+def _memory_bytes(device) -> int | None:
+    """Total memory of the device the run uses (physical RAM on CPU), or None if unknown."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _full_result(metric, n_experiences: int):
     """``(initial, R)`` with ``R`` always ``T x T`` (NaN where never measured)."""
+    if not metric.measured:  # stopped before evaluating anything
+        return None, np.full((n_experiences,) * 2, np.nan)
     initial, R = metric.result()
     if R.shape[0] != n_experiences:  # stopped before evaluating anything
         R = np.full((n_experiences,) * 2, np.nan)
@@ -336,7 +555,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
         torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)
     model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
-    matrices = {"test": AccuracyMatrixMetric()}
+    matrices = {"test": AccuracyMatrixMetric(stream="test")}
     if bench.has_validation:
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
     tensorboard = TensorboardLogger(run_dir / "tb")
@@ -352,7 +571,15 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     )  # fmt: skip
     done = 0
     if resuming:
-        strategy, done = load_strategy(strategy, run_dir / CHECKPOINT, device)
+        try:
+            strategy, done = load_strategy(strategy, run_dir / CHECKPOINT, device)
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint file
+            raise OutputError(
+                f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
+                "to restart this run, or pass overwrite=True",
+                cli=f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
+                "to restart this run with --resume, or pass --overwrite",
+            ) from None
         for metric in strategy.evaluator.metrics:  # the restored metrics hold the rows so far
             if isinstance(metric, AccuracyMatrixMetric):
                 matrices[metric.stream] = metric
@@ -387,11 +614,12 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
                 save_strategy(strategy, run_dir / CHECKPOINT)
             meta["timings"] = timings  # progress on disk, for a run that gets killed
             write_json_atomic(run_dir / "meta.json", meta)
-        _write_hparams(tensorboard.writer, cfg, *matrices["test"].result())
+        if matrices["test"].measured:
+            _write_hparams(tensorboard.writer, cfg, *matrices["test"].result())
     except RunDiverged as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
-        status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        status, error = "interrupted", _interruption(exc)
         failure = (exc, traceback.format_exc())
     except Exception as exc:  # recorded in the run directory, then re-raised by the caller
         status, error = "failed", f"{type(exc).__name__}: {exc}"

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from clstm.config import ConfigError, ExperimentConfig, param
+from clstm.errors import ConfigError
+from clstm.schema import param
+
+if TYPE_CHECKING:
+    from clstm.config import ExperimentConfig
 
 ALL = ("domain", "task", "class")
 

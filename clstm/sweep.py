@@ -13,15 +13,22 @@ Every combination x seed is one run, in ``<out>/<experiment>/<run name>/seed<k>/
 the strategy's name followed by the other swept values (``replay_train.lr=0.01``), so runs are told
 apart in TensorBoard. ``<out>/<experiment>/sweep.json`` lists every run and its status and is
 rewritten (atomically) as runs finish. A failing run is recorded with its error; the others go on.
+
+The sweep's main process owns its workers: Ctrl-C or SIGTERM stops them (each records what it
+measured as ``interrupted``, resumable with ``--resume``), runs that never started are marked
+``interrupted`` in ``sweep.json``, and :class:`clstm.errors.Interrupted` is raised; a worker whose
+main process disappears (``kill -9``) stops its run the same way within a second or two.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -30,14 +37,25 @@ from typing import Any
 import yaml
 
 from clstm.config import (
-    ConfigError,
+    MAX_SEED,
     ExperimentConfig,
     apply_override,
     build,
     load_yaml,
     read_yaml,
+    to_dict,
 )
+from clstm.errors import ClstmError, ConfigError, Interrupted
 from clstm.io import write_json_atomic
+from clstm.rundir import RunLock, check_out, identity_hash, run_dir_path, run_name_for
+
+#: a sweep with more runs than this needs ``allow_large=True`` (``--allow-large-sweep``)
+MAX_RUNS = 10_000
+#: grid keys that would file runs under the wrong name: seeds are swept with ``seeds``
+RESERVED_GRID_KEYS = {
+    "seed": "sweep seeds with --seeds 1,2 (sweep.seeds in a YAML file; seeds= in Python)",
+    "name": "the experiment name is one folder per sweep; run one sweep per experiment name",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,7 @@ class RunSpec:
     run_name: str
     seed: int
     overrides: tuple[str, ...]
+    identity: str = ""
 
 
 @dataclass
@@ -76,13 +95,20 @@ def parse_seeds(text: str | int | Sequence[int]) -> tuple[int, ...]:
                 lo, hi = int(match[1]), int(match[2])
                 if lo > hi:
                     raise ConfigError(f"seeds: range '{part}' goes backwards")
+                if hi - lo + 1 > MAX_RUNS:
+                    raise ConfigError(
+                        f"seeds: range '{part}' has {hi - lo + 1:,} seeds; a sweep may have at "
+                        f"most {MAX_RUNS:,} runs unless allow_large=True (--allow-large-sweep)"
+                    )
                 values += range(lo, hi + 1)
             elif part.isdigit():
                 values.append(int(part))
             else:
                 raise ConfigError(f"seeds: '{part}' is not a seed or a range like 0-4")
-    if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in values):
-        raise ConfigError(f"seeds: expected non-negative integers, got {text!r}")
+    if not values or any(
+        not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_SEED for v in values
+    ):
+        raise ConfigError(f"seeds: expected integers from 0 to {MAX_SEED}, got {text!r}")
     if len(set(values)) != len(values):
         raise ConfigError(f"seeds: a seed is listed twice in {text!r}")
     return tuple(values)
@@ -117,8 +143,28 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             )
         if key in grid:
             raise ConfigError(f"--grid: '{key}' is given twice")
-        grid[key] = [load_yaml(v) for v in _split_values(text)]
+        try:
+            grid[key] = [load_yaml(v) for v in _split_values(text)]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--grid {key}: {getattr(exc, 'problem', None) or exc}") from None
+    check_grid(grid)
     return grid
+
+
+def check_grid(grid: Mapping[str, Sequence[Any]]) -> None:
+    """Refuse reserved keys (``seed``, ``name``), empty value lists and repeated values."""
+    for key, values in grid.items():
+        if key in RESERVED_GRID_KEYS:
+            raise ConfigError(f"grid key '{key}' is not allowed: {RESERVED_GRID_KEYS[key]}")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"grid key '{key}': expected a non-empty list of values")
+        texts = [_text(v) for v in values]
+        repeated = sorted({t for t in texts if texts.count(t) > 1})
+        if repeated:
+            raise ConfigError(
+                f"grid key '{key}': value {repeated[0]} is listed twice; each combination runs "
+                "once (for repeats, sweep seeds)"
+            )
 
 
 def _text(value: Any) -> str:
@@ -128,22 +174,52 @@ def _text(value: Any) -> str:
 
 
 def expand(
-    raw: Mapping[str, Any], seeds: Sequence[int], grid: Mapping[str, list[Any]]
+    raw: Mapping[str, Any],
+    seeds: Sequence[int],
+    grid: Mapping[str, list[Any]],
+    overrides: Sequence[str] = (),
 ) -> list[RunSpec]:
-    """Every grid combination x seed, validated; raises :class:`ConfigError` on a bad value."""
+    """Every grid combination x seed, validated; raises :class:`ConfigError` on a bad value.
+
+    ``overrides`` (``--set``) change the base config and, like grid values, name the runs:
+    ``<strategy>_<set key=value>..._<grid key=value>...`` as one safe folder name.
+    """
+    check_grid(grid)
     keys = list(grid)
+    fixed = [(k.strip(), v) for k, _, v in (o.partition("=") for o in overrides)]
     specs = []
     for values in product(*(grid[k] for k in keys)) if keys else [()]:
-        overrides = tuple(f"{k}={_text(v)}" for k, v in zip(keys, values, strict=True))
+        swept = tuple(f"{k}={_text(v)}" for k, v in zip(keys, values, strict=True))
         trial = _deep_copy(raw)
-        for item in overrides:
+        for item in (*overrides, *swept):
             apply_override(trial, item)
         cfg = build(ExperimentConfig, trial)  # a bad grid value fails here, before any run
-        name = cfg.strategy.name + "".join(
-            f"_{k}={_text(v)}" for k, v in zip(keys, values, strict=True) if k != "strategy.name"
-        )
-        specs += [RunSpec(name, seed, overrides) for seed in seeds]
-    return specs
+        changes = [(k, _parsed(v)) for k, v in fixed]
+        changes += [(k, v) for k, v in zip(keys, values, strict=True) if k not in dict(fixed)]
+        name = run_name_for(cfg.strategy.name, changes)
+        ident = identity_hash(to_dict(cfg))
+        specs += [RunSpec(name, seed, (*overrides, *swept), ident) for seed in seeds]
+    return _unique_names(specs)
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return load_yaml(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def _unique_names(specs: list[RunSpec]) -> list[RunSpec]:
+    """Different configs whose safe names coincide (``a/b`` vs ``a_b``) get a hash suffix."""
+    by_name: dict[str, set[str]] = {}
+    for spec in specs:
+        by_name.setdefault(spec.run_name, set()).add(spec.identity)
+    return [
+        RunSpec(f"{s.run_name}~{s.identity[:8]}", s.seed, s.overrides, s.identity)
+        if len(by_name[s.run_name]) > 1
+        else s
+        for s in specs
+    ]
 
 
 def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,36 +238,129 @@ def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         not isinstance(v, list) or not v for v in grid.values()
     ):
         raise ConfigError("sweep.grid: expected `dotted.key: [value, ...]` entries")
+    check_grid(grid)
     return raw, dict(sweep)
 
 
+#: the worker's state, set by :func:`_init_worker` (a sweep's worker process runs one run at once)
+_WORKER = {"running": False, "stopping": False}
+
+
 def _run_one(
-    raw: dict, spec: RunSpec, out: str, overwrite: bool, threads: int, resume: bool = False
+    raw: dict,
+    spec: RunSpec,
+    out: str,
+    overwrite: bool,
+    threads: int,
+    resume: bool = False,
+    cli: bool = False,
 ) -> dict:
-    """Run one sweep point (in a worker process or in-process); never raises."""
+    """Run one sweep point (in a worker process or in-process); returns its summary row.
+
+    Never raises for a failing run (its row says ``failed`` with the error); an interruption
+    (Ctrl-C, SIGTERM, the sweep's main process gone) gives a row with status ``interrupted``.
+    """
     started = time.perf_counter()
-    summary = {"run_name": spec.run_name, "seed": spec.seed, "overrides": list(spec.overrides)}
+    summary = {
+        "run_name": spec.run_name, "seed": spec.seed, "overrides": list(spec.overrides),
+        "identity": spec.identity,
+    }  # fmt: skip
+    _WORKER["running"] = True
     try:
+        if _WORKER["stopping"]:
+            raise Interrupted("the sweep stopping")
         import torch
 
         torch.set_num_threads(threads)
-        from clstm.runner import RunFailed, run_experiment
+        from clstm.runner import run_experiment
 
         try:
             result = run_experiment(
                 raw, overrides=spec.overrides, seed=spec.seed, out=out, overwrite=overwrite,
-                quiet=True, run_name=spec.run_name, resume=resume,
+                quiet=True, run_name=spec.run_name, resume=resume, cli=cli,
             )  # fmt: skip
-        except (ConfigError, RunFailed) as exc:
-            return {**summary, "status": "failed", "error": str(exc), "run_dir": None}
+        except ClstmError as exc:
+            return {**summary, "status": "failed", "error": exc.cli_message if cli else str(exc)}
         m = result.metrics
         return {
             **summary, "status": result.status, "error": result.error,
             "run_dir": str(result.run_dir), "acc": m["acc"], "bwt": m["bwt"],
             "forgetting": m["forgetting"], "wall_time_s": round(time.perf_counter() - started, 2),
         }  # fmt: skip
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
+        cause = getattr(exc, "cause", None) or "Ctrl-C"
+        return {**summary, "status": "interrupted", "error": f"interrupted by {cause}"}
     except Exception as exc:  # anything else: recorded, the sweep goes on
         return {**summary, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        _WORKER["running"] = False
+
+
+def _init_worker(main_pid: int) -> None:
+    """Set up a sweep worker: signals stop its run; it stops by itself if the sweep dies.
+
+    SIGINT/SIGTERM raise :class:`Interrupted` once, inside a run (its directory then records
+    ``interrupted``); an idle worker ignores them and exits when the pool shuts down. A watchdog
+    thread checks twice a second that the sweep's main process is alive; when it is gone (e.g.
+    ``kill -9``) the run is interrupted the same way and the worker exits, at the latest 10 s
+    later, so no orphan keeps writing into run directories that a ``--resume`` may take over.
+    """
+    import _thread
+
+    def stop(signum, frame):
+        if _WORKER["stopping"]:
+            return  # one interruption is enough; a second one would cut the recording short
+        _WORKER["stopping"] = True
+        cause = _WORKER.get("cause") or (
+            "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        )
+        if _WORKER["running"]:
+            raise Interrupted(cause)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    parent = os.getppid()
+    main_state = _process_state(main_pid)
+    main_started = main_state[1] if main_state else None
+
+    def watchdog() -> None:
+        while True:
+            time.sleep(0.5)
+            if _alive(main_pid, main_started) and os.getppid() == parent:
+                continue
+            _WORKER["cause"] = "the end of the sweep's main process"
+            _thread.interrupt_main()  # runs `stop` in the main thread: the run is recorded
+            time.sleep(10)
+            os._exit(1)
+
+    threading.Thread(target=watchdog, name="clstm-sweep-watchdog", daemon=True).start()
+
+
+def _process_state(pid: int) -> tuple[str, str] | None:
+    """``(state, start time)`` of a process from ``/proc`` (Linux), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], fields[19]  # state (R, S, Z, ...) and start time in clock ticks
+
+
+def _alive(pid: int, started: str | None = None) -> bool:
+    """Whether process ``pid`` still runs: not gone, not a zombie, not a new process reusing it.
+
+    A killed process whose parent does not reap it stays a zombie, which ``os.kill(pid, 0)``
+    still reaches; ``/proc`` tells them apart where it exists.
+    """
+    state = _process_state(pid)
+    if state is not None:
+        return state[0] not in ("Z", "X") and (started is None or state[1] == started)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not Path("/proc/self").exists()  # /proc exists but lacks the pid: it is gone
 
 
 def run_sweep(
@@ -199,6 +368,7 @@ def run_sweep(
     *,
     seeds: Sequence[int] = (0,),
     grid: Mapping[str, list[Any]] | None = None,
+    overrides: Sequence[str] = (),
     out: str | Path = "results",
     workers: int = 1,
     overwrite: bool = False,
@@ -207,76 +377,182 @@ def run_sweep(
     address: str | None = None,
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
+    allow_large: bool = False,
     on_result: Callable[[dict, int, int], None] | None = None,
+    cli: bool = False,
 ) -> SweepResult:
     """Run every grid combination x seed; returns the per-run summaries.
 
-    ``workers > 1`` runs that many runs at once in separate processes, each with
-    ``cpu_count // workers`` torch threads (no oversubscription). Existing run directories are
-    refused before anything starts unless ``overwrite``; with ``resume`` completed runs are kept
-    (and reported) and interrupted ones continue from their checkpoints.
+    ``overrides`` (``"dotted.key=value"``, like ``--set``) change the base config and enter the
+    run names, as grid values do. ``workers > 1`` runs that many runs at once in separate
+    processes, each with ``cpu_count // workers`` torch threads (no oversubscription). Every run
+    is checked before anything starts: existing run directories are refused unless ``overwrite``
+    (with ``resume`` completed runs are kept and interrupted ones continue from their
+    checkpoints), and so are run names whose other seeds hold another config. One sweep at a
+    time writes an experiment folder (its ``sweep.json``); a second is refused at once.
 
     ``backend="ray"`` submits every run as a Ray task needing ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on the cluster at ``address`` (``"auto"``: the one this machine
     belongs to) or on a local Ray instance started for the sweep; ``out`` must then be on a file
     system all nodes see.
-    """
-    from clstm.runner import check_run_dir
 
+    Ctrl-C or SIGTERM (delivered as :class:`clstm.errors.Interrupted`) stops the workers; what
+    they measured is recorded as ``interrupted`` and the exception is raised again.
+    """
+    from clstm.runner import _plan
+
+    flag = (lambda c, p: c) if cli else (lambda c, p: p)  # noqa: E731 - word a fix for the caller
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"{flag('--workers', 'workers')} must be >= 1, got {workers}")
     if backend not in ("local", "ray"):
-        raise ConfigError(f"--backend must be local or ray, got '{backend}'")
+        raise ConfigError(f"{flag('--backend', 'backend')} must be local or ray, got '{backend}'")
     if backend == "ray":
         try:
             import ray
         except ImportError:
             raise ConfigError(
-                "--backend ray needs the ray package: pip install 'clstm[ray]'"
+                f"{flag('--backend ray', 'backend=ray')} needs the ray package: "
+                "pip install 'clstm[ray]'"
             ) from None
-    specs = expand(raw, seeds, grid or {})
-    base = build(ExperimentConfig, _deep_copy(raw))
-    for spec in specs:
-        run_dir = Path(out) / base.name / spec.run_name / f"seed{spec.seed}"
-        check_run_dir(run_dir, overwrite, resume)
-    summary_path = Path(out) / base.name / "sweep.json"
+    out = check_out(out, cli=cli)
+    grid = dict(grid or {})
+    check_grid(grid)
+    combinations = 1
+    for values in grid.values():
+        combinations *= len(values)
+    total = combinations * len(seeds)
+    if total > MAX_RUNS and not allow_large:
+        raise ConfigError(
+            f"this sweep has {total:,} runs (more than {MAX_RUNS:,}); pass "
+            f"{flag('--allow-large-sweep', 'allow_large=True')} if you mean it"
+        )
+    specs = expand(raw, seeds, grid, overrides)
+    base_raw = _deep_copy(raw)
+    for item in overrides:
+        apply_override(base_raw, item)
+    base = build(ExperimentConfig, base_raw)
+    trial_dicts = {}
+    for spec in specs:  # every run directory is checked before any run starts
+        run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
+        if spec.identity not in trial_dicts:
+            trial = _deep_copy(raw)
+            for item in spec.overrides:
+                apply_override(trial, item)
+            trial_dicts[spec.identity] = to_dict(build(ExperimentConfig, trial))
+        cfg_dict = {**trial_dicts[spec.identity], "seed": spec.seed}
+        _plan(run_dir, cfg_dict, overwrite, resume, cli)
+    summary_path = out / base.name / "sweep.json"
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
-        (s.run_name, s.seed): {"run_name": s.run_name, "seed": s.seed, "status": "pending"}
+        (s.run_name, s.seed): {
+            "run_name": s.run_name, "seed": s.seed, "identity": s.identity, "status": "pending",
+        }
         for s in specs
-    }
+    }  # fmt: skip
 
-    def record(row: dict) -> None:
-        rows[(row["run_name"], row["seed"])] = row
+    def write() -> None:
         write_json_atomic(
             summary_path,
             {"experiment": base.name, "workers": workers, "runs": list(rows.values())},
         )
+
+    def record(row: dict) -> None:
+        rows[(row["run_name"], row["seed"])] = row
+        write()
         if on_result is not None:
-            done = sum(r["status"] != "pending" for r in rows.values())
+            done = sum(r["status"] not in ("pending", "running") for r in rows.values())
             on_result(row, done, len(rows))
 
-    write_json_atomic(
-        summary_path, {"experiment": base.name, "workers": workers, "runs": list(rows.values())}
-    )
-    payload = _deep_copy(raw)
+    ray_started = False
     if backend == "ray":
-        _run_on_ray(
-            ray, payload, specs, str(Path(out).resolve()), overwrite, resume, record,
-            address, cpus_per_run, gpus_per_run,
-        )  # fmt: skip
-    elif workers == 1:
-        for spec in specs:
-            record(_run_one(payload, spec, str(out), overwrite, threads, resume))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
-            futures = [
-                pool.submit(_run_one, payload, s, str(out), overwrite, threads, resume)
-                for s in specs
-            ]
-            for future in as_completed(futures):
-                record(future.result())
+        ray_started = _start_ray(ray, address)
+        try:
+            _check_ray_resources(ray, cpus_per_run, gpus_per_run, cli)
+        except ConfigError:
+            if ray_started:
+                ray.shutdown()
+            raise
+    sweep_lock = RunLock(out / base.name / "sweep")  # one sweep per experiment folder
+    with sweep_lock:
+        write()
+        payload = _deep_copy(raw)
+        try:
+            if backend == "ray":
+                _run_on_ray(
+                    ray, payload, specs, str(out.resolve()), overwrite, resume, record,
+                    cpus_per_run, gpus_per_run, cli,
+                )  # fmt: skip
+            elif workers == 1:
+                for spec in specs:
+                    row = _run_one(payload, spec, str(out), overwrite, threads, resume, cli)
+                    record(row)
+                    if row["status"] == "interrupted":
+                        raise Interrupted(row["error"].removeprefix("interrupted by "))
+            else:
+                _run_on_workers(payload, specs, str(out), overwrite, threads, resume, cli,
+                                workers, record)  # fmt: skip
+        except KeyboardInterrupt as exc:
+            cause = getattr(exc, "cause", None) or "Ctrl-C"
+            for key, row in rows.items():
+                if row["status"] in ("pending", "running"):
+                    rows[key] = {**row, "status": "interrupted",
+                                 "error": f"interrupted by {cause} before it finished"}  # fmt: skip
+            write()
+            raise Interrupted(cause) from None
+        finally:
+            if ray_started:
+                ray.shutdown()
     return SweepResult(summary_path=summary_path, runs=list(rows.values()))
+
+
+def _run_on_workers(payload, specs, out, overwrite, threads, resume, cli, workers, record) -> None:
+    """Run the specs on a pool of worker processes; on Ctrl-C/SIGTERM stop them promptly.
+
+    Stopping: queued runs are cancelled, the signal is passed on to every worker (a worker
+    running a run records it as interrupted; an idle one ignores it), their rows are collected
+    for up to 60 s, and the pool is shut down; then the interruption is raised again.
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=_worker_context(), initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )  # fmt: skip
+    futures = {
+        pool.submit(_run_one, payload, s, out, overwrite, threads, resume, cli): s for s in specs
+    }
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                record(_row_of(future, futures[future]))
+    except KeyboardInterrupt as exc:
+        for future in pending:
+            future.cancel()
+        forwarded = signal.SIGTERM if getattr(exc, "cause", None) == "SIGTERM" else signal.SIGINT
+        for pid in list(getattr(pool, "_processes", {}) or {}):
+            try:
+                os.kill(pid, forwarded)
+            except ProcessLookupError:
+                pass
+        running = {f for f in pending if not f.cancelled()}
+        done, _ = wait(running, timeout=60)
+        for future in done:
+            record(_row_of(future, futures[future]))
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _row_of(future, spec: RunSpec) -> dict:
+    """A finished future's row; a worker that died (killed, out of memory) gives a failed row."""
+    try:
+        return future.result()
+    except BaseException as exc:  # noqa: BLE001 - BrokenProcessPool and the like
+        return {
+            "run_name": spec.run_name, "seed": spec.seed, "overrides": list(spec.overrides),
+            "identity": spec.identity, "status": "failed",
+            "error": f"the worker process ended abnormally ({type(exc).__name__}: {exc})",
+        }  # fmt: skip
 
 
 def _worker_context():
@@ -286,6 +562,7 @@ def _worker_context():
     ones inherit them. Forking the sweep's own process is unsafe once it has run torch ops
     (OpenMP thread pools, CUDA), so workers are forked from a fresh ``forkserver`` process that
     only imports (``clstm._worker_preload``). ``spawn`` where there is no fork server (Windows).
+    The fork server exits when the sweep's process does.
     """
     import multiprocessing
 
@@ -296,23 +573,40 @@ def _worker_context():
     return context
 
 
-def _run_on_ray(ray, payload, specs, out, overwrite, resume, record, address, cpus, gpus) -> None:
-    """Submit every run as a Ray task; record results as they finish."""
+def _start_ray(ray, address: str | None) -> bool:
+    """Connect to (or start) Ray; True if this call started it (and so must stop it)."""
     import logging
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        options = {"address": address} if address else {"num_cpus": os.cpu_count()}
-        ray.init(
-            **options, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
-        )
+    if ray.is_initialized():
+        return False
+    options = {"address": address} if address else {"num_cpus": os.cpu_count()}
+    ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def _check_ray_resources(ray, cpus: float, gpus: float, cli: bool) -> None:
+    """Refuse CPUs/GPUs per run that the whole cluster lacks (Ray would wait forever)."""
+    resources = ray.cluster_resources()
+    for what, need, flag in (("GPU", gpus, "gpus_per_run"), ("CPU", cpus, "cpus_per_run")):
+        have = resources.get(what, 0)
+        if need > have:
+            name = "--" + flag.replace("_", "-") if cli else flag
+            raise ConfigError(
+                f"{name} {need:g}: the Ray cluster has {have:g} {what}(s) in all, so no run "
+                f"could ever start; ask for at most {have:g}"
+            )
+
+
+def _run_on_ray(ray, payload, specs, out, overwrite, resume, record, cpus, gpus, cli) -> None:
+    """Submit every run as a Ray task; record results as they finish."""
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_run_one)
+    threads = max(1, int(cpus))
+    pending = [task.remote(payload, s, out, overwrite, threads, resume, cli) for s in specs]
     try:
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_run_one)
-        threads = max(1, int(cpus))
-        pending = [task.remote(payload, s, out, overwrite, threads, resume) for s in specs]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             record(ray.get(done[0]))
-    finally:
-        if started_here:
-            ray.shutdown()
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref)
+        raise

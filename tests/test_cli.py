@@ -66,9 +66,9 @@ def test_progress_is_one_line_per_epoch_and_per_evaluation(tiny_yaml, tmp_path, 
     args = ["run", str(tiny_yaml), "--out", str(tmp_path), "--seed", "4", "--set", "train.epochs=3"]
     assert cli.main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert sum("epoch" in line for line in lines) == 3 * 3
+    assert sum("epoch" in line for line in lines if not line.startswith("results:")) == 3 * 3
     assert sum(line.strip().startswith("eval ") for line in lines) == 1 + 3
-    assert (tmp_path / "tiny" / "naive" / "seed4" / "metrics.json").exists()
+    assert (tmp_path / "tiny" / "naive_train.epochs=3" / "seed4" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize(

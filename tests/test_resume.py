@@ -96,5 +96,9 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_config(tmp_path, tiny
     (first.run_dir / "metrics.json").unlink()  # as if it had been killed
     meta = json.loads((first.run_dir / "meta.json").read_text())
     (first.run_dir / "meta.json").write_text(json.dumps({**meta, "status": "running"}))
-    with pytest.raises(ConfigError, match="started with a different config"):
-        run_experiment(tiny_config, out=tmp_path, resume=True, overrides=["train.lr=0.5"])
+    changed = r"holds a run of a different config \(train.lr 0.01 vs 0.5"
+    with pytest.raises(ConfigError, match=changed):
+        run_experiment(
+            tiny_config, out=tmp_path, resume=True, overrides=["checkpoint=keep", "train.lr=0.5"],
+            run_name=first.run_dir.parent.name,
+        )  # fmt: skip

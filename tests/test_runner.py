@@ -120,11 +120,14 @@ def test_existing_run_is_not_overwritten(tmp_path, tiny_config):
     first = run_experiment(tiny_config, out=tmp_path)
     before = (first.run_dir / "metrics.json").read_bytes()
     with pytest.raises(
-        RunExistsError, match=r"already holds a run \(status: completed\).*--overwrite"
+        RunExistsError, match=r"already holds a run \(status: completed\).*overwrite=True"
     ):
-        run_experiment(tiny_config, out=tmp_path, overrides=["train.lr=0.5"])
+        run_experiment(tiny_config, out=tmp_path)
     assert (first.run_dir / "metrics.json").read_bytes() == before
-    second = run_experiment(tiny_config, out=tmp_path, overwrite=True, overrides=["train.lr=0.05"])
+    second = run_experiment(
+        tiny_config, out=tmp_path, overwrite=True, overrides=["train.lr=0.05"], run_name="naive"
+    )
+    assert second.run_dir == first.run_dir
     assert yaml.safe_load((second.run_dir / "config.yaml").read_text())["train"]["lr"] == 0.05
     assert len(list((second.run_dir / "tb").glob("events.*"))) == 1  # old events removed
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from clstm.errors import DataError
+
+__all__ = ["DataError", "benchmark_from_arrays"]  # DataError lives in clstm.errors
+
 SCENARIOS = ("domain", "task", "class")
-
-
-class DataError(ValueError):
-    """A dataset is malformed; the message names the dataset and the problem."""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -32,6 +33,8 @@ class _Split:
 
 def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
     """``(N, T, F)`` array or list of ``(T_i, F)`` arrays -> list of float64 ``(T_i, F)`` arrays."""
+    if hasattr(X, "detach"):  # a torch tensor, possibly requiring grad or on a GPU
+        X = X.detach().cpu()
     if hasattr(X, "__array__"):  # numpy arrays, torch tensors, ...
         X = np.asarray(X)
         if X.dtype == object or X.ndim == 3:
@@ -50,6 +53,8 @@ def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
     sequences = []
     n_features = None
     for i, seq in enumerate(X):
+        if hasattr(seq, "detach"):
+            seq = seq.detach().cpu()
         try:
             seq = np.asarray(seq, dtype=np.float64)
         except (TypeError, ValueError):
@@ -69,6 +74,11 @@ def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
             )
         if not np.isfinite(seq).all():
             raise DataError(f"{where}: sequence {i} contains NaN or infinite values")
+        if seq.size and np.abs(seq).max() > FLOAT32_MAX:
+            raise DataError(
+                f"{where}: sequence {i} has a value of magnitude {np.abs(seq).max():.3g}, beyond "
+                f"float32 (max {FLOAT32_MAX:.3g}), which the model computes in; rescale the data"
+            )
         sequences.append(seq)
     if n_features == 0:
         raise DataError(f"{where}: sequences have 0 features")
@@ -77,6 +87,8 @@ def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
 
 def _as_labels(y: Any, n: int, where: str) -> np.ndarray:
     """Validated labels as text (integer-like values as their integer: 3.0 -> '3')."""
+    if hasattr(y, "detach"):
+        y = y.detach().cpu()
     labels = np.asarray(y)
     if labels.ndim != 1:
         raise DataError(f"{where}: y must be one label per sequence, got shape {labels.shape}")
@@ -194,6 +206,11 @@ def benchmark_from_arrays(
 
     if scenario not in SCENARIOS:
         raise DataError(f"scenario must be one of {', '.join(SCENARIOS)}, got '{scenario}'")
+    if isinstance(validation, bool) or not isinstance(validation, (int, float, np.number)):
+        raise DataError(
+            f"validation must be a number in [0, 1) (e.g. 0.2), got {validation!r} "
+            f"({type(validation).__name__})"
+        )
     if not 0.0 <= validation < 1.0:
         raise DataError(f"validation must be in [0, 1), got {validation}")
     train, test = list(train), list(test)
@@ -243,7 +260,7 @@ def benchmark_from_arrays(
 
     splits = {"train": trains, "test": tests, **({"valid": valids} if valids else {})}
     n_features = [tr.sequences[0].shape[1] for tr in trains]
-    scenario_obj, experience_names, classes = make_scenario(
+    scenario_obj, experience_names, classes, fingerprint = make_scenario(
         splits,
         maps,
         scenario=scenario,
@@ -262,4 +279,5 @@ def benchmark_from_arrays(
         ),
         classes_per_experience=classes,
         label_maps=[dict(m) for m in maps[: len(trains)]],
+        fingerprint=fingerprint,
     )

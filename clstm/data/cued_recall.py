@@ -20,8 +20,8 @@ from typing import Literal
 
 import numpy as np
 
-from clstm.config import StreamOptions, param
 from clstm.data.sequences import SequenceBenchmark
+from clstm.schema import MAX_SEED, StreamOptions, param
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Config(StreamOptions):
     n_features: int = param(4, "input channels", ge=1)
     n_classes: int = param(4, "classes", ge=2)
     cue_strength: float = param(3.0, "norm of the cue pattern added to the noise", gt=0.0)
-    seed: int = param(0, "data seed", ge=0)
+    seed: int = param(0, "data seed", ge=0, le=MAX_SEED)
     standardize: bool = param(False, "standardise each dataset (off: the data are already N(0, 1))")
 
     def __post_init__(self) -> None:

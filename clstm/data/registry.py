@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from clstm.config import ConfigError
+from clstm.errors import ConfigError
 
 #: benchmark name -> (module path, one-line description)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -37,6 +37,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "clstm.data.ucr",
         "real UCR/UEA datasets shipped inside aeon (offline), one per experience; "
         "task-incremental (needs clstm[ucr])",
+    ),
+    "python": (
+        "clstm.data.python_benchmark",
+        "recorded in config.yaml for runs whose benchmark was passed from Python; not buildable "
+        "from a config (run it from Python again)",
     ),
 }
 

@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from clstm.config import StreamOptions, param
 from clstm.data.sequences import SequenceBenchmark
+from clstm.schema import MAX_SEED, StreamOptions, param
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Config(StreamOptions):
     )
     n_experiences: int = param(5, "experiences (split: groups of classes, at most 10)", ge=1)
     test_size: float = param(0.3, "fraction of the 1797 digits used for testing", gt=0.0, lt=1.0)
-    seed: int = param(0, "seed of the train/test split and of the permutations", ge=0)
+    seed: int = param(0, "seed of the train/test split and of the permutations", ge=0, le=MAX_SEED)
     standardize: bool = param(False, "standardise per feature (pixels are already in [0, 1])")
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ data attribute, which Avalanche keeps through subsets and concatenations.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class SequenceBenchmark:
     classes_per_experience: list[list[int]] | None = None
     label_maps: list[dict[str, int]] | None = None
     windows_per_series: int | None = None  # series-major consecutive windows (stateful training)
+    fingerprint: str | None = None  # SHA-256 of the data, computed where the tensors are made
 
     @property
     def n_experiences(self) -> int:
@@ -158,7 +160,8 @@ def make_scenario(
 
     ``splits`` maps stream names (``train``, ``test``, optionally ``valid``) to one split object per
     dataset (``.sequences``, ``.labels``); ``maps`` maps raw labels to class indices per dataset.
-    Returns ``(CLScenario, experience names, classes per experience)``.
+    Returns ``(CLScenario, experience names, classes per experience, fingerprint)``, the last a
+    SHA-256 of every padded tensor, label and task label, in stream order.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.scenarios.supervised import (
@@ -167,14 +170,17 @@ def make_scenario(
     )
     from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
-    from clstm.data.arrays import DataError
+    from clstm.errors import DataError
 
     every = [s for parts in splits.values() for part in parts for s in part.sequences]
     t_max, f_max = max(len(s) for s in every), max(s.shape[1] for s in every)
+    digest = hashlib.sha256(f"{scenario}|{n_experiences}|{class_order}".encode())
 
     def dataset(part, mapping, task=0):
         x = pad_sequences(part.sequences, max_len=t_max, n_features=f_max)  # (N, T, F + 1)
         y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
+        for tensor in (x, y, torch.tensor([task])):
+            digest.update(tensor.numpy().tobytes())
         return classification_dataset(x, y, task=task)
 
     if scenario in ("domain", "task"):
@@ -196,7 +202,7 @@ def make_scenario(
             sorted({maps[i][v] for v in part.labels.tolist()})
             for i, part in enumerate(splits["train"])
         ]
-        return bench, list(names), classes
+        return bench, list(names), classes, digest.hexdigest()
 
     mapping = maps[0]
     inverse = {k: c for c, k in mapping.items()}
@@ -229,7 +235,7 @@ def make_scenario(
         groups.append(sorted(order[start : start + c]))
         start += c
     experience_names = ["classes " + ",".join(str(inverse[k]) for k in g) for g in groups]
-    return bench, experience_names, groups
+    return bench, experience_names, groups, digest.hexdigest()
 
 
 def as_sequence_benchmark(obj: Any) -> SequenceBenchmark:

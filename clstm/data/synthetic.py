@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from clstm.config import StreamOptions, param
 from clstm.data.sequences import SequenceBenchmark
+from clstm.schema import MAX_SEED, StreamOptions, check_fits_in_memory, param
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ class Config(StreamOptions):
         ge=0.0,
     )
     seed: int = param(
-        0, "data seed: the data stay the same across run seeds unless this changes", ge=0
+        0,
+        "data seed: the data stay the same across run seeds unless this changes",
+        ge=0,
+        le=MAX_SEED,
     )
     standardize: bool = param(False, "standardise each dataset (off: it would erase the offsets)")
 
@@ -58,6 +61,18 @@ class Config(StreamOptions):
             raise ValueError(
                 f"benchmark.seq_len: [min, max] needs min <= max, got {list(self.seq_len)}"
             )
+        longest = self.seq_len if isinstance(self.seq_len, int) else self.seq_len[1]
+        check_fits_in_memory(
+            max(
+                8.0 * self.n_features**2 * 3,  # the F x F random rotation and its QR
+                # float64 sequences, their standardised copy and the padded float32 tensors
+                (8.0 * 2 + 4) * self.n_experiences * (self.n_train + self.n_test) * longest
+                * (self.n_features + 1),
+            ),
+            f"benchmark synthetic with n_features {self.n_features}, n_train {self.n_train}, "
+            f"n_test {self.n_test}, seq_len {longest}",
+            "make it smaller",
+        )  # fmt: skip
         if self.n_classes > self.n_features:
             raise ValueError(
                 f"benchmark.n_classes ({self.n_classes}) must be <= benchmark.n_features "

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from clstm.config import StreamOptions, param
 from clstm.data.sequences import SequenceBenchmark
+from clstm.schema import StreamOptions, param
 
 SHIPPED = (
     "JapaneseVowels",
@@ -57,7 +57,7 @@ def data_dir() -> Path:
     try:
         import aeon.datasets
     except ImportError:
-        from clstm.data.arrays import DataError
+        from clstm.errors import DataError
 
         raise DataError(
             "the ucr_stream benchmark needs the aeon package: pip install 'clstm[ucr]'"

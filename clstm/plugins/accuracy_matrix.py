@@ -12,10 +12,13 @@ each training experience, as in::
     initial, R = matrix.result()
 
 Evaluations that happen inside ``strategy.train`` (Avalanche's periodic evaluation) are ignored: a
-row is the state of the model between experiences. Only experiences of the stream named ``stream``
-count (``"test"`` by default; a second instance with ``stream="valid", prefix="valid/"`` records the
-validation stream's matrix). After each full evaluation the metric emits,
-with ``x_plot`` = number of experiences trained so far (0 for the initial row):
+row is the state of the model between experiences. Only experiences of one stream count: the stream
+named ``stream``, or by default (``stream=None``) the first stream evaluated outside training,
+whatever its name (``test`` in clstm's benchmarks, ``eval`` or ``valid`` in some of Avalanche's);
+a second instance with ``stream="valid", prefix="valid/"`` records the validation stream's matrix.
+``result()`` raises ``ValueError`` (one line, naming the streams it did see) if no evaluation of
+that stream was ever seen, instead of returning an empty matrix. After each full evaluation the
+metric emits, with ``x_plot`` = number of experiences trained so far (0 for the initial row):
 
 - ``accuracy/expNN``: accuracy on experience NN's test set;
 - ``cl/ACC``, ``cl/learning_accuracy`` and, once two experiences are trained, ``cl/BWT``,
@@ -38,9 +41,13 @@ from clstm import metrics as clm
 class AccuracyMatrixMetric(PluginMetric):
     """Accuracy on every evaluated experience after each training experience (and before any)."""
 
-    def __init__(self, stream: str = "test", prefix: str = ""):
+    def __init__(self, stream: str | None = None, prefix: str = ""):
+        """:param stream: name of the evaluated stream whose experiences are the columns
+        (``"test"``, ``"valid"``, ...); ``None`` follows the first stream evaluated outside
+        training. :param prefix: prepended to every emitted metric name (``"valid/"``)."""
         super().__init__()
         self.stream = stream
+        self._follows = stream is None
         self.prefix = prefix
         self.reset()
 
@@ -52,12 +59,29 @@ class AccuracyMatrixMetric(PluginMetric):
         self._correct: torch.Tensor | int = 0
         self._seen = 0
         self._touched = False
+        self._streams_seen: set[str] = set()
+        if self._follows:
+            self.stream = None
+
+    @property
+    def measured(self) -> bool:
+        """Whether at least one evaluation of the stream was recorded."""
+        return bool(self._rows)
 
     def result(self) -> tuple[np.ndarray | None, np.ndarray]:
         """``(initial, R)``: the initial row ``(T,)`` (or ``None`` if not measured) and ``R``.
 
-        ``R`` is ``(T, T)``; entries never measured (rows after a run stopped) are NaN.
+        ``R`` is ``(T, T)``; entries never measured (rows after a run stopped) are NaN. Raises
+        ``ValueError`` when no evaluation of the stream was seen at all.
         """
+        if not self._rows:
+            seen = ", ".join(sorted(self._streams_seen)) or "none"
+            wanted = f"stream '{self.stream}'" if self.stream else "any stream"
+            raise ValueError(
+                f"AccuracyMatrixMetric saw no evaluation of {wanted} outside training (streams "
+                f"evaluated: {seen}); call strategy.eval(<stream>) between experiences, or pass "
+                "AccuracyMatrixMetric(stream=<its name>)"
+            )
         T = self._n_experiences
         R = np.full((T, T), np.nan)
         initial = None
@@ -95,7 +119,11 @@ class AccuracyMatrixMetric(PluginMetric):
         if self._in_training or self._seen == 0:
             return
         experience = strategy.experience
-        if getattr(experience.origin_stream, "name", self.stream) != self.stream:
+        name = getattr(experience.origin_stream, "name", None) or "unnamed"
+        self._streams_seen.add(name)
+        if self.stream is None:  # follow the first stream evaluated outside training
+            self.stream = name
+        if name != self.stream:
             return
         self._touched = True
         try:

@@ -1,0 +1,82 @@
+"""The building blocks of config sections, in a leaf module that the sections' owners import.
+
+Benchmarks and strategies declare their config dataclasses beside their code with :func:`param`
+(and benchmarks inherit :class:`StreamOptions`); :mod:`clstm.config` assembles them into an
+experiment through the registries. Keeping these here, apart from :mod:`clstm.config`, makes the
+imports go one way: config -> registries -> benchmark/strategy modules -> schema -> errors.
+No heavy imports here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: the largest seed numpy and scikit-learn accept (they need a 32-bit unsigned integer)
+MAX_SEED = 2**32 - 1
+
+
+def param(default: Any = dataclasses.MISSING, help: str = "", **constraints: Any) -> Any:
+    """Declare a config field with its default, help text and numeric constraints.
+
+    ``constraints`` may hold ``ge``, ``gt``, ``le``, ``lt`` (inclusive/exclusive bounds checked on
+    numbers and on each element of a tuple), and ``default_factory`` for mutable defaults.
+    """
+    factory = constraints.pop("default_factory", dataclasses.MISSING)
+    unknown = set(constraints) - {"ge", "gt", "le", "lt", "pattern", "select"}
+    if unknown:
+        raise TypeError(f"unknown constraint(s) {sorted(unknown)}")
+    metadata = {"help": help, **constraints}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options every benchmark shares (benchmark configs inherit them)."""
+
+    scenario: Literal["auto", "domain", "task", "class"] = param(
+        "auto",
+        "domain: one shared head, no task labels; task: task label = experience, one head each; "
+        "class: one dataset split into experiences by classes; auto: the benchmark's own",
+    )
+    standardize: bool = param(
+        True, "standardise each dataset per feature, fitted on its own training split only"
+    )
+    validation: float = param(
+        0.0,
+        "fraction of each training set held out (stratified) as the validation stream",
+        ge=0.0,
+        lt=0.9,
+    )
+
+    def _settle_scenario(self, allowed: tuple[str, ...]) -> None:
+        """Resolve ``auto`` to ``allowed[0]`` (the benchmark's natural scenario), check the rest."""
+        if self.scenario == "auto":
+            object.__setattr__(self, "scenario", allowed[0])  # frozen: settled once, at creation
+        elif self.scenario not in allowed:
+            raise ValueError(
+                f"benchmark.scenario: '{self.scenario}' is not supported by benchmark "
+                f"'{self.name}'; choose one of {', '.join(allowed)}"  # type: ignore[attr-defined]
+            )
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(nbytes: float, what: str, fix: str) -> None:
+    """Refuse (ValueError, one line) sizes whose data alone would exceed this machine's RAM."""
+    total = physical_memory()
+    if total and nbytes > total:
+        raise ValueError(
+            f"{what} needs about {nbytes / 2**30:,.1f} GiB, more than the "
+            f"{total / 2**30:,.1f} GiB of memory here; {fix}"
+        )

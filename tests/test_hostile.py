@@ -192,9 +192,7 @@ CASES = [
          lambda t, c: ["run", _cfg(t, {**c, "benchmark": {"name": "python", "scenario": "task",
                                                           "fingerprint": "ab" * 32}}), *_out(t)],
          2, "benchmark 'python': this config records a run whose benchmark was passed from Python"),
-    Case("report-out-is-a-file",
-         lambda t, c: ["report", str(t), "--out", str(_existing_file(t, "f"))], 2,
-         "no runs"),  # no runs below t: refused before --out is looked at
+    Case("report-no-runs", lambda t, c: ["report", str(t)], 2, "no runs (seed*/metrics.json)"),
     Case("report-missing-folder", lambda t, c: ["report", str(t / "absent")], 2,
          "results folder not found"),
     Case("typo-in-strategy", lambda t, c: _run(t, c, "--set", "strategy.name=repaly"), 2,
@@ -523,6 +521,15 @@ def test_accuracy_matrix_follows_a_stream_not_called_test():
         ValueError, match=r"stream 'test' outside training \(streams evaluated: eval\)"
     ):
         named.result()
+
+
+def test_ray_with_more_gpus_per_run_than_the_cluster_has_is_refused(tmp_path, tiny_config):
+    pytest.importorskip("ray")
+    from clstm.sweep import run_sweep
+
+    with pytest.raises(ConfigError, match=r"gpus_per_run 1: the Ray cluster has 0 GPU\(s\)"):
+        run_sweep(tiny_config, backend="ray", gpus_per_run=1, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
 def test_output_error_is_an_os_error():  # callers catching OSError keep working

@@ -175,7 +175,7 @@ def _on_sigterm(signum, frame):
 def _run(args: argparse.Namespace, command: list[str]) -> int:
     import signal
 
-    from clstm.errors import ConfigError, Interrupted, OutputError, RunFailed
+    from clstm.errors import ConfigError, RunFailed
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
@@ -213,20 +213,10 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         )
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
-    except (RunFailed, OutputError) as exc:
-        print(f"clstm: error: {exc.cli_message}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. a results folder that vanished or a full disk outside a run
-        print(f"clstm: error: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
-        return 1
+    except (RunFailed, OSError) as exc:
+        return _fault(exc)
     except KeyboardInterrupt as exc:
-        cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
-        print(
-            f"clstm: interrupted by {cause}; what was measured is in the run directory "
-            "(continue it with --resume)",
-            file=sys.stderr,
-        )
-        return 1
+        return _interrupted(exc, "", "what was measured is in the run directory")
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(summary_text(result, Path(args.out)))
@@ -234,7 +224,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
 
 
 def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
-    from clstm.errors import ConfigError, Interrupted
+    from clstm.errors import ConfigError
     from clstm.sweep import parse_grid, parse_seeds, run_sweep
 
     try:
@@ -263,14 +253,10 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
+    except OSError as exc:
+        return _fault(exc)
     except KeyboardInterrupt as exc:
-        cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
-        print(
-            f"clstm: sweep interrupted by {cause}; unfinished runs are marked interrupted in "
-            "sweep.json (continue them with --resume)",
-            file=sys.stderr,
-        )
-        return 1
+        return _interrupted(exc, "sweep ", "unfinished runs are marked interrupted in sweep.json")
     failed = result.failed
     print(
         f"{len(result.runs)} runs: {len(result.runs) - len(failed)} completed, {len(failed)} not "
@@ -307,6 +293,27 @@ def _report(args: argparse.Namespace) -> int:
         )
     print(f"report: {md} (report.tex, report.csv and figures beside it or in --out)")
     return 0
+
+
+def _fault(exc: Exception) -> int:
+    """Exit 1 with one line: a run that failed, or results that could not be written or read."""
+    from clstm.errors import ClstmError
+
+    if isinstance(exc, ClstmError):
+        message = exc.cli_message
+    else:  # an OSError outside a run, e.g. a results folder removed underneath, a full disk
+        message = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    print(f"clstm: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _interrupted(exc: BaseException, what: str, kept: str) -> int:
+    """Exit 1 with one line after Ctrl-C or SIGTERM."""
+    from clstm.errors import Interrupted
+
+    cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
+    print(f"clstm: {what}interrupted by {cause}; {kept} (continue with --resume)", file=sys.stderr)
+    return 1
 
 
 def _usage_error(message: str) -> int:

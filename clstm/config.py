@@ -332,7 +332,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-        raise ConfigError(f"--set expects dotted.key=value (e.g. train.lr=0.01), got '{item}'")
+        raise ConfigError(
+            f"an override must be dotted.key=value (e.g. train.lr=0.01), got '{item}'",
+            cli=f"--set expects dotted.key=value (e.g. train.lr=0.01), got '{item}'",
+        )
     try:
         value = load_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -343,7 +346,10 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             prefix = ".".join(parts[: depth + 1])
-            raise ConfigError(f"--set {key}: '{prefix}' is a value, not a section")
+            raise ConfigError(
+                f"override {key}: '{prefix}' is a value, not a section",
+                cli=f"--set {key}: '{prefix}' is a value, not a section",
+            )
         node = child
     node[parts[-1]] = value
 

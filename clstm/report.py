@@ -495,11 +495,16 @@ def write_report(
     """
     collected = collect(*results_dirs)
     out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
-    for path, what in ((out, "--out"), (Path(markdown_path) if markdown_path else None, "")):
-        if path is not None and what and path.exists() and not path.is_dir():
-            raise ConfigError(f"report {what} {path} is a file; give a folder for the report")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"the report's output folder {out} is a file; give a folder for the report",
+            cli=f"report --out {out} is a file; give a folder for the report",
+        )
     if markdown_path is not None and Path(markdown_path).is_dir():
-        raise ConfigError(f"report --markdown {markdown_path} is a folder; give a file path")
+        raise ConfigError(
+            f"the report's Markdown path {markdown_path} is a folder; give a file path",
+            cli=f"report --markdown {markdown_path} is a folder; give a file path",
+        )
     made = figures(collected, out) if with_figures else {}
     md_path = Path(markdown_path) if markdown_path else out / "report.md"
     relative = {

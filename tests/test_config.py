@@ -103,7 +103,7 @@ def test_resolved_yaml_round_trips(tmp_path):
         (["train.grad_clip=-1"], "train.grad_clip: -1.0 is out of range; it must be > 0.0"),
         (["train=3"], "train: expected a mapping of keys"),
         (["seed.x=1"], "seed: expected an integer, got {'x': 1}"),
-        (["lr"], "--set expects dotted.key=value"),
+        (["lr"], "an override must be dotted.key=value"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
@@ -115,7 +115,7 @@ def test_bad_values_name_the_key_and_what_is_allowed(overrides, message):
 
 
 def test_override_below_a_value_is_refused():
-    with pytest.raises(ConfigError, match="--set seed.x: 'seed' is a value, not a section"):
+    with pytest.raises(ConfigError, match="override seed.x: 'seed' is a value, not a section"):
         load_config({"seed": 1}, ["seed.x=1"])
 
 

@@ -319,16 +319,30 @@ def test_fault_report_refuses_duplicate_seeds_naming_the_paths(finished, tmp_pat
 
 
 def test_fault_report_splits_runs_whose_configs_differ(finished, tmp_path, capsys):
-    """Folders named alike by hand (or by older clstm versions) are never averaged together."""
+    """Folders named alike by hand (or by older clstm versions) are never averaged together,
+    even when their accuracy matrices differ in shape (the figures are drawn per row)."""
     config, out, run = _copy(finished, tmp_path)
     other = tmp_path / "other"
     assert cli.main(["run", str(config), "--out", str(other), "--seed", "3", "--quiet",
-                     "--set", "train.lr=0.02", "--name", "naive"]) == 0  # fmt: skip
+                     "--set", "benchmark.n_experiences=3", "--name", "naive"]) == 0  # fmt: skip
     shutil.copytree(other / "tiny" / "naive" / "seed3", run.parent / "seed3")
     capsys.readouterr()
-    assert cli.main(["report", str(out), "--no-figures"]) == 0
+    assert cli.main(["report", str(out)]) == 0
     table = (out / "report" / "report.md").read_text()
-    assert "| naive [train.lr=0.01] | 1 |" in table and "| naive [train.lr=0.02] | 1 |" in table
+    assert "| naive [benchmark.n_experiences=2] | 1 |" in table
+    assert "| naive [benchmark.n_experiences=3] | 1 |" in table
+    assert (out / "report" / "tiny_matrices.png").stat().st_size > 0
+
+
+def test_fault_sweep_resume_with_changed_config_is_refused(finished, tmp_path, capsys):
+    config, out, run = _copy(finished, tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["train"]["lr"] = 0.5  # the YAML edited, then the sweep resumed
+    config.write_text(yaml.safe_dump(data))
+    before = snapshot(tmp_path)
+    code, err = run_cli(["run", str(config), "--out", str(out), "--seeds", "0", "--resume"], capsys)
+    assert code == 2 and "holds a run of a different config (train.lr 0.01 vs 0.5" in err
+    assert snapshot(tmp_path) == before
 
 
 def test_fault_report_out_is_a_file(finished, tmp_path, capsys):

@@ -35,9 +35,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run an experiment config (one strategy, one seed)",
+        help="run an experiment config: one run, or a sweep over seeds and grid values",
         description="Train on every experience in turn, evaluate on all of them after each, and "
-        "write results/<experiment>/<strategy>/seed<k>/.",
+        "write results/<experiment>/<run name>/seed<k>/ (the run name is the strategy and the "
+        "--set values). --seeds/--grid (or a sweep: section) run a sweep.",
     )
     run.add_argument("config", help="experiment YAML file, e.g. experiments/quickstart.yaml")
     run.add_argument(
@@ -100,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         help="skip completed runs; continue interrupted ones from their last checkpoint",
     )
     run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per run (default: all cores for one run; cores / workers in sweeps)",
+    )
+    run.add_argument(
         "--allow-large-sweep",
         action="store_true",
         help="allow a sweep of more than 10,000 runs",
@@ -111,8 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="aggregate finished runs: tables (Markdown, LaTeX, CSV) and figures",
-        description="Mean, std and 95%% CI over seeds for every experiment and run name below "
-        "RESULTS_DIR; failed or incomplete runs are counted and flagged, never averaged in.",
+        description="Mean, std and 95% CI over seeds for every experiment and run below "
+        "RESULTS_DIR (one row per run name and config); failed or incomplete runs are counted "
+        "and flagged, never averaged in. Prints the main table and writes Markdown, LaTeX, CSV "
+        "and figures.",
     )
     report.add_argument(
         "results_dirs",
@@ -126,6 +135,18 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", metavar="PATH", help="write the Markdown report here instead of DIR/report.md"
     )
     report.add_argument("--no-figures", action="store_true", help="tables only")
+    report.add_argument(
+        "--columns",
+        metavar="KEYS",
+        help="metrics of the LaTeX and terminal tables (default acc,bwt,forgetting,"
+        "learning_accuracy; also fwt, forgetting_learned)",
+    )
+    report.add_argument(
+        "--tex-caption", metavar="TEXT", help="LaTeX caption ({experiment} is replaced)"
+    )
+    report.add_argument(
+        "--tex-label", metavar="PREFIX", default="tab:", help="LaTeX label prefix (default tab:)"
+    )
     report.add_argument("--bibtex", action="store_true", help="print the BibTeX entry and exit")
     return parser
 
@@ -153,15 +174,25 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _list() -> int:
+    import dataclasses
+    import json
+
     from clstm.data.registry import BENCHMARKS
     from clstm.strategies import STRATEGIES
 
     print("benchmarks (benchmark.name):")
     for name, (_, description) in BENCHMARKS.items():
         print(f"  {name:<12} {description}")
-    print("strategies (strategy.name):")
+    print("strategies (strategy.name), scenarios and hyperparameters (defaults):")
     for name, entry in STRATEGIES.items():
         print(f"  {name:<12} {entry.description} [{', '.join(entry.scenarios)}]")
+        options = [
+            f"{f.name}={json.dumps(list(f.default) if isinstance(f.default, tuple) else f.default)}"
+            for f in dataclasses.fields(entry.config)
+            if f.name != "name"
+        ]
+        if options:
+            print(f"  {'':<12}   " + ", ".join(options))
     return 0
 
 
@@ -179,6 +210,8 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        return _usage_error(f"--threads must be an integer >= 1, got {args.threads}")
     try:
         from clstm.sweep import read_sweep_file
 
@@ -209,6 +242,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             command=command,
             resume=args.resume,
             run_name=args.run_name,
+            threads=args.threads,
             cli=True,
         )
     except ConfigError as exc:
@@ -249,7 +283,7 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
             workers=args.workers, overwrite=args.overwrite, resume=args.resume,
             backend=args.backend, address=args.address, cpus_per_run=args.cpus_per_run,
             gpus_per_run=args.gpus_per_run, allow_large=args.allow_large_sweep,
-            on_result=progress, cli=True,
+            threads=args.threads, on_result=progress, cli=True,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
@@ -276,22 +310,27 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         command = "clstm report " + " ".join(sys.argv[2:]) if args.markdown else None
-        md, skipped = write_report(
+        report = write_report(
             args.results_dirs, args.out, with_figures=not args.no_figures,
-            markdown_path=args.markdown, command=command, with_skipped=True,
+            markdown_path=args.markdown, command=command, columns=args.columns,
+            tex_caption=args.tex_caption, tex_label=args.tex_label,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
     except OSError as exc:
         print(f"clstm: error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    if skipped:
+    if report.skipped:
         print(
-            f"clstm report: warning: skipped {len(skipped)} unreadable run(s): "
-            + "; ".join(skipped),
+            f"clstm report: warning: skipped {len(report.skipped)} unreadable run(s): "
+            + "; ".join(report.skipped),
             file=sys.stderr,
         )
-    print(f"report: {md} (report.tex, report.csv and figures beside it or in --out)")
+    print(report.table)
+    print(
+        f"report: {report.markdown_path} (report.tex, report.csv and figures beside it or in "
+        "--out); numbers measured on other CPU models or library versions may differ slightly"
+    )
     return 0
 
 

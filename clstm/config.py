@@ -129,6 +129,18 @@ def _select_strategy(name: str) -> type:
     return strategy_config_class(name)
 
 
+def _benchmarks_with(key: str) -> list[str]:
+    from clstm.data.registry import benchmarks_with_option
+
+    return benchmarks_with_option(key)
+
+
+def _strategies_with(key: str) -> list[str]:
+    from clstm.strategies import strategies_with_option
+
+    return strategies_with_option(key)
+
+
 def _default_benchmark() -> Any:
     return _select_benchmark("synthetic")()
 
@@ -164,12 +176,14 @@ class ExperimentConfig:
         default_factory=_default_benchmark,
         help="the stream of experiences; `name` selects the benchmark",
         select=_select_benchmark,
+        owners=_benchmarks_with,
     )
     model: ModelConfig = param(default_factory=ModelConfig, help="recurrent classifier")
     strategy: Any = param(
         default_factory=_default_strategy,
         help="continual-learning strategy; `name` selects it",
         select=_select_strategy,
+        owners=_strategies_with,
     )
     train: TrainConfig = param(default_factory=TrainConfig, help="optimisation per experience")
     eval: EvalConfig = param(default_factory=EvalConfig, help="evaluation")
@@ -314,7 +328,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
+        hint = (
+            ""
+            if path.suffix.lower() in (".yaml", ".yml")
+            else f" (a {path.suffix or 'file'} file?)"
+        )
+        raise ConfigError(
+            f"{path} is not a clstm experiment config{hint}: expected YAML sections such as "
+            f"'train:' and 'strategy:' at the top level, but it reads as {kind}; see "
+            "experiments/quickstart.yaml"
+        )
     return data
 
 
@@ -354,8 +378,12 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
-def build(cls: type, data: Any, prefix: str = "") -> Any:
-    """Validate ``data`` (a mapping) against the dataclass ``cls`` and construct it."""
+def build(cls: type, data: Any, prefix: str = "", owners: Callable | None = None) -> Any:
+    """Validate ``data`` (a mapping) against the dataclass ``cls`` and construct it.
+
+    ``owners(key)`` names the other strategies/benchmarks that have an unknown ``key``, for a
+    key given to the wrong one (``strategy.mem_size`` with ``naive``).
+    """
     section = prefix.rstrip(".") or "the config"
     if data is None:
         data = {}
@@ -368,6 +396,14 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
         key = str(unknown[0])
         close = difflib.get_close_matches(key, list(known), n=1)
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        elsewhere = owners(key) if owners is not None else []
+        if elsewhere and not close:
+            chosen = data.get("name", "the default")
+            raise ConfigError(
+                f"{prefix}{key} is not an option of {section.rstrip('.')} '{chosen}'; it belongs "
+                f"to {', '.join(elsewhere)} (set {section}.name) - options of '{chosen}': "
+                f"{', '.join(k for k in known if k != 'name') or 'none'}"
+            )
         raise ConfigError(
             f"unknown key '{prefix}{key}'{hint}; allowed keys in {section}: {', '.join(known)}"
         )
@@ -383,7 +419,7 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
             chosen = sub.get("name", default_name)
             if not isinstance(chosen, str):
                 raise ConfigError(f"{key}.name: expected a string, got {_describe(chosen)}")
-            kwargs[name] = build(select(chosen), sub, key + ".")
+            kwargs[name] = build(select(chosen), sub, key + ".", f.metadata.get("owners"))
         elif dataclasses.is_dataclass(hints[name]):
             kwargs[name] = build(hints[name], data.get(name), key + ".")
         elif name in data:

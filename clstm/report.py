@@ -23,6 +23,7 @@ import csv
 import io
 import math
 import os
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -269,13 +270,55 @@ def _fmt(stat: Stat, digits: int = 3) -> str:
     return text
 
 
+#: the columns of the LaTeX and terminal tables unless others are asked for
+DEFAULT_COLUMNS = ("acc", "bwt", "forgetting", "learning_accuracy")
+
+
 def _best(groups: dict[str, RunGroup], key: str, higher: bool) -> set[str]:
-    means = {name: g.stat(key).mean for name, g in groups.items()}
-    valid = {n: m for n, m in means.items() if m is not None}
-    if len(valid) < 2 or max(valid.values()) - min(valid.values()) < 1e-12:
+    """Rows to mark in column ``key``: the best mean, and every row whose 95% CI overlaps it.
+
+    So a difference that the seeds cannot tell apart (0.946 vs 0.943 with CIs of +-0.01) marks
+    both rows. Rows with a single seed have no CI: they count by their mean alone. None is
+    marked when fewer than two rows have a value or all means tie.
+    """
+    stats = {name: g.stat(key) for name, g in groups.items()}
+    valid = {n: st for n, st in stats.items() if st.mean is not None}
+    if len(valid) < 2:
+        return set()
+    means = [st.mean for st in valid.values()]
+    if max(means) - min(means) < 1e-12:
         return set()  # nothing to single out (e.g. FWT is 0 by construction in some scenarios)
-    target = max(valid.values()) if higher else min(valid.values())
-    return {n for n, m in valid.items() if abs(m - target) < 1e-12}
+    best_name = (max if higher else min)(valid, key=lambda n: valid[n].mean)
+    best = valid[best_name]
+
+    def interval(st: Stat) -> tuple[float, float]:
+        half = st.ci95 or 0.0
+        return st.mean - half, st.mean + half
+
+    low, high = interval(best)
+    return {n for n, st in valid.items() if interval(st)[0] <= high and interval(st)[1] >= low}
+
+
+def zero_by_construction(groups: dict[str, RunGroup], key: str) -> bool:
+    """Whether every completed run has exactly 0 for ``key`` (FWT in task/class scenarios)."""
+    values = [m.get(key) for g in groups.values() for m in g.completed]
+    return bool(values) and all(v == 0 for v in values)
+
+
+def _columns(groups: dict[str, RunGroup], keys) -> tuple[list[tuple[str, str, bool]], list[str]]:
+    """The metric columns to show (``keys`` in METRICS order) and the names of omitted ones."""
+    wanted = [m for m in METRICS if m[0] in keys]
+    shown = [m for m in wanted if not zero_by_construction(groups, m[0])]
+    return shown, [title for key, title, _ in wanted if (key, title, _) not in shown]
+
+
+def _zero_note(omitted: list[str]) -> str:
+    if not omitted:
+        return ""
+    return (
+        f"{', '.join(omitted)} omitted: exactly 0 in every run (0 by construction in this "
+        "scenario, e.g. FWT with task heads or class-incremental heads)."
+    )
 
 
 def markdown(
@@ -284,74 +327,130 @@ def markdown(
     """Markdown tables, one per experiment: mean ± std [± 95% CI half-width], seeds per row."""
     lines = []
     for experiment, groups in collected.items():
+        columns, omitted = _columns(groups, [k for k, _, _ in METRICS])
         lines += [f"### {experiment}", ""]
         lines.append(
-            "| run | seeds | " + " | ".join(t for _, t, _ in METRICS) + " | not completed |"
+            "| run | seeds | " + " | ".join(t for _, t, _ in columns) + " | not completed |"
         )
-        lines.append("|---|---|" + "---|" * len(METRICS) + "---|")
-        best = {key: _best(groups, key, higher) for key, _, higher in METRICS}
+        lines.append("|---|---|" + "---|" * len(columns) + "---|")
+        best = {key: _best(groups, key, higher) for key, _, higher in columns}
         for name, g in groups.items():
             cells = []
-            for key, _, _ in METRICS:
+            for key, _, _ in columns:
                 text = _fmt(g.stat(key))
                 cells.append(f"**{text}**" if name in best[key] else text)
             lines.append(
                 f"| {name} | {len(g.completed)} | " + " | ".join(cells) + f" | {g.note() or '—'} |"
             )
         lines.append("")
+        if omitted:
+            lines += [_zero_note(omitted), ""]
         for figure in (figures or {}).get(experiment, []):
             lines += [f"![{Path(figure).stem}]({figure})", ""]
     legend = (
         "Cells: mean ± sample standard deviation over the completed seeds [± half-width of "
-        "the 95% confidence interval, Student's t]; **bold**: best mean in the column (higher is "
-        "better except for the forgettings; none when all rows tie); —: undefined (e.g. joint "
+        "the 95% confidence interval, Student's t]; **bold**: the best mean in the column and "
+        "every row whose 95% confidence interval overlaps the best one's (higher is better "
+        "except for the forgettings; none when all rows tie); —: undefined (e.g. joint "
         "training has no intermediate models) or fewer seeds. Runs that did not complete are "
         "listed, not averaged."
     )
     return legend + "\n\n" + "\n".join(lines)
 
 
-def _tex_escape(text: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("_", r"\_"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("#", r"\#"),
-    ):
-        text = text.replace(a, b)
-    return text
-
-
-def latex(collected: dict[str, dict[str, RunGroup]]) -> str:
-    """One booktabs table per experiment; the best mean of each column in bold."""
+def text_table(collected: dict[str, dict[str, RunGroup]], keys=DEFAULT_COLUMNS) -> str:
+    """The main table as plain text for the terminal: mean ± 95% CI half-width per column."""
     out = []
     for experiment, groups in collected.items():
-        cols = "l" + "r" + "c" * len(METRICS)
-        out += [
-            r"\begin{table}[t]", r"\centering", r"\small",
-            rf"\caption{{{_tex_escape(experiment)}: mean $\pm$ std over seeds ($n$ seeds).}}",
-            rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-            "Run & $n$ & " + " & ".join(_tex_escape(t) for _, t, _ in METRICS) + r" \\",
-            r"\midrule",
-        ]  # fmt: skip
-        best = {key: _best(groups, key, higher) for key, _, higher in METRICS}
+        columns, omitted = _columns(groups, keys)
+        header = ["run", "n", *(t for _, t, _ in columns), "not completed"]
+        rows = []
         for name, g in groups.items():
             cells = []
-            for key, _, _ in METRICS:
-                s = g.stat(key)
-                if s.mean is None:
+            for key, _, _ in columns:
+                st = g.stat(key)
+                cells.append("-" if st.mean is None else f"{st.mean:.3f}" + (
+                    f" ± {st.ci95:.3f}" if st.ci95 is not None else ""))  # fmt: skip
+            rows.append([name, str(len(g.completed)), *cells, g.note() or "-"])
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        out.append(f"{experiment} (mean ± 95% CI half-width over seeds)")
+        for row in [header, *rows]:
+            out.append(
+                "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+        if omitted:
+            out.append("  " + _zero_note(omitted))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    """Text safe inside LaTeX (run names hold ``_``, ``~``, ``[`` ...)."""
+    marker = "\x00"
+    text = text.replace("\\", marker)
+    for a, b in (("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("$", r"\$"),
+                 ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                 ("^", r"\textasciicircum{}")):  # fmt: skip
+        text = text.replace(a, b)
+    return text.replace(marker, r"\textbackslash{}")
+
+
+def _tex_number(stat: Stat) -> str:
+    """``$-0.528 \\pm 0.012$``: math mode, so a negative number gets a real minus sign."""
+    text = f"{stat.mean:.3f}" + (rf" \pm {stat.std:.3f}" if stat.std is not None else "")
+    return f"${text}$"
+
+
+def latex(
+    collected: dict[str, dict[str, RunGroup]],
+    keys=DEFAULT_COLUMNS,
+    caption: str | None = None,
+    label: str = "tab:",
+) -> str:
+    """One booktabs table per experiment, ready for ``\\input``.
+
+    Columns: ``keys`` (default ACC, BWT, forgetting, learning accuracy); a column that is 0 in
+    every run is omitted with a footnote. Cells are mean ± std in math mode (a true minus sign);
+    bold marks the best mean and every row whose 95% CI overlaps it. ``caption`` may contain
+    ``{experiment}``; the table's label is ``label`` + the experiment's name.
+    """
+    out = []
+    for experiment, groups in collected.items():
+        columns, omitted = _columns(groups, keys)
+        cols = "l" + "r" + "c" * len(columns)
+        key = re.sub(r"[^A-Za-z0-9:._-]", "-", experiment)  # \\label takes no escapes
+        text = (caption or "{experiment}: mean $\\pm$ std over seeds ($n$ seeds); bold: best "
+                "mean and every method whose 95\\% CI overlaps it.").replace(
+            "{experiment}", _tex_escape(experiment))  # fmt: skip
+        out += [
+            r"\begin{table}[t]", r"\centering", r"\small",
+            rf"\caption{{{text}}}", rf"\label{{{label}{key}}}",
+            rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+            "Method & $n$ & " + " & ".join(_tex_escape(t) for _, t, _ in columns) + r" \\",
+            r"\midrule",
+        ]  # fmt: skip
+        best = {key: _best(groups, key, higher) for key, _, higher in columns}
+        for name, g in groups.items():
+            cells = []
+            for key, _, _ in columns:
+                st = g.stat(key)
+                if st.mean is None:
                     cells.append("--")
                     continue
-                text = f"{s.mean:.3f}" + (rf" $\pm$ {s.std:.3f}" if s.std is not None else "")
-                cells.append(rf"\textbf{{{text}}}" if name in best[key] else text)
+                number = _tex_number(st)
+                cells.append(rf"{{\boldmath{number}}}" if name in best[key] else number)
             flag = r"$^\dagger$" if g.not_completed else ""
             out.append(
                 f"{_tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\"
             )
         out += [r"\bottomrule", r"\end{tabular}"]
+        notes = []
         if any(g.not_completed for g in groups.values()):
-            out.append(r"\\[2pt]{\footnotesize $^\dagger$ some seeds did not complete (see CSV).}")
+            notes.append(r"$^\dagger$ some seeds did not complete (see the CSV).")
+        if omitted:
+            notes.append(_tex_escape(_zero_note(omitted)))
+        if notes:
+            out.append(r"\\[2pt]{\footnotesize " + " ".join(notes) + "}")
         out += [r"\end{table}", ""]
     return "\n".join(out)
 
@@ -395,88 +494,161 @@ def _curves(g: RunGroup) -> np.ndarray:
     return np.array(rows)
 
 
+#: dots per inch of the PNG figures (the PDFs are vector graphics)
+PNG_DPI = 300
+
+
+def abbreviate(name: str, width: int = 14) -> str:
+    """``name`` cut to ``width`` characters with an ellipsis (axis labels of long names)."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def strategy_style(groups: dict[str, RunGroup]) -> dict[str, tuple]:
+    """Row label -> (colour, line style, marker): one colour per strategy in every figure.
+
+    Colours follow the strategy's place in clstm's registry (Okabe-Ito-like tab10 order), so
+    ``replay`` has the same colour in every report; rows of one strategy with different settings
+    share its colour and differ in line style and marker.
+    """
+    from matplotlib import colormaps
+
+    from clstm.strategies import STRATEGIES
+
+    palette = colormaps["tab20"].colors
+    order = list(STRATEGIES)
+    styles, seen = {}, defaultdict(int)
+    for label, g in groups.items():
+        strategy = (g.config.get("strategy") or {}).get("name", g.run_name.split("_")[0])
+        index = order.index(strategy) if strategy in order else len(order) + len(seen)
+        colour = palette[(2 * index) % 20 if index < 10 else (2 * index + 1) % 20]
+        k = seen[strategy]
+        seen[strategy] += 1
+        styles[label] = (colour, ("-", "--", "-.", ":")[k % 4], ("o", "s", "^", "D", "v")[k % 5])
+    return styles
+
+
+def _experience_names(g: RunGroup) -> list[str]:
+    names = g.completed[0].get("experience_names") if g.completed else None
+    return list(names) if names else []
+
+
+def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
+    """ACC on the experiences seen so far after each experience: a line per row, 95% CI bands."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    names = [n for n, g in groups.items() if g.completed]
+    styles = strategy_style({n: groups[n] for n in names})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    longest: list[str] = []
+    for name in names:
+        curves = _curves(groups[name])
+        x = np.arange(1, curves.shape[1] + 1)
+        n = np.sum(~np.isnan(curves), axis=0)
+        with warnings.catch_warnings():  # joint: only the last point is measured (NaN rest)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(curves, axis=0)
+            std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
+        colour, line, marker = styles[name]
+        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=name)
+        if std is not None:
+            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
+            ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
+        if len(_experience_names(groups[name])) > len(longest):
+            longest = _experience_names(groups[name])
+    ax.set(ylabel="ACC on experiences seen", ylim=(0, 1), title=experiment)
+    ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
+                  rotation=30, ha="right", fontsize=7)  # fmt: skip
+    ax.set_xlabel("after training on")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def matrices_figure(groups: dict[str, RunGroup]):
+    """The mean accuracy matrix of every row, experience names on both axes, one colour bar."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n, g in groups.items() if g.completed]
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 0.8, 3.2 * rows), squeeze=False)
+    image = None
+    for ax, name in zip(axes.flat, names, strict=False):
+        with warnings.catch_warnings():  # joint: rows never measured stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            R = np.nanmean(
+                [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
+                axis=0,
+            )
+        image = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(R):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="w" if v < 0.6 else "k")  # fmt: skip
+        labels = [abbreviate(e, 12) for e in _experience_names(groups[name])]
+        if len(labels) != R.shape[1]:
+            labels = [str(k) for k in range(R.shape[1])]
+        ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("accuracy on the test set of", fontsize=7)
+        ax.set_ylabel("after training on", fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+    bar.set_label("accuracy", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    return fig
+
+
 def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, list[str]]:
-    """PNG and PDF figures per experiment; returns the PNG paths relative to ``out``."""
+    """PNG (300 dpi) and PDF figures per experiment; returns the PNG paths relative to ``out``.
+
+    ``<experiment>_accuracy`` (:func:`accuracy_figure`) and ``<experiment>_matrices``
+    (:func:`matrices_figure`), with one colour per strategy in both (:func:`strategy_style`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import stats
 
     made: dict[str, list[str]] = {}
     out.mkdir(parents=True, exist_ok=True)
     for experiment, groups in collected.items():
-        names = [n for n, g in groups.items() if g.completed]
-        if not names:
+        if not any(g.completed for g in groups.values()):
             continue
-        # Accuracy over experiences, one line per run name, 95% CI band across seeds.
-        fig, ax = plt.subplots(figsize=(6, 4))
-        colors = plt.cm.tab20(np.linspace(0, 1, max(len(names), 2)))
-        for index, name in enumerate(names):
-            curves = _curves(groups[name])
-            x = np.arange(1, curves.shape[1] + 1)
-            n = np.sum(~np.isnan(curves), axis=0)
-            with warnings.catch_warnings():  # joint: only the last point is measured (NaN rest)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(curves, axis=0)
-                std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
-            style = ("-", "--", "-.", ":")[index % 4]
-            ax.plot(x, mean, marker="o", linestyle=style, color=colors[index], label=name)
-            if std is not None:
-                half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
-                ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colors[index])
-        ax.set(
-            xlabel="experiences trained",
-            ylabel="ACC on experiences seen",
-            ylim=(0, 1),
-            title=experiment,
-        )
-        ax.set_xticks(x)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        stem = f"{experiment}_accuracy"
-        for ext in ("png", "pdf"):
-            fig.savefig(out / f"{stem}.{ext}", dpi=120)
-        plt.close(fig)
-        made.setdefault(experiment, []).append(f"{stem}.png")
-        # Mean accuracy matrix per run name.
-        cols = min(4, len(names))
-        rows = math.ceil(len(names) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.8 * rows), squeeze=False)
-        for ax, name in zip(axes.flat, names, strict=False):
-            with warnings.catch_warnings():  # joint: rows never measured stay NaN
-                warnings.simplefilter("ignore", RuntimeWarning)
-                R = np.nanmean(
-                    [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
-                    axis=0,
-                )
-            ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
-            for (i, j), v in np.ndenumerate(R):
-                if not np.isnan(v):
-                    ax.text(
-                        j,
-                        i,
-                        f"{v:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="w" if v < 0.6 else "k",
-                    )
-            ax.set_xticks(range(R.shape[1]))
-            ax.set_yticks(range(R.shape[0]))
-            ax.set_title(name, fontsize=8)
-            ax.set_xlabel("test set of experience", fontsize=7)
-            ax.set_ylabel("after training on", fontsize=7)
-            ax.tick_params(labelsize=6)
-        for ax in list(axes.flat)[len(names) :]:
-            ax.axis("off")
-        fig.tight_layout()
-        stem = f"{experiment}_matrices"
-        for ext in ("png", "pdf"):
-            fig.savefig(out / f"{stem}.{ext}", dpi=120)
-        plt.close(fig)
-        made[experiment].append(f"{stem}.png")
+        for kind, fig in (("accuracy", accuracy_figure(experiment, groups)),
+                          ("matrices", matrices_figure(groups))):  # fmt: skip
+            stem = f"{experiment}_{kind}"
+            for ext in ("png", "pdf"):
+                fig.savefig(out / f"{stem}.{ext}", dpi=PNG_DPI)
+            plt.close(fig)
+            made.setdefault(experiment, []).append(f"{stem}.png")
     return made
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote and found."""
+
+    markdown_path: Path
+    table: str  # the main table as plain text (what `clstm report` prints)
+    skipped: list[str]  # runs that could not be read, each with the reason
+
+
+def parse_columns(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"acc,bwt,fwt"`` -> the metric keys, checked; ``None`` -> :data:`DEFAULT_COLUMNS`."""
+    if text is None:
+        return DEFAULT_COLUMNS
+    keys = [k.strip() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
+    known = [k for k, _, _ in METRICS]
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise ConfigError(f"columns: unknown metric {unknown[0] if unknown else '(none)'!r}; "
+                          f"choose from {', '.join(known)}")  # fmt: skip
+    return tuple(keys)
 
 
 def write_report(
@@ -485,14 +657,19 @@ def write_report(
     with_figures: bool = True,
     markdown_path: str | Path | None = None,
     command: str | None = None,
-    with_skipped: bool = False,
-):
+    columns: str | Sequence[str] | None = None,
+    tex_caption: str | None = None,
+    tex_label: str = "tab:",
+) -> Report:
     """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
 
     ``markdown_path`` writes the Markdown there instead (figure links relative to it), headed by
-    ``command``, the command that regenerates it. Returns the Markdown file's path (and, with
-    ``with_skipped``, the list of runs skipped as unreadable, each with the reason).
+    ``command``, the command that regenerates it. ``columns`` picks the metrics of the LaTeX and
+    plain-text tables (default ACC, BWT, forgetting, learning accuracy; Markdown and CSV hold
+    all); ``tex_caption`` (``{experiment}`` is replaced) and ``tex_label`` (a prefix to the
+    experiment's name) go into each LaTeX table.
     """
+    keys = parse_columns(columns)
     collected = collect(*results_dirs)
     out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
     if out.exists() and not out.is_dir():
@@ -512,6 +689,6 @@ def write_report(
     }
     header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
     write_text_atomic(md_path, header + markdown(collected, relative))
-    write_text_atomic(out / "report.tex", latex(collected))
+    write_text_atomic(out / "report.tex", latex(collected, keys, tex_caption, tex_label))
     write_text_atomic(out / "report.csv", csv_text(collected))
-    return (md_path, collected.skipped) if with_skipped else md_path
+    return Report(md_path, text_table(collected, keys), collected.skipped)

@@ -25,7 +25,7 @@ def param(default: Any = dataclasses.MISSING, help: str = "", **constraints: Any
     numbers and on each element of a tuple), and ``default_factory`` for mutable defaults.
     """
     factory = constraints.pop("default_factory", dataclasses.MISSING)
-    unknown = set(constraints) - {"ge", "gt", "le", "lt", "pattern", "select"}
+    unknown = set(constraints) - {"ge", "gt", "le", "lt", "pattern", "select", "owners"}
     if unknown:
         raise TypeError(f"unknown constraint(s) {sorted(unknown)}")
     metadata = {"help": help, **constraints}
@@ -80,3 +80,14 @@ def check_fits_in_memory(nbytes: float, what: str, fix: str) -> None:
             f"{what} needs about {nbytes / 2**30:,.1f} GiB, more than the "
             f"{total / 2**30:,.1f} GiB of memory here; {fix}"
         )
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """`` (did you mean 'replay'?)`` for a mistyped name (case-insensitive), else ``""``."""
+    import difflib
+
+    lowered = {c.lower(): c for c in choices}
+    if name.lower() in lowered:
+        return f" (did you mean '{lowered[name.lower()]}'?)"
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from clstm.errors import ConfigError
-from clstm.schema import param
+from clstm.schema import did_you_mean, param
 
 if TYPE_CHECKING:
     from clstm.config import ExperimentConfig
@@ -296,9 +296,17 @@ def strategy_config_class(name: str) -> type:
     """The config dataclass of strategy ``name``; a clear error for an unknown name."""
     if name not in STRATEGIES:
         raise ConfigError(
-            f"strategy.name: unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}"
+            f"strategy.name: unknown strategy '{name}'{did_you_mean(name, list(STRATEGIES))}; "
+            f"choose one of {', '.join(STRATEGIES)}"
         )
     return STRATEGIES[name].config
+
+
+def strategies_with_option(key: str) -> list[str]:
+    """The strategies whose config has option ``key`` (for a key given to the wrong strategy)."""
+    from dataclasses import fields
+
+    return [n for n, e in STRATEGIES.items() if key in {f.name for f in fields(e.config)}]
 
 
 def check_stateful(strategy: str) -> None:

@@ -260,7 +260,6 @@ def _run_one(
     Never raises for a failing run (its row says ``failed`` with the error); an interruption
     (Ctrl-C, SIGTERM, the sweep's main process gone) gives a row with status ``interrupted``.
     """
-    started = time.perf_counter()
     summary = {
         "run_name": spec.run_name, "seed": spec.seed, "overrides": list(spec.overrides),
         "identity": spec.identity,
@@ -285,7 +284,7 @@ def _run_one(
         return {
             **summary, "status": result.status, "error": result.error,
             "run_dir": str(result.run_dir), "acc": m["acc"], "bwt": m["bwt"],
-            "forgetting": m["forgetting"], "wall_time_s": round(time.perf_counter() - started, 2),
+            "forgetting": m["forgetting"], "wall_time_s": m.get("wall_time_s"),
         }  # fmt: skip
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
         cause = getattr(exc, "cause", None) or "Ctrl-C"
@@ -378,6 +377,7 @@ def run_sweep(
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
     allow_large: bool = False,
+    threads: int | None = None,
     on_result: Callable[[dict, int, int], None] | None = None,
     cli: bool = False,
 ) -> SweepResult:
@@ -442,7 +442,13 @@ def run_sweep(
         cfg_dict = {**trial_dicts[spec.identity], "seed": spec.seed}
         _plan(run_dir, cfg_dict, overwrite, resume, cli)
     summary_path = out / base.name / "sweep.json"
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(
+            f"{flag('--threads', 'threads')} must be an integer >= 1, got {threads!r}"
+        )
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
         (s.run_name, s.seed): {
             "run_name": s.run_name, "seed": s.seed, "identity": s.identity, "status": "pending",

@@ -128,8 +128,29 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(bad)
     top = tmp_path / "list.yaml"
     top.write_text("- 1\n- 2\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ConfigError, match="list.yaml is not a clstm experiment config: .*a list"):
         load_config(top)
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,2\n")
+    with pytest.raises(ConfigError, match=r"not a clstm experiment config \(a \.csv file\?\)"):
+        load_config(csv)
+
+
+def test_did_you_mean_and_the_owner_of_a_misplaced_key():
+    with pytest.raises(
+        ConfigError, match="unknown strategy 'repaly' \\(did you mean 'replay'\\?\\)"
+    ):
+        load_config({}, ["strategy.name=repaly"])
+    with pytest.raises(ConfigError, match="unknown strategy 'EWC' \\(did you mean 'ewc'\\?\\)"):
+        load_config({}, ["strategy.name=EWC"])
+    with pytest.raises(ConfigError, match="did you mean 'seq_digits'"):
+        load_config({}, ["benchmark.name=seqdigits"])
+    with pytest.raises(
+        ConfigError,
+        match="strategy.mem_size is not an option of strategy 'naive'; it belongs to "
+        "replay, gdumb, der",
+    ):
+        load_config({}, ["strategy.mem_size=10"])
 
 
 def test_readme_config_reference_matches_the_code():

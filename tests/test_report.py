@@ -53,11 +53,93 @@ def test_report_counts_and_flags_runs_that_did_not_complete(sweep_with_a_failure
     assert f"{expected.mean:.3f} ± {expected.std:.3f} [±{expected.ci95:.3f}]" in text
 
 
-def test_latex_uses_booktabs_and_bolds_the_best(sweep_with_a_failure):
-    tex = latex(collect(sweep_with_a_failure))
+def test_latex_uses_booktabs_math_minus_labels_and_compact_columns(sweep_with_a_failure):
+    tex = latex(collect(sweep_with_a_failure), caption="Results on {experiment}.", label="tab:x-")
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    assert r"\textbf{" in tex and r"der$^\dagger$" in tex
-    assert "separate" in tex
+    assert r"der$^\dagger$" in tex and "separate" in tex
+    assert r"\caption{Results on tiny.}" in tex and r"\label{tab:x-tiny}" in tex
+    header = next(line for line in tex.splitlines() if line.startswith("Method &"))
+    assert header == r"Method & $n$ & ACC & BWT & Forgetting & LA \\"  # compact by default
+    body = [line for line in tex.splitlines() if line.startswith(("naive", "separate"))]
+    assert any("$-0." in line for line in body)  # negative BWT: a math minus, not a hyphen
+    assert not any(" -0." in line or "{-0." in line for line in body)
+    assert r"{\boldmath$" in tex  # the best cell(s)
+    full = latex(collect(sweep_with_a_failure), keys=("acc", "fwt"))
+    assert "FWT omitted: exactly 0 in every run" in full  # task scenario: 0 by construction
+
+
+def test_bold_marks_every_row_whose_interval_overlaps_the_best():
+    from clstm.report import RunGroup, _best
+
+    def group(name, values):
+        return RunGroup("e", name, completed=[{"acc": v} for v in values])
+
+    groups = {
+        "a": group("a", [0.946, 0.950, 0.942]),  # best mean
+        "b": group("b", [0.943, 0.947, 0.939]),  # inside a's CI: also bold
+        "c": group("c", [0.50, 0.51, 0.49]),  # far below
+    }
+    assert _best(groups, "acc", True) == {"a", "b"}
+    single = {"a": group("a", [0.9]), "b": group("b", [0.8])}  # no CI: the best mean only
+    assert _best(single, "acc", True) == {"a"}
+    tied = {"a": group("a", [0.0, 0.0]), "b": group("b", [0.0, 0.0])}
+    assert _best(tied, "acc", True) == set()
+
+
+def test_report_prints_the_main_table(sweep_with_a_failure, tmp_path, capsys):
+    assert cli.main(["report", str(sweep_with_a_failure), "--out", str(tmp_path / "r"),
+                     "--no-figures"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "tiny (mean ± 95% CI half-width over seeds)"
+    assert lines[1].split()[:6] == ["run", "n", "ACC", "BWT", "Forgetting", "LA"]
+    naive = next(line for line in lines if line.strip().startswith("naive "))
+    stat = collect(sweep_with_a_failure)["tiny"]["naive"].stat("acc")
+    assert f"{stat.mean:.3f} ± {stat.ci95:.3f}" in naive
+    assert any(line.strip().startswith("der ") and "2 failed" in line for line in lines)
+    assert "report:" in lines[-1] and "may differ slightly" in lines[-1]
+
+
+def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_failure, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from PIL import Image
+
+    from clstm.report import accuracy_figure, figures, matrices_figure, strategy_style
+
+    groups = collect(sweep_with_a_failure)["tiny"]
+    names = json.loads(
+        (sweep_with_a_failure / "tiny" / "naive" / "seed0" / "metrics.json").read_text()
+    )["experience_names"]
+    fig = matrices_figure(groups)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["naive", "separate"]
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == names
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == names
+    assert any(ax.get_ylabel() == "accuracy" for ax in fig.axes)  # the colour bar
+    curves = accuracy_figure("tiny", groups)
+    assert [t.get_text() for t in curves.axes[0].get_xticklabels()] == names
+    colours = {line.get_label(): line.get_color() for line in curves.axes[0].get_lines()}
+    styles = strategy_style(groups)
+    assert colours["naive"] == styles["naive"][0] and colours["naive"] != colours["separate"]
+    made = figures(collect(sweep_with_a_failure), tmp_path)
+    with Image.open(tmp_path / made["tiny"][0]) as png:
+        assert round(png.info["dpi"][0]) == 300
+    assert (tmp_path / "tiny_matrices.pdf").stat().st_size > 0
+
+
+def test_a_strategy_keeps_its_colour_across_reports():
+    from clstm.report import RunGroup, strategy_style
+
+    def group(strategy, lr):
+        return RunGroup("e", strategy, config={"strategy": {"name": strategy}, "lr": lr})
+
+    one = strategy_style({"replay": group("replay", 1), "naive": group("naive", 1)})
+    two = strategy_style({"ewc": group("ewc", 1), "replay": group("replay", 1),
+                          "replay [lr=2]": group("replay", 2)})  # fmt: skip
+    assert one["replay"][0] == two["replay"][0] == two["replay [lr=2]"][0]
+    assert two["replay"][1:] != two["replay [lr=2]"][1:]  # same colour, another line style
 
 
 def test_csv_is_long_format_with_intervals(sweep_with_a_failure):

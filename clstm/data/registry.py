@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 from clstm.errors import ConfigError
+from clstm.schema import did_you_mean
 
 #: benchmark name -> (module path, one-line description)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -50,7 +51,8 @@ def benchmark_module(name: str) -> ModuleType:
     """The module implementing benchmark ``name``; a clear error for an unknown name."""
     if name not in BENCHMARKS:
         raise ConfigError(
-            f"benchmark.name: unknown benchmark '{name}'; choose one of {', '.join(BENCHMARKS)}"
+            f"benchmark.name: unknown benchmark '{name}'{did_you_mean(name, list(BENCHMARKS))}; "
+            f"choose one of {', '.join(BENCHMARKS)}"
         )
     return importlib.import_module(BENCHMARKS[name][0])
 
@@ -58,3 +60,10 @@ def benchmark_module(name: str) -> ModuleType:
 def benchmark_config_class(name: str) -> type:
     """The config dataclass of benchmark ``name``."""
     return benchmark_module(name).Config
+
+
+def benchmarks_with_option(key: str) -> list[str]:
+    """The benchmarks whose config has option ``key`` (for a key given to the wrong benchmark)."""
+    from dataclasses import fields
+
+    return [n for n in BENCHMARKS if key in {f.name for f in fields(benchmark_config_class(n))}]

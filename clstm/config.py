@@ -398,7 +398,7 @@ def build(cls: type, data: Any, prefix: str = "", owners: Callable | None = None
         hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
         elsewhere = owners(key) if owners is not None else []
         if elsewhere and not close:
-            chosen = data.get("name", "the default")
+            chosen = data.get("name") or (_field_default(known["name"]) if "name" in known else "?")
             raise ConfigError(
                 f"{prefix}{key} is not an option of {section.rstrip('.')} '{chosen}'; it belongs "
                 f"to {', '.join(elsewhere)} (set {section}.name) - options of '{chosen}': "

@@ -294,8 +294,8 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
     failed = result.failed
     print(
         f"{len(result.runs)} runs: {len(result.runs) - len(failed)} completed, {len(failed)} not "
-        f"completed\nsummary: {result.summary_path}\ncompare runs: tensorboard --logdir "
-        f"{result.summary_path.parent}"
+        f"completed\nsummary: {result.summary_path}\ncompare runs: "
+        f"{tensorboard_hint(result.summary_path.parent)}"
     )
     return 1 if failed else 0
 
@@ -390,8 +390,19 @@ def summary_text(result, out: Path) -> str:
         f"FWT {fmt('fwt')}   learning accuracy {fmt('learning_accuracy')}"
     )
     lines.append(f"results: {result.run_dir}")
-    lines.append(f"compare runs: tensorboard --logdir {out / m['experiment']}")
+    lines.append(f"compare runs: {tensorboard_hint(out / m['experiment'])}")
+    lines.append("(numbers can differ slightly on another CPU model or library version)")
     return "\n".join(lines)
+
+
+def tensorboard_hint(experiment_dir: Path) -> str:
+    """The command and the URL that compare an experiment's runs: curves unsmoothed and one
+    colour per strategy (TensorBoard's ``smoothing`` and ``runColorGroup`` URL parameters; the
+    run names start with the strategy)."""
+    return (
+        f"tensorboard --logdir {experiment_dir}\n  then open http://localhost:6006/?smoothing=0"
+        "&runColorGroup=regex:%5E(%5B%5E_%2F%5D%2B)&tagFilter=cl%2F#timeseries"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""Loggers of a run: concise console progress (an Avalanche logger) and TensorBoard setup.
+"""Loggers of a run: concise console progress (an Avalanche logger) and TensorBoard views.
 
-TensorBoard files are written by Avalanche's own ``TensorboardLogger``; the console logger prints
-one line per training epoch and one per evaluation of the whole stream, nothing per iteration.
+A run's TensorBoard events are written by Avalanche's own ``TensorboardLogger`` into the run
+directory itself, so ``tensorboard --logdir <out>/<experiment>`` names each run
+``<run name>/seed<k>``. The experiment folder gets its own small events file with the HParams
+experiment config and a Custom Scalars layout (:func:`update_experiment_view`). The console
+logger prints one line per training epoch and one per evaluation of the whole stream.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from avalanche.logging import BaseLogger
@@ -66,3 +70,127 @@ class ProgressLogger(BaseLogger):
         acc = values.get("cl/ACC")
         suffix = f"  ACC {acc:.3f}" if acc is not None else ""
         self._print(f"  eval {label}: accuracy [{text}]{suffix}")
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard views of an experiment folder: HParams and custom scalars across its runs
+# ---------------------------------------------------------------------------------------------
+
+#: hparams always marked as differing, besides those whose values differ between runs.
+#: TensorBoard's HParams table sorts the differing ones first (by name) and shows the first five
+#: by default: the strategy, the benchmark's variant or datasets, and the swept keys and seed.
+KEY_HPARAMS = ("strategy", "benchmark.variant", "benchmark.datasets")
+#: final metrics shown against the hparams
+HPARAM_METRICS = ("cl/ACC", "cl/BWT", "cl/forgetting", "cl/learning_accuracy")
+#: the charts of the Custom Scalars dashboard: every run's curve of one metric on one chart
+CUSTOM_SCALARS = {
+    "clstm: every run": {
+        "ACC (average accuracy on the experiences seen)": ["Multiline", [r"^cl/ACC$"]],
+        "forgetting (best earlier minus now)": ["Multiline", [r"^cl/forgetting$"]],
+        "BWT": ["Multiline", [r"^cl/BWT$"]],
+        "learning accuracy": ["Multiline", [r"^cl/learning_accuracy$"]],
+    }
+}
+_SUFFIX = ".clstm-experiment"
+
+
+def run_hparams(config_dict: dict) -> dict:
+    """The flat hyperparameters of a run for TensorBoard's HParams: every config value that
+    describes the experiment (strategy, benchmark and its variant or datasets, scenario, seed,
+    the strategy's, training and model options); lists become text."""
+
+    def flat(data, prefix=""):
+        out = {}
+        for k, v in data.items():
+            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+        return out
+
+    values = {
+        "strategy": config_dict["strategy"]["name"],
+        "scenario": config_dict["benchmark"].get("scenario"),
+        "seed": config_dict["seed"],
+    }
+    for section in ("benchmark", "strategy", "train", "model"):
+        values |= {
+            f"{section}.{k}": v
+            for k, v in flat(config_dict[section]).items()
+            if f"{section}.{k}" not in ("strategy.name", "benchmark.scenario")
+        }
+    return {
+        k: v if isinstance(v, (bool, int, float, str)) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
+
+
+def write_run_hparams(writer, hparams: dict, metrics: dict) -> None:
+    """One run's HParams session (its values and, as metrics, its final cl/* scalars).
+
+    The experiment's list of hparams is written once per experiment folder
+    (:func:`update_experiment_view`), not per run, so that TensorBoard's table shows the keys
+    that matter first instead of whichever run it happens to read first.
+    """
+    from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+    _, start, end = hparams_summaries(hparams, metrics)
+    for item in (start, end):
+        writer.file_writer.add_summary(item)
+
+
+def update_experiment_view(experiment_dir: Path) -> None:
+    """(Re)write the experiment folder's own TensorBoard file: HParams config and layout.
+
+    Reads every run's ``meta.json`` (its ``hparams``) below ``experiment_dir``; hparams whose
+    values differ between runs, and the key ones (:data:`KEY_HPARAMS`), are marked as differing,
+    which TensorBoard lists first. Runs writing at the same time take turns (a lock file).
+    """
+    import fcntl
+    import json
+    import os
+
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+    from torch.utils.tensorboard import SummaryWriter
+
+    experiment_dir = Path(experiment_dir)
+    values: dict[str, list] = {}
+    for meta_path in sorted(experiment_dir.glob("*/seed*/meta.json")):
+        try:
+            hp = json.loads(meta_path.read_text()).get("hparams") or {}
+        except (OSError, ValueError):
+            continue
+        for k, v in hp.items():
+            values.setdefault(k, []).append(v)
+    if not values:
+        return
+    kinds = {bool: "DATA_TYPE_BOOL", str: "DATA_TYPE_STRING"}
+    infos = []
+    for name in sorted(values):
+        seen = values[name]
+        kind = kinds.get(type(seen[0]), "DATA_TYPE_FLOAT64")
+        differs = name in KEY_HPARAMS or len({json.dumps(v) for v in seen}) > 1
+        infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind),
+                                        differs=differs))  # fmt: skip
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in HPARAM_METRICS],
+    )
+    content = plugin_data_pb2.HParamsPluginData(
+        experiment=experiment, version=metadata.PLUGIN_DATA_VERSION
+    )
+    summary = Summary(value=[Summary.Value(
+        tag=metadata.EXPERIMENT_TAG,
+        metadata=SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+            plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString())),
+    )])  # fmt: skip
+    lock = os.open(experiment_dir / ".tensorboard.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for old in experiment_dir.glob(f"events.out.tfevents.*{_SUFFIX}"):
+            old.unlink(missing_ok=True)
+        writer = SummaryWriter(log_dir=str(experiment_dir), filename_suffix=_SUFFIX)
+        writer.file_writer.add_summary(summary)
+        writer.add_custom_scalars(CUSTOM_SCALARS)
+        writer.close()
+    finally:
+        os.close(lock)

@@ -9,7 +9,7 @@ The loop is the continual-learning protocol, on Avalanche's strategy::
 
 A run directory holds ``config.yaml`` (fully resolved), ``meta.json`` (provenance, written before
 training starts and completed at the end), ``metrics.json``, ``accuracy_matrix.csv`` and the
-TensorBoard files under ``tb/``. Every file is written atomically.
+TensorBoard events (in the run directory itself). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -342,6 +342,7 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
             meta = _provenance(cfg, device, command, _now())
             meta["run_name"] = name
             meta["identity"] = identity_hash(to_dict(cfg))
+            meta["hparams"] = _hparams_of(cfg)
             meta["benchmark"] = bench.describe()
             write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
         meta.update(status="running", error=None, pid=os.getpid())
@@ -388,6 +389,8 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         with contextlib.suppress(OSError):
             write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
         raise RunFailed(f"{message} (traceback in {run_dir / 'traceback.txt'})") from exc
+    if status == "completed":
+        _update_tensorboard_view(run_dir)
     if status == "interrupted":
         raise failure[0]
     if failure is not None:
@@ -401,6 +404,23 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         experience_names=list(bench.experience_names),
         error=error,
     )
+
+
+def _hparams_of(cfg) -> dict:
+    from clstm.logging import run_hparams
+
+    return run_hparams(to_dict(cfg))
+
+
+def _update_tensorboard_view(run_dir: Path) -> None:
+    """Best effort: the experiment folder's HParams config and layout now include this run."""
+    from clstm.logging import update_experiment_view
+
+    try:
+        update_experiment_view(run_dir.parent.parent)
+    except Exception as exc:  # noqa: BLE001 - a view, never a reason to fail a finished run
+        warnings.warn(f"could not update the TensorBoard view of {run_dir.parent.parent}: {exc}",
+                      stacklevel=2)  # fmt: skip
 
 
 def _os_reason(exc: OSError) -> str:
@@ -573,7 +593,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     matrices = {"test": AccuracyMatrixMetric(stream="test")}
     if bench.has_validation:
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
-    tensorboard = TensorboardLogger(run_dir / "tb")
+    tensorboard = TensorboardLogger(run_dir)  # TensorBoard run "<run name>/seed<k>"
     loggers = [tensorboard] if quiet else [tensorboard, ProgressLogger(bench.experience_names)]
     evaluator = LeanEvaluationPlugin(
         TrainingCurvesMetric(),
@@ -668,26 +688,19 @@ def _matrix_summary(status, R, initial) -> dict:
 def _write_hparams(writer, cfg, initial, R) -> None:
     """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
 
-    Hyperparameters: strategy and its options, seed, the main training, model and benchmark
-    settings; metrics: the final ``cl/ACC``, ``cl/BWT`` and ``cl/forgetting`` scalars already
+    Hyperparameters: :func:`clstm.logging.run_hparams` (strategy, benchmark and its variant or
+    datasets, scenario, seed, the strategy's, training and model options); metrics: the final
+    ``cl/ACC``, ``cl/BWT``, ``cl/forgetting`` and ``cl/learning_accuracy`` scalars already
     logged (the HParams dashboard reads their last values).
     """
-    from torch.utils.tensorboard.summary import hparams
+    from clstm.logging import HPARAM_METRICS, run_hparams, write_run_hparams
 
-    from clstm.config import to_dict
-
-    values = {"strategy": cfg.strategy.name, "seed": cfg.seed}
-    values |= {f"strategy.{k}": v for k, v in to_dict(cfg.strategy).items() if k != "name"}
-    for section in ("train", "model"):
-        values |= {f"{section}.{k}": v for k, v in to_dict(getattr(cfg, section)).items()}
-    values |= {"benchmark": cfg.benchmark.name, "scenario": cfg.benchmark.scenario}
-    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
     summary = _matrix_summary("completed", R, initial)
-    final = {f"cl/{name}": summary.get(key) for name, key in
-             (("ACC", "acc"), ("BWT", "bwt"), ("forgetting", "forgetting"))}  # fmt: skip
-    final = {k: v for k, v in final.items() if v is not None}
-    for item in hparams(values, final):
-        writer.file_writer.add_summary(item)
+    keys = {"cl/ACC": "acc", "cl/BWT": "bwt", "cl/forgetting": "forgetting",
+            "cl/learning_accuracy": "learning_accuracy"}  # fmt: skip
+    final = {tag: summary.get(keys[tag]) for tag in HPARAM_METRICS}
+    write_run_hparams(writer, run_hparams(to_dict(cfg)), {k: v for k, v in final.items()
+                                                          if v is not None})  # fmt: skip
 
 
 def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:

@@ -172,7 +172,7 @@ def test_bibtex(capsys):
 
 def test_tensorboard_has_loss_heatmaps_and_hparams_matching_metrics_json(tmp_path, tiny_config):
     result = run_experiment(tiny_config, out=tmp_path)
-    events = EventAccumulator(str(result.run_dir / "tb"), size_guidance={"images": 0})
+    events = EventAccumulator(str(result.run_dir), size_guidance={"images": 0})
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
     assert [e.step for e in events.Images("accuracy_matrix")] == [0, 1, 2, 3]
@@ -180,15 +180,46 @@ def test_tensorboard_has_loss_heatmaps_and_hparams_matching_metrics_json(tmp_pat
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hp = start.session_start_info.hparams
     assert hp["strategy"].string_value == "naive" and hp["seed"].number_value == 0
+    assert hp["benchmark.name"].string_value == "synthetic" and hp["scenario"].string_value
     assert hp["train.lr"].number_value == pytest.approx(tiny_config["train"]["lr"])
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
-    tags = {m.name.tag for m in experiment.experiment.metric_infos}
-    assert tags == {"cl/ACC", "cl/BWT", "cl/forgetting"}
-    final = {tag: events.Scalars(tag)[-1] for tag in tags}
+    assert "_hparams_/experiment" not in content  # one experiment config per folder, below
+    final = {tag: events.Scalars(tag)[-1] for tag in ("cl/ACC", "cl/forgetting")}
     assert final["cl/ACC"].step == 3 and final["cl/ACC"].value == pytest.approx(
         result.metrics["acc"]
     )
     assert final["cl/forgetting"].value == pytest.approx(result.metrics["forgetting"])
+
+
+def test_experiment_folder_has_one_hparams_config_and_a_custom_scalars_layout(
+    tmp_path, tiny_config
+):
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    tiny_config["benchmark"]["n_experiences"] = 2
+    run_sweep(tiny_config, seeds=(0, 1), grid={"strategy.name": ["naive", "ewc"]}, out=tmp_path)
+    root = tmp_path / "tiny"
+    assert len(list(root.glob("events.out.tfevents.*"))) == 1  # rewritten, not piled up
+    events = EventAccumulator(str(root))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    infos = {h.name: h for h in experiment.hparam_infos}
+    differing = sorted(name for name, h in infos.items() if h.differs)
+    assert differing == ["seed", "strategy"]  # shown first, checked by default in TensorBoard
+    assert {"benchmark.name", "scenario", "train.lr", "model.hidden_size"} <= set(infos)
+    assert not infos["train.lr"].differs  # the same in every run
+    assert {m.name.tag for m in experiment.metric_infos} == {
+        "cl/ACC", "cl/BWT", "cl/forgetting", "cl/learning_accuracy"
+    }  # fmt: skip
+    tensor = events.Tensors("custom_scalars__config__")[0].tensor_proto
+    layout = layout_pb2.Layout.FromString(tensor.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for c in layout.category[0].chart}
+    assert charts["ACC (average accuracy on the experiences seen)"] == ["^cl/ACC$"]
+    assert charts["forgetting (best earlier minus now)"] == ["^cl/forgetting$"]
+    runs = sorted(str(p.parent.relative_to(root)) for p in root.glob("*/seed*/events.*"))
+    assert runs == ["ewc/seed0", "ewc/seed1", "naive/seed0", "naive/seed1"]  # no /tb suffix
 
 
 def test_clstm_metrics_agree_with_avalanches_where_definitions_coincide(make_tiny_config):
@@ -231,3 +262,26 @@ def test_clstm_metrics_agree_with_avalanches_where_definitions_coincide(make_tin
     assert clm.backward_transfer(R) == pytest.approx(avalanche_bwt, abs=1e-6)
     assert abs(clm.forgetting_learned(R)) > 0.05  # a real, non-trivial value was compared
     assert np.isfinite(R).all()
+
+
+@pytest.mark.slow
+def test_latex_table_compiles(sweep_with_a_failure, tmp_path):
+    """`pdflatex` on a document that \\input's report.tex (Debian: texlive-latex-recommended)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-recommended)")
+    (tmp_path / "report.tex").write_text(latex(collect(sweep_with_a_failure)))
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+        "\\input{report.tex}Table~\\ref{tab:tiny}.\\end{document}\n"
+    )
+    for _ in range(2):  # twice, so the \ref resolves
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text()
+    assert "undefined" not in log.lower() and (tmp_path / "doc.pdf").stat().st_size > 0

@@ -31,9 +31,9 @@ def test_run_directory_layout(completed):
     result, out = completed
     assert result.run_dir == out / "tiny" / "naive" / "seed0"
     names = {p.name for p in result.run_dir.iterdir()}
-    assert {"config.yaml", "meta.json", "metrics.json", "accuracy_matrix.csv", "tb"} <= names
+    assert {"config.yaml", "meta.json", "metrics.json", "accuracy_matrix.csv"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
-    assert list((result.run_dir / "tb").glob("events.out.tfevents.*"))
+    assert list(result.run_dir.glob("events.out.tfevents.*"))
 
 
 def test_metrics_json_schema_and_values(completed):
@@ -86,7 +86,7 @@ def test_meta_json_provenance(completed):
 
 def test_tensorboard_holds_accuracy_and_forgetting_per_experience(completed):
     result, _ = completed
-    events = EventAccumulator(str(result.run_dir / "tb"))
+    events = EventAccumulator(str(result.run_dir))
     events.Reload()
     R, b = result.accuracy_matrix, result.initial_accuracy
 
@@ -129,7 +129,7 @@ def test_existing_run_is_not_overwritten(tmp_path, tiny_config):
     )
     assert second.run_dir == first.run_dir
     assert yaml.safe_load((second.run_dir / "config.yaml").read_text())["train"]["lr"] == 0.05
-    assert len(list((second.run_dir / "tb").glob("events.*"))) == 1  # old events removed
+    assert len(list(second.run_dir.glob("events.*"))) == 1  # old events removed
 
 
 def test_bad_config_writes_nothing(tmp_path, tiny_config):

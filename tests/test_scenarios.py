@@ -146,7 +146,7 @@ def test_validation_stream_gets_its_own_accuracy_matrix(tmp_path, tiny_config):
     V = np.array(valid["accuracy_matrix"])
     assert V.shape == (3, 3) and valid["acc"] == pytest.approx(V[-1].mean())
     assert not np.allclose(V, result.accuracy_matrix)
-    events = EventAccumulator(str(result.run_dir / "tb"))
+    events = EventAccumulator(str(result.run_dir))
     events.Reload()
     assert [e.step for e in events.Scalars("valid/accuracy/exp00")] == [0, 1, 2, 3]
 

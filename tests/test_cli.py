@@ -37,6 +37,7 @@ def test_list_names_benchmarks_and_strategies(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("synthetic", "seq_digits", "ucr_stream", "naive"))
+    assert 'mem_size=200, policy="class_balanced"' in out  # each strategy's hyperparameters
 
 
 def test_help_version_and_list_do_not_import_torch_or_avalanche():
@@ -139,3 +140,15 @@ def test_diverged_run_exits_1_and_says_why(monkeypatch, tiny_yaml, tmp_path, cap
     out = capsys.readouterr().out
     assert out.startswith("diverged: tiny / naive / seed 0")
     assert "loss became nan" in out and "ACC n/a" in out
+
+
+def test_threads_are_set_and_recorded(tiny_yaml, tmp_path, capsys):
+    import json
+
+    args = ["run", str(tiny_yaml), "--out", str(tmp_path), "--quiet", "--threads", "1"]
+    args += ["--set", "benchmark.n_experiences=1"]
+    assert cli.main(args) == 0
+    run = tmp_path / "tiny" / "naive_benchmark.n_experiences=1" / "seed0"
+    assert json.loads((run / "meta.json").read_text())["torch_threads"] == 1
+    assert cli.main([*args[:6], "0"]) == 2
+    assert "--threads must be an integer >= 1, got 0" in capsys.readouterr().err

@@ -138,3 +138,12 @@ def test_missing_ray_is_a_one_line_hint(tmp_path, tiny_config, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"needs the ray package: pip install 'clstm\[ray\]'"):
         run_sweep(tiny_config, out=tmp_path, backend="ray")
+
+
+def test_sweep_json_keeps_the_real_wall_time_of_runs_it_skips(tmp_path, tiny_config):
+    tiny_config["benchmark"]["n_experiences"] = 1
+    first = run_sweep(tiny_config, seeds=(0,), out=tmp_path)
+    again = run_sweep(tiny_config, seeds=(0,), out=tmp_path, resume=True)
+    measured = json.loads((tmp_path / "tiny" / "naive" / "seed0" / "metrics.json").read_text())
+    assert first.runs[0]["wall_time_s"] == again.runs[0]["wall_time_s"] == measured["wall_time_s"]
+    assert measured["wall_time_s"] > 0  # the run's own time, not the skip's

@@ -196,17 +196,9 @@ def _list() -> int:
     return 0
 
 
-def _on_sigterm(signum, frame):
-    """SIGTERM (how SLURM and most schedulers stop a job) is handled like Ctrl-C."""
-    from clstm.errors import Interrupted
-
-    raise Interrupted("SIGTERM")
-
-
 def _run(args: argparse.Namespace, command: list[str]) -> int:
-    import signal
-
-    from clstm.errors import ConfigError, RunFailed
+    from clstm.errors import ConfigError
+    from clstm.stopping import stop_on_signals
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
@@ -218,7 +210,15 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         raw, sweep = read_sweep_file(args.config)
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C and SIGTERM (how SLURM and most schedulers stop a job) stop the run at its next
+    # training or evaluation step, which records what was measured (clstm.stopping).
+    with stop_on_signals():
+        return _run_or_sweep(args, raw, sweep, command)
+
+
+def _run_or_sweep(args: argparse.Namespace, raw: dict, sweep: dict, command: list[str]) -> int:
+    from clstm.errors import ConfigError, RunFailed
+
     try:
         if sweep or args.seeds is not None or args.grid or args.backend == "ray":
             if args.seed is not None:
@@ -251,8 +251,6 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         return _fault(exc)
     except KeyboardInterrupt as exc:
         return _interrupted(exc, "", "what was measured is in the run directory")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print(summary_text(result, Path(args.out)))
     return 0 if result.status == "completed" else 1
 

@@ -360,6 +360,7 @@ def build_strategy(
     from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
     from clstm.plugins.loading import StackedEvalLoaderPlugin
     from clstm.plugins.stateful import StatefulWindowsPlugin
+    from clstm.plugins.stopping import StopPlugin
 
     train = config.train
     if train.state == "stateful":
@@ -385,6 +386,7 @@ def build_strategy(
         plugins=[
             lstm_plugin,
             DivergenceGuard(),
+            StopPlugin(),
             StackedEvalLoaderPlugin(),
             *batching,
             *plugins,

@@ -22,6 +22,7 @@ main process disappears (``kill -9``) stops its run the same way within a second
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -36,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from clstm import stopping
 from clstm.config import (
     MAX_SEED,
     ExperimentConfig,
@@ -266,8 +268,8 @@ def _run_one(
     }  # fmt: skip
     _WORKER["running"] = True
     try:
-        if _WORKER["stopping"]:
-            raise Interrupted("the sweep stopping")
+        if _WORKER["stopping"] or stopping.requested():
+            raise Interrupted(stopping.requested() or "the sweep stopping")
         import torch
 
         torch.set_num_threads(threads)
@@ -298,23 +300,18 @@ def _run_one(
 def _init_worker(main_pid: int) -> None:
     """Set up a sweep worker: signals stop its run; it stops by itself if the sweep dies.
 
-    SIGINT/SIGTERM raise :class:`Interrupted` once, inside a run (its directory then records
-    ``interrupted``); an idle worker ignores them and exits when the pool shuts down. A watchdog
-    thread checks twice a second that the sweep's main process is alive; when it is gone (e.g.
-    ``kill -9``) the run is interrupted the same way and the worker exits, at the latest 10 s
-    later, so no orphan keeps writing into run directories that a ``--resume`` may take over.
+    SIGINT/SIGTERM request a stop (:mod:`clstm.stopping`): a running run stops at its next
+    training or evaluation step and records ``interrupted``; an idle worker starts no new run and
+    exits when the pool shuts down. A watchdog thread checks twice a second that the sweep's main
+    process is alive; when it is gone (e.g. ``kill -9``) the run is stopped the same way and the
+    worker exits at the latest 10 s later, so no orphan keeps writing into run directories that
+    a ``--resume`` may take over.
     """
-    import _thread
 
     def stop(signum, frame):
-        if _WORKER["stopping"]:
-            return  # one interruption is enough; a second one would cut the recording short
         _WORKER["stopping"] = True
-        cause = _WORKER.get("cause") or (
-            "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        )
-        if _WORKER["running"]:
-            raise Interrupted(cause)
+        if stopping.requested() is None:  # a terminal's Ctrl-C and the sweep's both arrive
+            stopping.request_stop(stopping.signal_name(signum))  # stops at the run's next step
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -327,8 +324,9 @@ def _init_worker(main_pid: int) -> None:
             time.sleep(0.5)
             if _alive(main_pid, main_started) and os.getppid() == parent:
                 continue
-            _WORKER["cause"] = "the end of the sweep's main process"
-            _thread.interrupt_main()  # runs `stop` in the main thread: the run is recorded
+            _WORKER["stopping"] = True
+            with contextlib.suppress(Interrupted):
+                stopping.request_stop("the end of the sweep's main process")
             time.sleep(10)
             os._exit(1)
 
@@ -514,39 +512,60 @@ def run_sweep(
 def _run_on_workers(payload, specs, out, overwrite, threads, resume, cli, workers, record) -> None:
     """Run the specs on a pool of worker processes; on Ctrl-C/SIGTERM stop them promptly.
 
-    Stopping: queued runs are cancelled, the signal is passed on to every worker (a worker
-    running a run records it as interrupted; an idle one ignores it), their rows are collected
-    for up to 60 s, and the pool is shut down; then the interruption is raised again.
+    While the pool runs, SIGINT and SIGTERM only set a flag that the loop checks twice a second
+    (an exception raised asynchronously inside the pool's bookkeeping could leave its locks
+    held and hang the sweep). Stopping: queued runs are cancelled, the signal is passed on to
+    every worker (a worker running a run records it as interrupted; an idle one ignores it),
+    their rows are collected for up to 30 s, workers still alive then are killed, and
+    :class:`Interrupted` is raised.
     """
+    stop: dict[str, str | None] = {"cause": None}
+
+    def on_signal(signum, frame) -> None:
+        stop["cause"] = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (
+        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if in_main
+        else {}
+    )
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=_worker_context(), initializer=_init_worker,
         initargs=(os.getpid(),),
     )  # fmt: skip
-    futures = {
-        pool.submit(_run_one, payload, s, out, overwrite, threads, resume, cli): s for s in specs
-    }
-    pending = set(futures)
     try:
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        futures = {
+            pool.submit(_run_one, payload, s, out, overwrite, threads, resume, cli): s
+            for s in specs
+        }
+        pending = set(futures)
+        while pending and stop["cause"] is None:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
                 record(_row_of(future, futures[future]))
-    except KeyboardInterrupt as exc:
+        if stop["cause"] is None:
+            pool.shutdown(wait=True)
+            return
         for future in pending:
             future.cancel()
-        forwarded = signal.SIGTERM if getattr(exc, "cause", None) == "SIGTERM" else signal.SIGINT
-        for pid in list(getattr(pool, "_processes", {}) or {}):
-            try:
+        forwarded = signal.SIGTERM if stop["cause"] == "SIGTERM" else signal.SIGINT
+        processes = dict(getattr(pool, "_processes", None) or {})
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, forwarded)
-            except ProcessLookupError:
-                pass
-        running = {f for f in pending if not f.cancelled()}
-        done, _ = wait(running, timeout=60)
+        done, _ = wait({f for f in pending if not f.cancelled()}, timeout=30)
         for future in done:
             record(_row_of(future, futures[future]))
+        for pid, process in processes.items():  # a worker that did not stop in time
+            if process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+        raise Interrupted(stop["cause"])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _row_of(future, spec: RunSpec) -> dict:

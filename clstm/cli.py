@@ -198,13 +198,13 @@ def _list() -> int:
 
 def _run(args: argparse.Namespace, command: list[str]) -> int:
     from clstm.errors import ConfigError
+    from clstm.schema import check_threads
     from clstm.stopping import stop_on_signals
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
-    if args.threads is not None and args.threads < 1:
-        return _usage_error(f"--threads must be an integer >= 1, got {args.threads}")
     try:
+        check_threads(args.threads, cli=True)
         from clstm.sweep import read_sweep_file
 
         raw, sweep = read_sweep_file(args.config)
@@ -346,9 +346,9 @@ def _fault(exc: Exception) -> int:
 
 def _interrupted(exc: BaseException, what: str, kept: str) -> int:
     """Exit 1 with one line after Ctrl-C or SIGTERM."""
-    from clstm.errors import Interrupted
+    from clstm.errors import interruption_cause
 
-    cause = exc.cause if isinstance(exc, Interrupted) else "Ctrl-C"
+    cause = interruption_cause(exc)
     print(f"clstm: {what}interrupted by {cause}; {kept} (continue with --resume)", file=sys.stderr)
     return 1
 

@@ -55,3 +55,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, cause: str = "Ctrl-C"):
         super().__init__(cause)
         self.cause = cause
+
+
+def interruption_cause(exc: BaseException) -> str:
+    """What interrupted: an :class:`Interrupted`'s cause, else ``Ctrl-C`` (a plain
+    KeyboardInterrupt)."""
+    return getattr(exc, "cause", None) or "Ctrl-C"

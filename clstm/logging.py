@@ -98,12 +98,7 @@ def run_hparams(config_dict: dict) -> dict:
     """The flat hyperparameters of a run for TensorBoard's HParams: every config value that
     describes the experiment (strategy, benchmark and its variant or datasets, scenario, seed,
     the strategy's, training and model options); lists become text."""
-
-    def flat(data, prefix=""):
-        out = {}
-        for k, v in data.items():
-            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-        return out
+    from clstm.rundir import flatten
 
     values = {
         "strategy": config_dict["strategy"]["name"],
@@ -113,7 +108,7 @@ def run_hparams(config_dict: dict) -> dict:
     for section in ("benchmark", "strategy", "train", "model"):
         values |= {
             f"{section}.{k}": v
-            for k, v in flat(config_dict[section]).items()
+            for k, v in flatten(config_dict[section]).items()
             if f"{section}.{k}" not in ("strategy.name", "benchmark.scenario")
         }
     return {

@@ -36,6 +36,7 @@ from clstm.errors import ConfigError, OutputError
 from clstm.io import write_text_atomic
 from clstm.rundir import (
     differences,
+    flatten,
     identity,
     identity_hash,
     read_config_dict,
@@ -158,20 +159,11 @@ def _label(group: RunGroup, groups: list[RunGroup]) -> str:
     for other in groups:
         if other is not group:
             keys += [k for k, _, _ in differences(group.config, other.config) if k not in keys]
-    flat = _flat(group.config)
+    flat = flatten(group.config)
     if not keys:  # a run listed only in a sweep.json: its config is unknown
         return f"{group.run_name} [{group.identity[:8]}]"
     shown = ", ".join(f"{k}={value_text(flat.get(k))}" for k in sorted(keys)[:4])
     return f"{group.run_name} [{shown}{', ...' if len(keys) > 4 else ''}]"
-
-
-def _flat(data, prefix: str = "") -> dict:
-    if isinstance(data, dict):
-        out = {}
-        for k, v in data.items():
-            out |= _flat(v, f"{prefix}{k}.")
-        return out
-    return {prefix.rstrip("."): data}
 
 
 def _collect_into(

@@ -132,18 +132,19 @@ def identity_hash(config_dict: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config dict as ``{"train.lr": 0.01, ...}`` (dotted keys)."""
     if isinstance(data, Mapping):
         out: dict[str, Any] = {}
         for k, v in data.items():
-            out |= _flatten(v, f"{prefix}{k}.")
+            out |= flatten(v, f"{prefix}{k}.")
         return out
     return {prefix.rstrip("."): data}
 
 
 def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(dotted key, value in a, value in b)`` for every key where two configs differ."""
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten(a), flatten(b)
     missing = object()
     rows = []
     for key in sorted(set(fa) | set(fb)):

@@ -45,6 +45,7 @@ from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for cal
     OutputError,
     RunExistsError,
     RunFailed,
+    interruption_cause,
 )
 from clstm.io import write_json_atomic, write_text_atomic
 from clstm.rundir import (
@@ -64,6 +65,7 @@ from clstm.rundir import (
     run_name_for,
     safe_component,
 )
+from clstm.schema import check_threads
 
 PACKAGES = ("torch", "avalanche-lib", "numpy", "scikit-learn", "tensorboard", "pyyaml")
 
@@ -203,13 +205,7 @@ def run_experiment(
             cli="give either --overwrite or --resume, not both",
         )
     out = check_out(out, cli=cli)
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ConfigError(
-            f"threads must be an integer >= 1, got {threads!r}",
-            cli=f"--threads must be an integer >= 1, got {threads!r}",
-        )
+    check_threads(threads, cli=cli)
     overrides = list(overrides)
     cfg = load_config(config, overrides)
     if seed is not None:
@@ -430,7 +426,7 @@ def _os_reason(exc: OSError) -> str:
 
 def _interruption(exc: BaseException) -> str:
     """``interrupted by Ctrl-C`` or ``interrupted by SIGTERM`` (see :class:`Interrupted`)."""
-    return f"interrupted by {getattr(exc, 'cause', None) or 'Ctrl-C'}"
+    return f"interrupted by {interruption_cause(exc)}"
 
 
 def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: dict) -> None:

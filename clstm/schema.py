@@ -82,6 +82,17 @@ def check_fits_in_memory(nbytes: float, what: str, fix: str) -> None:
         )
 
 
+def check_threads(threads: int | None, *, cli: bool = False) -> None:
+    """Refuse a thread count that is not an integer >= 1 (``None``: the default)."""
+    from clstm.errors import ConfigError
+
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        message = f"threads must be an integer >= 1, got {threads!r}"
+        raise ConfigError(message, cli="--" + message)
+
+
 def did_you_mean(name: str, choices: list[str]) -> str:
     """`` (did you mean 'replay'?)`` for a mistyped name (case-insensitive), else ``""``."""
     import difflib

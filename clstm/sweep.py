@@ -47,9 +47,10 @@ from clstm.config import (
     read_yaml,
     to_dict,
 )
-from clstm.errors import ClstmError, ConfigError, Interrupted
+from clstm.errors import ClstmError, ConfigError, Interrupted, interruption_cause
 from clstm.io import write_json_atomic
 from clstm.rundir import RunLock, check_out, identity_hash, run_dir_path, run_name_for
+from clstm.schema import check_threads
 
 #: a sweep with more runs than this needs ``allow_large=True`` (``--allow-large-sweep``)
 MAX_RUNS = 10_000
@@ -68,6 +69,8 @@ class RunSpec:
     seed: int
     overrides: tuple[str, ...]
     identity: str = ""
+    #: the resolved config of this combination (its seed is ``seed``), as validated by expand
+    config: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -199,8 +202,12 @@ def expand(
         changes = [(k, _parsed(v)) for k, v in fixed]
         changes += [(k, v) for k, v in zip(keys, values, strict=True) if k not in dict(fixed)]
         name = run_name_for(cfg.strategy.name, changes)
-        ident = identity_hash(to_dict(cfg))
-        specs += [RunSpec(name, seed, (*overrides, *swept), ident) for seed in seeds]
+        resolved = to_dict(cfg)
+        ident = identity_hash(resolved)
+        specs += [
+            RunSpec(name, seed, (*overrides, *swept), ident, {**resolved, "seed": seed})
+            for seed in seeds
+        ]
     return _unique_names(specs)
 
 
@@ -217,7 +224,7 @@ def _unique_names(specs: list[RunSpec]) -> list[RunSpec]:
     for spec in specs:
         by_name.setdefault(spec.run_name, set()).add(spec.identity)
     return [
-        RunSpec(f"{s.run_name}~{s.identity[:8]}", s.seed, s.overrides, s.identity)
+        RunSpec(f"{s.run_name}~{s.identity[:8]}", s.seed, s.overrides, s.identity, s.config)
         if len(by_name[s.run_name]) > 1
         else s
         for s in specs
@@ -289,7 +296,7 @@ def _run_one(
             "forgetting": m["forgetting"], "wall_time_s": m.get("wall_time_s"),
         }  # fmt: skip
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
-        cause = getattr(exc, "cause", None) or "Ctrl-C"
+        cause = interruption_cause(exc)
         return {**summary, "status": "interrupted", "error": f"interrupted by {cause}"}
     except Exception as exc:  # anything else: recorded, the sweep goes on
         return {**summary, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -429,23 +436,11 @@ def run_sweep(
     for item in overrides:
         apply_override(base_raw, item)
     base = build(ExperimentConfig, base_raw)
-    trial_dicts = {}
     for spec in specs:  # every run directory is checked before any run starts
         run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
-        if spec.identity not in trial_dicts:
-            trial = _deep_copy(raw)
-            for item in spec.overrides:
-                apply_override(trial, item)
-            trial_dicts[spec.identity] = to_dict(build(ExperimentConfig, trial))
-        cfg_dict = {**trial_dicts[spec.identity], "seed": spec.seed}
-        _plan(run_dir, cfg_dict, overwrite, resume, cli)
+        _plan(run_dir, spec.config, overwrite, resume, cli)
     summary_path = out / base.name / "sweep.json"
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ConfigError(
-            f"{flag('--threads', 'threads')} must be an integer >= 1, got {threads!r}"
-        )
+    check_threads(threads, cli=cli)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
         (s.run_name, s.seed): {
@@ -496,7 +491,7 @@ def run_sweep(
                 _run_on_workers(payload, specs, str(out), overwrite, threads, resume, cli,
                                 workers, record)  # fmt: skip
         except KeyboardInterrupt as exc:
-            cause = getattr(exc, "cause", None) or "Ctrl-C"
+            cause = interruption_cause(exc)
             for key, row in rows.items():
                 if row["status"] in ("pending", "running"):
                     rows[key] = {**row, "status": "interrupted",

@@ -79,7 +79,7 @@ def test_second_process_is_refused_and_sigterm_interrupts_resumably(long_config,
     try:
         wait_for(lambda: (run / "meta.json").exists(), 60, "the first run to start")
         assert lock.read_text() == str(first.pid)
-        before = sorted(p.name for p in run.rglob("*"))
+        config_before = (run / "config.yaml").read_bytes()
         # The second writer, started while the first trains: refused at once, nothing touched.
         code = cli.main(["run", str(long_config), "--out", str(out), "--quiet"])
         err = capsys.readouterr().err.strip()
@@ -87,7 +87,10 @@ def test_second_process_is_refused_and_sigterm_interrupts_resumably(long_config,
         assert f"is being written by another clstm process (pid {first.pid})" in err
         code = cli.main(["run", str(long_config), "--out", str(out), "--overwrite", "--quiet"])
         assert code == 2 and "being written by another clstm process" in capsys.readouterr().err
-        assert sorted(p.name for p in run.rglob("*")) == before
+        # The first run keeps writing (events, meta.json timings); the refused ones wrote nothing:
+        assert (run / "config.yaml").read_bytes() == config_before
+        assert all(f".{first.pid}." in p.name for p in run.glob("events.out.tfevents.*"))
+        assert lock.read_text() == str(first.pid)
         # SIGTERM (a scheduler's pre-emption) is handled like Ctrl-C.
         wait_for(lambda: (run / "checkpoint.pt").exists(), 60, "a checkpoint")
         first.send_signal(signal.SIGTERM)

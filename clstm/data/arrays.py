@@ -25,18 +25,72 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @dataclass
 class _Split:
-    """One dataset split after validation: sequences ``(T_i, F)`` and raw labels."""
+    """One dataset split after validation: right-padded ``x`` ``(N, T, F)`` (zeros after each
+    sequence's end), ``lengths`` ``(N,)`` and raw labels. Dense arrays, not one object per
+    sequence, so 60k MNIST sequences cost one array (and seconds to check)."""
 
-    sequences: list[np.ndarray]
+    x: np.ndarray
+    lengths: np.ndarray
     labels: np.ndarray
 
+    @property
+    def n_features(self) -> int:
+        return self.x.shape[2]
 
-def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
-    """``(N, T, F)`` array or list of ``(T_i, F)`` arrays -> list of float64 ``(T_i, F)`` arrays."""
+    def mask(self) -> np.ndarray:
+        """``(N, T)`` boolean: True at real steps."""
+        return np.arange(self.x.shape[1])[None, :] < self.lengths[:, None]
+
+    def take(self, index: np.ndarray) -> _Split:
+        return _Split(self.x[index], self.lengths[index], self.labels[index])
+
+
+def _float_dtype(dtype: np.dtype) -> type:
+    """float32 for data that are float32 or integers (e.g. uint8 pixels), else float64: float64
+    inputs keep their precision through standardisation (numbers match earlier versions)."""
+    return np.float32 if dtype == np.float32 or dtype.kind in "iub" else np.float64
+
+
+def _check_values(x: np.ndarray, lengths: np.ndarray, where: str, index=None) -> None:
+    """Finite, float32-representable values; errors name the first offending sequence."""
+    name = (lambda i: i) if index is None else (lambda i: index[i])
+    bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{where}: sequence {name(i)} contains NaN or infinite values")
+    big = np.abs(x).reshape(len(x), -1).max(axis=1) > FLOAT32_MAX if x.size else bad
+    if big.any():
+        i = int(np.argmax(big))
+        raise DataError(
+            f"{where}: sequence {name(i)} has a value of magnitude {np.abs(x[i]).max():.3g}, "
+            f"beyond float32 (max {FLOAT32_MAX:.3g}), which the model computes in; rescale the data"
+        )
+
+
+def _dense(X: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """An ``(N, T, F)`` numeric array as float data and lengths (all ``T``), checked."""
+    if X.dtype.kind not in "iubf":
+        raise DataError(f"{where}: X is not numeric (dtype {X.dtype})")
+    if len(X) == 0:
+        raise DataError(f"{where}: the dataset is empty")
+    if X.shape[1] == 0:
+        raise DataError(f"{where}: sequence 0 has length 0")
+    if X.shape[2] == 0:
+        raise DataError(f"{where}: sequences have 0 features")
+    x = np.array(X, dtype=_float_dtype(X.dtype))  # a copy: standardising must not touch X
+    lengths = np.full(len(x), x.shape[1], dtype=np.int64)
+    _check_values(x, lengths, where)
+    return x, lengths
+
+
+def _as_sequences(X: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, T, F)`` array or list of ``(T_i, F)`` arrays -> padded ``(N, T, F)`` and lengths."""
     if hasattr(X, "detach"):  # a torch tensor, possibly requiring grad or on a GPU
         X = X.detach().cpu()
     if hasattr(X, "__array__"):  # numpy arrays, torch tensors, ...
         X = np.asarray(X)
+        if X.ndim == 3 and X.dtype != object:
+            return _dense(X, where)
         if X.dtype == object or X.ndim == 3:
             X = list(X)
         elif X.ndim in (1, 2):
@@ -72,17 +126,15 @@ def _as_sequences(X: Any, where: str) -> list[np.ndarray]:
                 f"{where}: sequence {i} has {seq.shape[1]} features but sequence 0 has "
                 f"{n_features}; all sequences of a dataset need the same feature count"
             )
-        if not np.isfinite(seq).all():
-            raise DataError(f"{where}: sequence {i} contains NaN or infinite values")
-        if seq.size and np.abs(seq).max() > FLOAT32_MAX:
-            raise DataError(
-                f"{where}: sequence {i} has a value of magnitude {np.abs(seq).max():.3g}, beyond "
-                f"float32 (max {FLOAT32_MAX:.3g}), which the model computes in; rescale the data"
-            )
         sequences.append(seq)
     if n_features == 0:
         raise DataError(f"{where}: sequences have 0 features")
-    return sequences
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    x = np.zeros((len(sequences), int(lengths.max()), n_features), dtype=np.float64)
+    for i, seq in enumerate(sequences):
+        x[i, : len(seq)] = seq
+    _check_values(x, lengths, where)
+    return x, lengths
 
 
 def _as_labels(y: Any, n: int, where: str) -> np.ndarray:
@@ -116,8 +168,8 @@ def _check(data: Any, where: str) -> _Split:
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError(f"{where}: expected an (X, y) pair")
     X, y = data
-    sequences = _as_sequences(X, where)
-    return _Split(sequences, _as_labels(y, len(sequences), where))
+    x, lengths = _as_sequences(X, where)
+    return _Split(x, lengths, _as_labels(y, len(x), where))
 
 
 def _sorted_classes(values: np.ndarray) -> list:
@@ -132,24 +184,24 @@ def _sorted_classes(values: np.ndarray) -> list:
 def _stratified_split(split: _Split, fraction: float, seed: int, where: str):
     from sklearn.model_selection import train_test_split
 
-    index = np.arange(len(split.sequences))
+    index = np.arange(len(split.labels))
     try:
         keep, hold = train_test_split(
             index, test_size=fraction, stratify=split.labels, random_state=seed
         )
     except ValueError as exc:
         raise DataError(f"{where}: cannot split off a stratified validation set: {exc}") from None
-    pick = lambda ids: _Split([split.sequences[i] for i in ids], split.labels[ids])  # noqa: E731
-    return pick(np.sort(keep)), pick(np.sort(hold))
+    return split.take(np.sort(keep)), split.take(np.sort(hold))
 
 
 def _standardize(train: _Split, others: Sequence[_Split]) -> None:
     """Per-feature standardisation fitted on ``train``'s real time steps only (no leakage)."""
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(np.concatenate(train.sequences))
+    scaler = StandardScaler().fit(train.x[train.mask()])  # real steps, in sequence order
     for split in (train, *others):
-        split.sequences = [scaler.transform(s) for s in split.sequences]
+        mask = split.mask()
+        split.x[mask] = scaler.transform(split.x[mask])  # padding stays 0
 
 
 def _names(names: Sequence[str] | None, count: int) -> list[str]:
@@ -229,7 +281,7 @@ def benchmark_from_arrays(
     tests = [_check(d, f"test dataset {i} ({label(i)})") for i, d in enumerate(test)]
 
     for i, (tr, te) in enumerate(zip(trains, tests, strict=True)):
-        f_train, f_test = tr.sequences[0].shape[1], te.sequences[0].shape[1]
+        f_train, f_test = tr.n_features, te.n_features
         if f_train != f_test:
             raise DataError(
                 f"dataset {i} ({label(i)}): train has {f_train} features but test has {f_test}"
@@ -259,7 +311,7 @@ def benchmark_from_arrays(
         maps = [{c: k for k, c in enumerate(union)}] * len(trains)
 
     splits = {"train": trains, "test": tests, **({"valid": valids} if valids else {})}
-    n_features = [tr.sequences[0].shape[1] for tr in trains]
+    n_features = [tr.n_features for tr in trains]
     scenario_obj, experience_names, classes, fingerprint = make_scenario(
         splits,
         maps,

@@ -46,6 +46,20 @@ def pad_sequences(
     return out
 
 
+def pad_dense(x: np.ndarray, lengths: np.ndarray, max_len: int, n_features: int) -> torch.Tensor:
+    """Right-padded ``(N, T_x, F_x)`` data (zeros after each sequence's length) -> the
+    ``(N, max_len, n_features + 1)`` float32 tensor of :func:`pad_sequences`, without a Python
+    loop over sequences."""
+    x = x[:, :max_len]  # steps beyond every length are padding
+    n, t, f = x.shape
+    out = torch.zeros(n, max_len, n_features + 1, dtype=torch.float32)
+    out[:, :t, :f] = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
+    out[:, :, n_features] = (
+        torch.arange(max_len)[None, :] < torch.from_numpy(np.asarray(lengths))[:, None]
+    ).to(torch.float32)
+    return out
+
+
 def split_mask(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a padded batch ``(B, T, F + 1)`` into features ``(B, T, F)`` and lengths ``(B,)``."""
     if x.dim() != 3 or x.shape[-1] < 2:
@@ -159,7 +173,8 @@ def make_scenario(
     """Pad validated splits to one shape and frame them with Avalanche's benchmark builders.
 
     ``splits`` maps stream names (``train``, ``test``, optionally ``valid``) to one split object per
-    dataset (``.sequences``, ``.labels``); ``maps`` maps raw labels to class indices per dataset.
+    dataset (``.x`` right-padded ``(N, T, F)``, ``.lengths``, ``.labels``); ``maps`` maps raw
+    labels to class indices per dataset.
     Returns ``(CLScenario, experience names, classes per experience, fingerprint)``, the last a
     SHA-256 of every padded tensor, label and task label, in stream order.
     """
@@ -172,12 +187,13 @@ def make_scenario(
 
     from clstm.errors import DataError
 
-    every = [s for parts in splits.values() for part in parts for s in part.sequences]
-    t_max, f_max = max(len(s) for s in every), max(s.shape[1] for s in every)
+    every = [part for parts in splits.values() for part in parts]
+    t_max = max(int(part.lengths.max()) for part in every)
+    f_max = max(part.x.shape[2] for part in every)
     digest = hashlib.sha256(f"{scenario}|{n_experiences}|{class_order}".encode())
 
     def dataset(part, mapping, task=0):
-        x = pad_sequences(part.sequences, max_len=t_max, n_features=f_max)  # (N, T, F + 1)
+        x = pad_dense(part.x, part.lengths, t_max, f_max)  # (N, T, F + 1)
         y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
         for tensor in (x, y, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())

@@ -35,7 +35,10 @@ from clstm.errors import ConfigError, OutputError, RunExistsError, RunLockedErro
 #: longest experiment or run name used as a folder name; longer ones are cut and get a hash
 MAX_COMPONENT = 120
 #: keys that never enter a run name: the experiment's name and the seed have their own folders
-NOT_IN_RUN_NAME = ("name", "seed", "strategy.name")
+#: where a benchmark's files are read from, not what the experiment is: left out of run names,
+#: identities and config comparisons (the data themselves are fingerprinted in meta.json)
+LOCATION_KEYS = ("benchmark.root", "benchmark.download")
+NOT_IN_RUN_NAME = ("name", "seed", "strategy.name", *LOCATION_KEYS)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+~\-\[\]]")
 
@@ -122,8 +125,14 @@ def run_dir_path(out: str | Path, experiment: str, run_name: str, seed: int) -> 
 
 
 def identity(config_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config without its seed: what the seeds of one run must share."""
-    return {k: v for k, v in config_dict.items() if k != "seed"}
+    """The resolved config without its seed (and data location, :data:`LOCATION_KEYS`): what the
+    seeds of one run must share."""
+    out = {k: v for k, v in config_dict.items() if k != "seed"}
+    if isinstance(out.get("benchmark"), Mapping):
+        out["benchmark"] = {
+            k: v for k, v in out["benchmark"].items() if f"benchmark.{k}" not in LOCATION_KEYS
+        }
+    return out
 
 
 def identity_hash(config_dict: Mapping[str, Any]) -> str:
@@ -147,7 +156,7 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
     fa, fb = flatten(a), flatten(b)
     missing = object()
     rows = []
-    for key in sorted(set(fa) | set(fb)):
+    for key in sorted((set(fa) | set(fb)) - set(LOCATION_KEYS)):
         va, vb = fa.get(key, missing), fb.get(key, missing)
         if va != vb:
             rows.append((key, None if va is missing else va, None if vb is missing else vb))

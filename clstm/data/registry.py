@@ -30,6 +30,16 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "long series cut into windows, the class cued only at the start: memory across windows "
         "(train.state: stateful) is needed",
     ),
+    "smnist": (
+        "clstm.data.smnist",
+        "Split MNIST as sequences (read: row 28x28 or pixel 784x1), digits in pairs; "
+        "class-incremental (task too); files downloaded once (torchvision's layout)",
+    ),
+    "pmnist": (
+        "clstm.data.pmnist",
+        "Permuted MNIST as sequences (read: row or pixel), a fixed permutation per experience; "
+        "domain-incremental (task too); files downloaded once",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

@@ -60,8 +60,7 @@ def load(config: Config):
 
 def build(config: Config) -> SequenceBenchmark:
     """The configured digits stream as an Avalanche benchmark."""
-    from clstm.data.arrays import benchmark_from_arrays
-    from clstm.data.sequences import split_counts
+    from clstm.data.streams import permutations, permuted_stream, split_stream
 
     X_train, X_test, y_train, y_test = load(config)
     options = dict(
@@ -70,26 +69,13 @@ def build(config: Config) -> SequenceBenchmark:
         validation=config.validation,
         seed=config.seed,
     )
-    if config.variant == "split" and config.scenario == "class":
-        return benchmark_from_arrays(
-            [(X_train, y_train)], [(X_test, y_test)], n_experiences=config.n_experiences, **options
-        )
-    if config.variant == "split":  # task-incremental: one dataset per group of classes
-        train, test, names, start = [], [], [], 0
-        for count in split_counts(10, config.n_experiences):
-            group = list(range(start, start + count))
-            start += count
-            in_train, in_test = np.isin(y_train, group), np.isin(y_test, group)
-            train.append((X_train[in_train], y_train[in_train]))
-            test.append((X_test[in_test], y_test[in_test]))
-            names.append("digits " + ",".join(map(str, group)))
-        return benchmark_from_arrays(train, test, names=names, **options)
-    rng = np.random.default_rng(config.seed)
-    train, test, names = [], [], []
-    for e in range(config.n_experiences):
-        perm = np.arange(64) if e == 0 else rng.permutation(64)
-        permute = lambda X, p=perm: X.reshape(len(X), 64)[:, p].reshape(len(X), 8, 8)  # noqa: E731
-        train.append((permute(X_train), y_train))
-        test.append((permute(X_test), y_test))
-        names.append(f"perm{e}")
-    return benchmark_from_arrays(train, test, names=names, **options)
+    if config.variant == "split":
+        return split_stream(
+            (X_train, y_train), (X_test, y_test), n_experiences=config.n_experiences,
+            label="digits", **options,
+        )  # fmt: skip
+    perms = permutations(64, config.n_experiences, config.seed, first_identity=True)
+    return permuted_stream(
+        (X_train, y_train), (X_test, y_test), perms=perms, **options,
+        apply=lambda X, p: X.reshape(len(X), 64)[:, p].reshape(len(X), 8, 8),
+    )  # fmt: skip

@@ -1,0 +1,92 @@
+"""Where downloadable datasets live, and the errors when they are missing or broken.
+
+Every benchmark whose files are downloaded (MNIST, UCR/UEA sets that aeon does not ship, UCI-HAR,
+...) reads them from one data root:
+
+1. ``benchmark.root`` when the config sets it;
+2. else the environment variable ``CLSTM_DATA``;
+3. else ``$XDG_CACHE_HOME/clstm`` (``~/.cache/clstm``).
+
+Below the root each dataset keeps the layout of the library that reads it (torchvision's
+``MNIST/raw/*-ubyte``, aeon's ``<name>/<name>_TRAIN.ts``, the official archives' folders), so an
+existing torchvision or aeon cache can be pointed to with ``root``. With ``benchmark.download:
+false`` (or no network) missing files are an error that names the folder, the files and how to
+fetch them (``clstm data fetch NAME`` on a machine with network).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from clstm.errors import DataError
+from clstm.schema import StreamOptions, param
+
+ENV_VAR = "CLSTM_DATA"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: ``root`` if given, else ``$CLSTM_DATA``, else the per-user cache folder."""
+    if root:
+        return Path(root).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "clstm"
+
+
+@dataclass(frozen=True)
+class DownloadOptions(StreamOptions):
+    """Options of benchmarks whose files are downloaded once into the data root."""
+
+    root: str | None = param(
+        None, f"data folder (default: ${ENV_VAR}, else ~/.cache/clstm); files keep their "
+        "library's layout below it"
+    )  # fmt: skip
+    download: bool = param(
+        True, "download missing files (false: a missing file is an error saying how to fetch it)"
+    )
+
+
+def missing_error(dataset: str, folder: Path, files: list[str], fetch: str) -> DataError:
+    """One line: which files are missing where, and how to get them."""
+    shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+    return DataError(
+        f"{dataset}: missing {shown} in {folder}; run `clstm data fetch {fetch}` on a machine "
+        f"with network (or copy the files there, or point benchmark.root / ${ENV_VAR} to a "
+        "folder that has them)"
+    )
+
+
+def download_error(dataset: str, folder: Path, exc: BaseException, fetch: str) -> DataError:
+    """One line: a download failed (no network, a moved URL, ...) and what to do instead."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DataError(
+        f"{dataset}: could not download into {folder} ({reason}); run `clstm data fetch {fetch}` "
+        f"on a machine with network, or copy the files there (benchmark.root / ${ENV_VAR})"
+    )
+
+
+def corrupt_error(path: Path, why: str) -> DataError:
+    """One line: a file exists but cannot be read as what it should be."""
+    return DataError(f"{path} is not a valid data file ({why}); delete it and fetch it again")
+
+
+def gunzip(source: Path, target: Path) -> None:
+    """Decompress ``source`` (.gz) to ``target`` atomically (a temporary file, then a rename), so
+    a concurrent reader never sees half a file; a broken archive is a one-line error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with gzip.open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp, target)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno:
+            raise
+        raise corrupt_error(source, f"not a complete gzip file: {exc}") from None

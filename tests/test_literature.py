@@ -1,0 +1,167 @@
+"""Literature benchmarks read from the official file formats: fixture files written by the tests
+(IDX for MNIST, ...), never a download."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from clstm.config import load_config
+from clstm.data import mnist
+from clstm.data.registry import benchmark_module
+from clstm.errors import DataError
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random dark images whose label is the row of a bright band (learnable from rows)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 10
+    x = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(y):
+        x[i, 2 * label : 2 * label + 3] = 255
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory):
+    """A data root holding the four MNIST files as distributed (.gz), 300 train / 100 test."""
+    root = tmp_path_factory.mktemp("data")
+    (xtr, ytr), (xte, yte) = _images(300, 0), _images(100, 1)
+    mnist.write_files(root, {"train": xtr, "test": xte}, {"train": ytr, "test": yte}, gz=True)
+    return root, (xtr, ytr, xte, yte)
+
+
+def _build(name: str, **options):
+    config = load_config({"benchmark": {"name": name, "download": False, **options}}).benchmark
+    return benchmark_module(name).build(config)
+
+
+def _all(stream_experience):
+    loader = torch.utils.data.DataLoader(stream_experience.dataset, batch_size=10_000)
+    x, y, *_ = next(iter(loader))
+    return x, y
+
+
+def test_smnist_reads_rows_from_torchvisions_layout_class_incremental(mnist_root):
+    root, (xtr, ytr, _, yte) = mnist_root
+    bench = _build("smnist", root=str(root))
+    assert bench.scenario_name == "class" and bench.n_experiences == 5
+    assert bench.experience_names == [f"classes {a},{a + 1}" for a in range(0, 10, 2)]
+    assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()  # .gz decompressed
+    x, y = _all(bench.scenario.train_stream[1])
+    assert x.shape[1:] == (28, 29) and sorted(set(y.tolist())) == [2, 3]  # 28 rows + mask
+    images = torch.tensor(xtr[ytr == int(y[0])] / 255.0, dtype=torch.float32)
+    assert ((images - x[0, :, :28]).abs().amax(dim=(1, 2)) < 1e-6).any()  # an image of its class
+    assert len(bench.scenario.test_stream[4].dataset) == int(np.isin(yte, [8, 9]).sum())
+
+
+def test_smnist_pixel_reading_and_task_scenario(mnist_root):
+    root, (xtr, ytr, _, _) = mnist_root
+    bench = _build("smnist", root=str(root), read="pixel", pixels_per_step=4, scenario="task")
+    assert bench.scenario_name == "task"
+    x, y = _all(bench.scenario.train_stream[0])
+    assert x.shape[1:] == (196, 5)  # 784 / 4 steps, 4 pixels + mask
+    first = np.flatnonzero(np.isin(ytr, [0, 1]))[0]
+    expected = torch.tensor(xtr[first].reshape(196, 4) / 255.0, dtype=torch.float32)
+    torch.testing.assert_close(x[0, :, :4], expected)
+
+
+def test_pmnist_permutes_pixels_per_experience_domain_incremental(mnist_root):
+    root, (xtr, _, _, _) = mnist_root
+    bench = _build("pmnist", root=str(root), n_experiences=3, seed=7)
+    assert bench.scenario_name == "domain" and bench.experience_names == ["perm0", "perm1", "perm2"]
+    first_image = lambda experience: _all(experience)[0][0, :, :28].reshape(-1)  # noqa: E731
+    rows = [first_image(e) for e in bench.scenario.train_stream]
+    original = torch.tensor(xtr[0].reshape(-1) / 255.0, dtype=torch.float32)
+    for permuted in rows:  # every experience permuted (none is the original image) ...
+        assert not torch.equal(permuted, original)
+        torch.testing.assert_close(permuted.sort().values, original.sort().values)  # same pixels
+    assert not torch.equal(rows[1], rows[2])  # ... each with its own permutation
+    again = _build("pmnist", root=str(root), n_experiences=3, seed=7)
+    torch.testing.assert_close(first_image(again.scenario.train_stream[2]), rows[2])
+    first = _build("pmnist", root=str(root), n_experiences=2, first_identity=True)
+    torch.testing.assert_close(first_image(first.scenario.train_stream[0]), original)
+
+
+def test_pmnist_step_permutation_moves_whole_rows(mnist_root):
+    root, (xtr, _, _, _) = mnist_root
+    bench = _build("pmnist", root=str(root), n_experiences=1, permutation="steps")
+    x = _all(bench.scenario.train_stream[0])[0][0, :, :28]
+    image = torch.tensor(xtr[0] / 255.0, dtype=torch.float32)
+    assert sorted(map(tuple, x.tolist())) == sorted(map(tuple, image.tolist()))  # rows kept whole
+
+
+def test_missing_files_without_download_name_the_folder_and_how_to_fetch(tmp_path):
+    with pytest.raises(DataError) as err:
+        _build("smnist", root=str(tmp_path))
+    message = str(err.value)
+    assert "\n" not in message and str(tmp_path / "MNIST" / "raw") in message
+    assert "train-images-idx3-ubyte" in message and "clstm data fetch smnist" in message
+
+
+def test_a_failed_download_is_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror, got: ...")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    config = load_config({"benchmark": {"name": "pmnist", "root": str(tmp_path)}}).benchmark
+    with pytest.raises(DataError, match=r"could not download into .*clstm data fetch") as err:
+        benchmark_module("pmnist").build(config)
+    assert "\n" not in str(err.value)
+
+
+def test_corrupt_files_are_named(tmp_path):
+    (xtr, ytr), (xte, yte) = _images(20, 0), _images(10, 1)
+    raw = mnist.write_files(tmp_path, {"train": xtr, "test": xte}, {"train": ytr, "test": yte})
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08")  # truncated header
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not a valid data file"):
+        _build("smnist", root=str(tmp_path))
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01")[:12])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is not a valid data file"):
+        _build("smnist", root=str(tmp_path))
+    mnist.write_idx(raw / "t10k-labels-idx1-ubyte", yte[:5])
+    (raw / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="has 10 images but .* has 5 labels"):
+        _build("smnist", root=str(tmp_path))
+
+
+def test_data_root_comes_from_the_environment(mnist_root, monkeypatch):
+    root, _ = mnist_root
+    monkeypatch.setenv("CLSTM_DATA", str(root))
+    bench = _build("smnist", n_experiences=2)
+    assert bench.experience_names == ["classes 0,1,2,3,4", "classes 5,6,7,8,9"]
+
+
+def test_reading_options_are_checked():
+    with pytest.raises(Exception, match="pixels_per_step applies to read: pixel"):
+        load_config({"benchmark": {"name": "smnist", "pixels_per_step": 4}})
+    with pytest.raises(Exception, match="does not divide the 784"):
+        load_config({"benchmark": {"name": "pmnist", "read": "pixel", "pixels_per_step": 5}})
+
+
+def test_cli_run_offline_is_one_line_and_the_data_folder_is_not_in_the_run_name(
+    mnist_root, tmp_path
+):
+    root, _ = mnist_root
+    base = [sys.executable, "-m", "clstm.cli", "run", "experiments/smnist_row.yaml"]
+    base += ["--out", str(tmp_path / "out"), "--set", "benchmark.download=false"]
+    missing = subprocess.run(
+        [*base, "--set", f"benchmark.root={tmp_path / 'empty'}"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "clstm data fetch smnist" in missing.stderr and "Traceback" not in missing.stderr
+    done = subprocess.run(
+        [*base, "--set", f"benchmark.root={root}", "--set", "train.epochs=1",
+         "--set", "model.hidden_size=8", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "smnist_row" / "naive_train.epochs=1_model.hidden_size=8").is_dir()

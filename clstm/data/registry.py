@@ -40,6 +40,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "Permuted MNIST as sequences (read: row or pixel), a fixed permutation per experience; "
         "domain-incremental (task too); files downloaded once",
     ),
+    "mnist1d": (
+        "clstm.data.mnist1d",
+        "MNIST-1D (40 steps x 1), generated offline by the mnist1d package: split "
+        "(class-incremental) or permuted (domain-incremental) (needs clstm[mnist1d])",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

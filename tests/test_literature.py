@@ -37,7 +37,8 @@ def mnist_root(tmp_path_factory):
 
 
 def _build(name: str, **options):
-    config = load_config({"benchmark": {"name": name, "download": False, **options}}).benchmark
+    offline = {} if name == "mnist1d" else {"download": False}
+    config = load_config({"benchmark": {"name": name, **offline, **options}}).benchmark
     return benchmark_module(name).build(config)
 
 
@@ -165,3 +166,26 @@ def test_cli_run_offline_is_one_line_and_the_data_folder_is_not_in_the_run_name(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "smnist_row" / "naive_train.epochs=1_model.hidden_size=8").is_dir()
+
+
+def test_mnist1d_is_the_canonical_dataset_split_and_permuted():
+    pytest.importorskip("mnist1d")
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    state = np.random.get_state()
+    split = _build("mnist1d")
+    assert np.random.get_state()[1].tolist() == state[1].tolist()  # global RNG untouched
+    assert split.scenario_name == "class" and split.n_experiences == 5
+    sizes = [len(e.dataset) for e in split.scenario.train_stream]
+    assert sum(sizes) == 4000 and sum(len(e.dataset) for e in split.scenario.test_stream) == 1000
+    canonical = make_dataset(get_dataset_args())
+    x, y = _all(split.scenario.train_stream[0])
+    assert x.shape[1:] == (40, 2) and set(y.tolist()) == {0, 1}
+    ours = x[:, :, 0].double().numpy()
+    theirs = canonical["x"][np.isin(canonical["y"], [0, 1])]
+    assert np.allclose(np.sort(ours, axis=0), np.sort(theirs, axis=0), atol=1e-6)
+    permuted = _build("mnist1d", variant="permuted", n_experiences=3)
+    assert permuted.scenario_name == "domain" and permuted.experience_names[0] == "perm0"
+    a = _all(permuted.scenario.train_stream[0])[0][0, :, 0]
+    b = _all(permuted.scenario.train_stream[1])[0][0, :, 0]
+    assert not torch.equal(a, b) and torch.equal(a.sort().values, b.sort().values)

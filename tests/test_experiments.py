@@ -9,7 +9,14 @@ import pytest
 from clstm import cli
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ["seq_digits_split", "seq_digits_permuted", "ucr_stream", "cued_recall_stateful"]
+EXPERIMENTS = [
+    "seq_digits_split",
+    "seq_digits_permuted",
+    "ucr_stream",
+    "cued_recall_stateful",
+    "mnist1d_split",
+    pytest.param("mnist1d_permuted", marks=pytest.mark.slow),  # about 100 s
+]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -22,12 +29,15 @@ def test_experiment_runs_from_the_cli(name, tmp_path, capsys):
     T = len(m["experience_names"])
     assert m["status"] == "completed" and R.shape == (T, T) and len(m["initial_accuracy"]) == T
     assert np.all((R >= 0) & (R <= 1))
-    # Experiences are learnt when trained: the diagonal is well above chance on average. (Not
-    # every one: on some CPUs naive training leaves ucr_stream's GunPoint at chance, 0.49.)
+    # Experiences are learnt when trained: the diagonal is well above chance on average, and for
+    # the real datasets of ucr_stream on every one (GunPoint stayed at chance, 0.49, before its
+    # datasets got their own input projections).
     meta = json.loads((tmp_path / name / "naive" / "seed0" / "meta.json").read_text())
     bench = meta["benchmark"]
     chance = np.array(
         [1 / len(e["classes"] or range(bench["n_classes"])) for e in bench["experiences"]]
     )
     assert (np.diag(R) - chance).mean() > 0.15
+    if name == "ucr_stream":
+        assert np.all(np.diag(R) - chance > 0.1), np.diag(R)
     assert m["forgetting"] > 0.1  # naive fine-tuning forgets

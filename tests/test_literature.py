@@ -189,3 +189,76 @@ def test_mnist1d_is_the_canonical_dataset_split_and_permuted():
     a = _all(permuted.scenario.train_stream[0])[0][0, :, 0]
     b = _all(permuted.scenario.train_stream[1])[0][0, :, 0]
     assert not torch.equal(a, b) and torch.equal(a.sort().values, b.sort().values)
+
+
+def _write_ts(path, name: str, series: list[np.ndarray], labels: list[str]) -> None:
+    """A .ts file in the UCR/UEA archive's format; ``series`` are ``(channels, T_i)`` arrays."""
+    channels = series[0].shape[0]
+    lines = [
+        f"@problemName {name}", "@timeStamps false", "@missing false",
+        f"@univariate {'true' if channels == 1 else 'false'}", f"@dimensions {channels}",
+        f"@equalLength {'true' if len({s.shape[1] for s in series}) == 1 else 'false'}",
+        f"@classLabel true {' '.join(sorted(set(labels)))}", "@data",
+    ]  # fmt: skip
+    for s, label in zip(series, labels, strict=True):
+        lines.append(":".join(",".join(f"{v:.4f}" for v in channel) for channel in s) + f":{label}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _trajectories(root, n: int, seed: int, split: str) -> None:
+    """A CharacterTrajectories-like fixture: 3 channels, unequal lengths, 2 classes."""
+    rng = np.random.default_rng(seed)
+    labels = ["1", "2"] * (n // 2)
+    series = [
+        rng.standard_normal((3, int(rng.integers(8, 20)))) + (2.0 if c == "2" else 0.0)
+        for c in labels
+    ]
+    name = "CharacterTrajectories"
+    _write_ts(root / "ucr" / name / f"{name}_{split}.ts", name, series, labels)
+
+
+def test_ucr_by_name_reads_cached_multivariate_unequal_sets_beside_shipped_ones(tmp_path):
+    pytest.importorskip("aeon")
+    _trajectories(tmp_path, 20, 0, "TRAIN")
+    _trajectories(tmp_path, 10, 1, "TEST")
+    bench = _build(
+        "ucr_stream", root=str(tmp_path), datasets=["characterTrajectories", "gunpoint"]
+    )  # names are matched case-insensitively; GunPoint ships inside aeon
+    assert bench.experience_names == ["CharacterTrajectories", "GunPoint"]
+    assert bench.features_per_experience == [3, 1] and bench.scenario_name == "task"
+    x, y = _all(bench.scenario.train_stream[0])
+    lengths = x[..., -1].sum(1)
+    assert (
+        len(x) == 20
+        and lengths.min() >= 8
+        and lengths.max() < 20
+        and len(set(lengths.tolist())) > 3
+    )
+    assert x.shape[1] == 150  # GunPoint's length: one shape for the stream
+
+
+def test_ucr_missing_unknown_corrupt_and_undownloadable_sets_are_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("aeon")
+    with pytest.raises(DataError, match="clstm data fetch ucr Coffee") as err:
+        _build("ucr_stream", root=str(tmp_path), datasets=["Coffee"])
+    assert str(tmp_path / "ucr" / "Coffee") in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DataError, match="'GunPiont' is not a UCR/UEA .*did you mean 'GunPoint'"):
+        _build("ucr_stream", root=str(tmp_path), datasets=["GunPiont"])
+    _trajectories(tmp_path, 20, 0, "TRAIN")
+    test_file = tmp_path / "ucr" / "CharacterTrajectories" / "CharacterTrajectories_TEST.ts"
+    test_file.write_text("@problemName CharacterTrajectories\n@data\n1,2,x:oops\n")
+    with pytest.raises(DataError, match="CharacterTrajectories_TEST.ts is not a valid data file"):
+        _build("ucr_stream", root=str(tmp_path), datasets=["CharacterTrajectories"])
+
+    import aeon.datasets
+
+    def offline(*args, **kwargs):
+        raise ValueError("Could not download files for Coffee from Zenodo record 1: URLError")
+
+    monkeypatch.setattr(aeon.datasets, "load_classification", offline)
+    config = load_config(
+        {"benchmark": {"name": "ucr_stream", "root": str(tmp_path), "datasets": ["Coffee"]}}
+    ).benchmark
+    with pytest.raises(DataError, match=r"could not download into .*Coffee \(Could not download"):
+        benchmark_module("ucr_stream").build(config)

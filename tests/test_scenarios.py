@@ -95,8 +95,8 @@ def test_scenario_auto_resolves_to_the_benchmark_default():
     assert load_config({"benchmark": {"name": "ucr_stream"}}).benchmark.scenario == "task"
     with pytest.raises(ConfigError, match="'class' is not supported by benchmark 'synthetic'"):
         load_config({}, ["benchmark.scenario=class"])
-    with pytest.raises(ConfigError, match="'MNIST' is not shipped with aeon"):
-        load_config({"benchmark": {"name": "ucr_stream", "datasets": ["MNIST"]}})
+    with pytest.raises(ConfigError, match="a dataset is listed twice"):
+        load_config({"benchmark": {"name": "ucr_stream", "datasets": ["GunPoint", "gunpoint"]}})
 
 
 def _heterogeneous():

@@ -183,3 +183,19 @@ def test_length_bucketed_batches_cover_everything_once_with_similar_lengths():
 
 def test_public_api_exports_the_data_api():
     assert clstm.benchmark_from_arrays is benchmark_from_arrays
+
+
+def test_class_scenario_over_several_datasets_gives_each_its_own_classes():
+    a = _variable(30, 3, (4, 9), classes=("walk", "run"))
+    b = _variable(24, 2, (5, 12), classes=(0, 1, 2), seed=1)
+    bench = benchmark_from_arrays([a, b], [a, b], scenario="class", names=["HAR", "Gestures"])
+    assert bench.scenario_name == "class" and bench.experience_names == ["HAR", "Gestures"]
+    assert bench.n_classes == 5 and bench.classes_per_experience == [[0, 1], [2, 3, 4]]
+    assert bench.label_maps == [{"run": 0, "walk": 1}, {"0": 2, "1": 3, "2": 4}]
+    assert bench.features_per_experience == [3, 2]
+    _, y, tasks = _samples(bench.scenario.train_stream[1])
+    assert sorted(set(y.tolist())) == [2, 3, 4] and set(tasks.tolist()) == {0}  # no task labels
+    stream = bench.scenario.train_stream
+    assert [sorted(e.classes_in_this_experience) for e in stream] == [[0, 1], [2, 3, 4]]
+    with pytest.raises(DataError, match="each dataset is one experience with its own classes"):
+        benchmark_from_arrays([a, b], [a, b], scenario="class", n_experiences=2)

@@ -234,8 +234,10 @@ def benchmark_from_arrays(
         Datasets may differ in length, feature count and classes.
     :param test: the matching test sets, same order.
     :param scenario: ``"domain"`` (one shared head, no task labels), ``"task"`` (task label =
-        experience index, one head per experience) or ``"class"`` (one dataset split into
-        experiences by classes with Avalanche's ``class_incremental_benchmark``).
+        experience index, one head per experience) or ``"class"``: one dataset split into
+        experiences by classes with Avalanche's ``class_incremental_benchmark``, or, given
+        several datasets, one experience per dataset, each with its own classes (dataset ``i``'s
+        classes numbered after those of datasets ``0..i-1``), one growing head, no task labels.
     :param names: experience names (default ``exp0, exp1, ...``; class scenario: the classes).
     :param n_experiences: class scenario: how many experiences to split the classes into
         (default: 2 classes per experience). Leftover classes go to the first experiences, so no
@@ -251,8 +253,9 @@ def benchmark_from_arrays(
 
     Labels are compared as text (``3``, ``3.0`` and ``"3"`` are one class) and mapped to
     ``0..C-1`` in sorted order (numerically when all are integers) - per experience in the task
-    scenario, over all experiences otherwise (so a label means the same class in every
-    experience) - and the mappings are kept in ``SequenceBenchmark.label_maps``.
+    scenario, per dataset with offsets in the class scenario over several datasets, over all
+    experiences otherwise (so a label means the same class in every experience) - and the
+    mappings are kept in ``SequenceBenchmark.label_maps``.
     """
     from clstm.data.sequences import SequenceBenchmark, make_scenario
 
@@ -270,12 +273,15 @@ def benchmark_from_arrays(
         raise DataError("train is empty: give at least one (X, y) dataset")
     if len(train) != len(test):
         raise DataError(f"train has {len(train)} datasets but test has {len(test)}")
-    if scenario == "class" and len(train) != 1:
+    # class scenario over several datasets: one experience per dataset, each with its own classes
+    # (labels are not shared between datasets), one growing head over all classes seen
+    several = scenario == "class" and len(train) > 1
+    if several and (n_experiences is not None or class_order is not None):
         raise DataError(
-            f"the class scenario splits one dataset by classes; got {len(train)} datasets "
-            "(use scenario 'domain' or 'task' for a stream of datasets)"
+            "n_experiences and class_order split one dataset by classes; with several datasets "
+            "in the class scenario each dataset is one experience with its own classes"
         )
-    labels_names = _names(names, len(train)) if scenario != "class" else None
+    labels_names = _names(names, len(train)) if scenario != "class" or several else None
     label = (lambda i: f"'{labels_names[i]}'") if labels_names else (lambda i: "0")
     trains = [_check(d, f"train dataset {i} ({label(i)})") for i, d in enumerate(train)]
     tests = [_check(d, f"test dataset {i} ({label(i)})") for i, d in enumerate(test)]
@@ -306,6 +312,11 @@ def benchmark_from_arrays(
 
     if scenario == "task":
         maps = [{c: k for k, c in enumerate(_sorted_classes(tr.labels))} for tr in trains]
+    elif several:  # dataset i's classes follow those of datasets 0..i-1, in arrival order
+        maps, offset = [], 0
+        for tr in trains:
+            maps.append({c: offset + k for k, c in enumerate(_sorted_classes(tr.labels))})
+            offset += len(maps[-1])
     else:
         union = _sorted_classes(np.concatenate([tr.labels for tr in trains]))
         maps = [{c: k for k, c in enumerate(union)}] * len(trains)
@@ -315,7 +326,7 @@ def benchmark_from_arrays(
     scenario_obj, experience_names, classes, fingerprint = make_scenario(
         splits,
         maps,
-        scenario=scenario,
+        scenario="domain" if several else scenario,  # datasets as experiences, no task labels
         names=labels_names,
         n_experiences=n_experiences,
         class_order=class_order,
@@ -323,11 +334,11 @@ def benchmark_from_arrays(
     return SequenceBenchmark(
         scenario=scenario_obj,
         n_features=max(n_features),
-        n_classes=max(len(m) for m in maps),
+        n_classes=sum(len(m) for m in maps) if several else max(len(m) for m in maps),
         experience_names=experience_names,
         scenario_name=scenario,
         features_per_experience=(
-            n_features if scenario != "class" else n_features * len(experience_names)
+            n_features if scenario != "class" or several else n_features * len(experience_names)
         ),
         classes_per_experience=classes,
         label_maps=[dict(m) for m in maps[: len(trains)]],

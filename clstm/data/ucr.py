@@ -16,7 +16,9 @@ Files are read with aeon's ``load_from_ts_file``: unequal lengths are kept as th
 handles variable lengths; e.g. JapaneseVowels, CharacterTrajectories), and for sets with missing
 values the archive's imputed ``<name>_nmv`` files are used where present (aeon's default).
 Datasets differ in channels, lengths and classes, so the default scenario is task-incremental
-(one head per dataset); labels are mapped to integers per dataset.
+(one head per dataset; labels mapped to integers per dataset). ``scenario: class`` makes the stream
+class-incremental across datasets: each dataset brings its own classes to one growing head, with no
+task labels (as in TSCIL-style class-incremental streams); ``domain`` shares one head and labels.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Config(DownloadOptions):
     )
 
     def __post_init__(self) -> None:
-        self._settle_scenario(("task", "domain"))
+        self._settle_scenario(("task", "domain", "class"))
         if not self.datasets:
             raise ValueError("benchmark.datasets: name at least one dataset")
         if len({d.lower() for d in self.datasets}) != len(self.datasets):

@@ -486,8 +486,14 @@ def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
 def _build_benchmark(cfg: ExperimentConfig):
     from clstm.data.registry import benchmark_module
 
+    import inspect
+
+    build = benchmark_module(cfg.benchmark.name).build
+    # benchmarks whose stream depends on the run (e.g. a class order shuffled per run, as in
+    # TSCIL) take the run's seed; the others depend on their config alone
+    extra = {"run_seed": cfg.seed} if "run_seed" in inspect.signature(build).parameters else {}
     try:
-        return benchmark_module(cfg.benchmark.name).build(cfg.benchmark)
+        return build(cfg.benchmark, **extra)
     except DataError as exc:
         raise ConfigError(f"benchmark '{cfg.benchmark.name}': {exc}") from None
     except MemoryError:

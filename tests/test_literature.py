@@ -262,3 +262,90 @@ def test_ucr_missing_unknown_corrupt_and_undownloadable_sets_are_one_line(tmp_pa
     ).benchmark
     with pytest.raises(DataError, match=r"could not download into .*Coffee \(Could not download"):
         benchmark_module("ucr_stream").build(config)
+
+
+def _write_har(base, n_train: int, n_test: int) -> None:
+    """The UCI-HAR folder layout with tiny signal tables (channel c of class k centred at k)."""
+    from clstm.data.har import SIGNALS
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 6 + 1
+        inertial = base / split / "Inertial Signals"
+        inertial.mkdir(parents=True, exist_ok=True)
+        for c, signal in enumerate(SIGNALS):
+            table = rng.standard_normal((n, 128)) * 0.1 + labels[:, None] * (c + 1)
+            np.savetxt(inertial / f"{signal}_{split}.txt", table, fmt="%.6e")
+        np.savetxt(base / split / f"y_{split}.txt", labels, fmt="%d")
+
+
+@pytest.fixture(scope="module")
+def har_zip(tmp_path_factory):
+    """``UCI HAR Dataset.zip`` as distributed (the dataset folder inside a zip)."""
+    import shutil
+
+    work = tmp_path_factory.mktemp("har")
+    _write_har(work / "UCI HAR Dataset", 36, 18)
+    archive = shutil.make_archive(str(work / "UCI HAR Dataset"), "zip", work, "UCI HAR Dataset")
+    return work / archive
+
+
+def test_har_reads_the_distributed_zip_class_incremental(har_zip, tmp_path):
+    import shutil
+    import zipfile
+
+    (tmp_path / "uci_har").mkdir()
+    outer = tmp_path / "uci_har" / "human+activity+recognition+using+smartphones.zip"
+    with zipfile.ZipFile(outer, "w") as z:  # the UCI download wraps the dataset's own zip
+        z.write(har_zip, "UCI HAR Dataset.zip")
+    bench = _build("har", root=str(tmp_path))
+    assert bench.scenario_name == "class" and bench.experience_names == [
+        "classes 0,1", "classes 2,3", "classes 4,5",
+    ]  # fmt: skip
+    x, y = _all(bench.scenario.train_stream[2])
+    assert x.shape[1:] == (128, 10) and sorted(set(y.tolist())) == [4, 5]
+    assert len(bench.scenario.test_stream[0].dataset) == 6  # 18 test windows / 3 experiences
+    from clstm.data import har
+
+    shuffled = har.build(
+        load_config(
+            {"benchmark": {"name": "har", "root": str(tmp_path), "class_order": "shuffled"}}
+        ).benchmark,
+        run_seed=3,
+    )
+    order = np.random.default_rng(3).permutation(6).tolist()
+    assert shuffled.experience_names[0] == "classes " + ",".join(map(str, sorted(order[:2])))
+    shutil.rmtree(tmp_path / "uci_har" / "UCI HAR Dataset")
+    (tmp_path / "uci_har" / "UCI HAR Dataset.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match=r"UCI HAR Dataset.zip is not a valid data file"):
+        _build("har", root=str(tmp_path))
+
+
+def test_har_missing_files_name_the_folder(tmp_path):
+    with pytest.raises(
+        DataError, match=r"UCI-HAR: missing .* in .*uci_har; run `clstm data fetch har`"
+    ):
+        _build("har", root=str(tmp_path))
+
+
+def test_har_class_order_shuffled_per_run_seed_through_the_runner(har_zip, tmp_path):
+    import json
+    import shutil
+
+    from clstm import run_experiment
+
+    (tmp_path / "data" / "uci_har").mkdir(parents=True)
+    shutil.copy(har_zip, tmp_path / "data" / "uci_har" / "UCI HAR Dataset.zip")
+    config = {
+        "name": "har", "device": "cpu",
+        "benchmark": {"name": "har", "root": str(tmp_path / "data"), "class_order": "shuffled"},
+        "model": {"hidden_size": 4}, "train": {"epochs": 1, "batch_size": 16},
+    }  # fmt: skip
+    names = []
+    for seed in (0, 1):
+        run_experiment({**config, "seed": seed}, out=tmp_path / "out")
+        meta = json.loads(
+            (tmp_path / "out" / "har" / "naive" / f"seed{seed}" / "metrics.json").read_text()
+        )
+        names.append(meta["experience_names"])
+    assert names[0] != names[1]  # a new class order per run, both seeds under one run name

@@ -45,6 +45,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "MNIST-1D (40 steps x 1), generated offline by the mnist1d package: split "
         "(class-incremental) or permuted (domain-incremental) (needs clstm[mnist1d])",
     ),
+    "har": (
+        "clstm.data.har",
+        "UCI-HAR (128 steps x 9 inertial channels, 6 activities) in 3 experiences of 2 "
+        "classes as in TSCIL; class-incremental (task too); downloaded once",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

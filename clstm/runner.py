@@ -484,9 +484,9 @@ def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
 
 
 def _build_benchmark(cfg: ExperimentConfig):
-    from clstm.data.registry import benchmark_module
-
     import inspect
+
+    from clstm.data.registry import benchmark_module
 
     build = benchmark_module(cfg.benchmark.name).build
     # benchmarks whose stream depends on the run (e.g. a class order shuffled per run, as in

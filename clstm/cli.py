@@ -113,7 +113,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
-    commands.add_parser("list", help="list built-in benchmarks and strategies")
+    commands.add_parser(
+        "list", help="list built-in benchmarks (scenarios, offline or download) and strategies"
+    )
+    data = commands.add_parser(
+        "data",
+        help="list which benchmarks run offline here, or fetch their files",
+        description="Benchmarks whose files are downloaded (smnist/pmnist, har, UCR/UEA sets that "
+        "aeon does not ship) read them from a data root: --root, else $CLSTM_DATA, else "
+        "~/.cache/clstm. Fetch on a machine with network, then run offline with the same root.",
+    )
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_list = data_commands.add_parser("list", help="offline, cached or needs a download")
+    data_fetch = data_commands.add_parser(
+        "fetch",
+        help="download files: NAME... (smnist, pmnist, har) or ucr SET... (UCR/UEA set names)",
+    )
+    data_fetch.add_argument("names", nargs="+", metavar="NAME")
+    for sub in (data_list, data_fetch):
+        sub.add_argument("--root", metavar="DIR", help="data root (default $CLSTM_DATA or cache)")
 
     report = commands.add_parser(
         "report",
@@ -165,6 +183,10 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
+    if args.command == "data":
+        if args.data_command is None:
+            parser.parse_args(["data", "--help"])
+        return _data(args)
     if args.command == "run":
         return _run(args, list(argv) if argv is not None else sys.argv)
     if args.command == "report":
@@ -177,12 +199,18 @@ def _list() -> int:
     import dataclasses
     import json
 
+    from clstm.data.catalog import availability, scenarios
     from clstm.data.registry import BENCHMARKS
     from clstm.strategies import STRATEGIES
 
-    print("benchmarks (benchmark.name):")
+    print("benchmarks (benchmark.name) [scenarios, default first] (data):")
     for name, (_, description) in BENCHMARKS.items():
-        print(f"  {name:<12} {description}")
+        if name == "python":
+            print(f"  {name:<12} {description}")
+            continue
+        state = availability(name)
+        where = state.state + (f": {state.detail}" if state.state != "offline" else "")
+        print(f"  {name:<12} {description} [{', '.join(scenarios(name))}] ({where})")
     print("strategies (strategy.name), scenarios and hyperparameters (defaults):")
     for name, entry in STRATEGIES.items():
         print(f"  {name:<12} {entry.description} [{', '.join(entry.scenarios)}]")
@@ -193,6 +221,28 @@ def _list() -> int:
         ]
         if options:
             print(f"  {'':<12}   " + ", ".join(options))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from clstm.data import catalog
+    from clstm.errors import ConfigError, DataError
+
+    if args.data_command == "list":
+        from clstm.data.cache import data_root
+
+        print(f"data root: {data_root(args.root)}")
+        rows = catalog.table(args.root)
+        for name, kinds, state, detail in rows:
+            print(f"  {name:<12} {state:<13} [{kinds}] {detail}")
+        return 0
+    try:
+        for line in catalog.fetch(args.names, args.root):
+            print(line)
+    except ConfigError as exc:
+        return _usage_error(exc.cli_message)
+    except DataError as exc:
+        return _usage_error(str(exc))
     return 0
 
 

@@ -349,3 +349,31 @@ def test_har_class_order_shuffled_per_run_seed_through_the_runner(har_zip, tmp_p
         )
         names.append(meta["experience_names"])
     assert names[0] != names[1]  # a new class order per run, both seeds under one run name
+
+
+def test_data_list_and_fetch_on_the_command_line(mnist_root, tmp_path):
+    root, _ = mnist_root
+    env = {**__import__("os").environ, "CLSTM_DATA": str(root)}
+    clstm = [sys.executable, "-m", "clstm.cli"]
+    listed = subprocess.run([*clstm, "data", "list"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0 and f"data root: {root}" in listed.stdout
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "cached" in rows["smnist"] and "[class, task]" in rows["smnist"]
+    assert "download" in rows["har"] and "clstm data fetch har" in rows["har"]
+    assert "offline" in rows["mnist1d"] and "offline" in rows["seq_digits"]
+    fetched = subprocess.run(
+        [*clstm, "data", "fetch", "pmnist", "mnist1d"], capture_output=True, text=True, env=env
+    )
+    assert fetched.returncode == 0, fetched.stderr
+    assert (
+        f"pmnist: {root / 'MNIST' / 'raw'}" in fetched.stdout
+        and "mnist1d: nothing" in fetched.stdout
+    )
+    wrong = subprocess.run(
+        [*clstm, "data", "fetch", "hra"], capture_output=True, text=True, env=env
+    )
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert "cannot fetch 'hra' (did you mean 'har'?)" in wrong.stderr
+    listing = subprocess.run([*clstm, "list"], capture_output=True, text=True, env=env)
+    smnist = next(line for line in listing.stdout.splitlines() if line.strip().startswith("smnist"))
+    assert "[class, task]" in smnist and "(cached:" in smnist

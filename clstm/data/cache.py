@@ -64,7 +64,10 @@ def missing_error(dataset: str, folder: Path, files: list[str], fetch: str) -> D
 
 def download_error(dataset: str, folder: Path, exc: BaseException, fetch: str) -> DataError:
     """One line: a download failed (no network, a moved URL, ...) and what to do instead."""
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    if reason.endswith(":") and len(lines) > 1:  # e.g. torchvision: "Error downloading X:" ...
+        reason = f"{reason} {lines[-1]}"
     return DataError(
         f"{dataset}: could not download into {folder} ({reason}); run `clstm data fetch {fetch}` "
         f"on a machine with network, or copy the files there (benchmark.root / ${ENV_VAR})"

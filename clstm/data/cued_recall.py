@@ -16,12 +16,14 @@ which is what :class:`clstm.data.sampling.ConsecutiveWindowsBatchSampler` relies
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import MAX_SEED, StreamOptions, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -36,9 +36,11 @@ from clstm.data.cache import (
     download_error,
     missing_error,
 )
-from clstm.data.sequences import SequenceBenchmark
 from clstm.errors import DataError
 from clstm.schema import param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 URL = (
     "https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip"

@@ -16,13 +16,15 @@ published dataset; nothing is downloaded. The package standardises the whole dat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.sequences import SequenceBenchmark
 from clstm.errors import DataError
 from clstm.schema import MAX_SEED, StreamOptions, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import MAX_SEED, StreamOptions, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

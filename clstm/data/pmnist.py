@@ -18,13 +18,15 @@ training set, twice that once padded with the mask channel in pixel reading).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from clstm.data import mnist
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "ucr_stream": (
         "clstm.data.ucr",
-        "real UCR/UEA datasets shipped inside aeon (offline), one per experience; "
-        "task-incremental (needs clstm[ucr])",
+        "UCR/UEA classification sets by name, one per experience (7 ship with aeon, offline; "
+        "others downloaded once); task-incremental (needs clstm[ucr])",
     ),
     "python": (
         "clstm.data.python_benchmark",

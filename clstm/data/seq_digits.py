@@ -15,12 +15,14 @@ Pixels are scaled to [0, 1] (grey levels / 16); the stratified train/test split 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import MAX_SEED, StreamOptions, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

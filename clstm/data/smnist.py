@@ -11,11 +11,13 @@ download: :mod:`clstm.data.mnist`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from clstm.data import mnist
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ offsets that make the experiences distinguishable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.sequences import SequenceBenchmark
 from clstm.schema import MAX_SEED, StreamOptions, check_fits_in_memory, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 
 @dataclass(frozen=True)

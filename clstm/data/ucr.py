@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from clstm.data.cache import (
     DownloadOptions,
@@ -34,9 +34,11 @@ from clstm.data.cache import (
     download_error,
     missing_error,  # noqa: I001
 )
-from clstm.data.sequences import SequenceBenchmark
 from clstm.errors import DataError
 from clstm.schema import did_you_mean, param
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark is built
+    from clstm.data.sequences import SequenceBenchmark
 
 #: shipped inside aeon 1.x (checked at build time against the installed wheel)
 SHIPPED = (
@@ -130,6 +132,8 @@ def fetch(name: str, root: str | None, download: bool = True) -> Path:
     try:  # aeon downloads from the archive's Zenodo records into <extract_path>/<name>/
         load_classification(name, split="train", extract_path=str(cache_dir(root)))
     except Exception as exc:  # noqa: BLE001 - any failure of the download is reported
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()  # aeon created it before failing
         raise download_error(f"UCR/UEA {name}", target, exc, f"ucr {name}") from None
     found = folder(name, root)
     if found is None:

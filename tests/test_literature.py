@@ -298,7 +298,7 @@ def test_har_reads_the_distributed_zip_class_incremental(har_zip, tmp_path):
     outer = tmp_path / "uci_har" / "human+activity+recognition+using+smartphones.zip"
     with zipfile.ZipFile(outer, "w") as z:  # the UCI download wraps the dataset's own zip
         z.write(har_zip, "UCI HAR Dataset.zip")
-    bench = _build("har", root=str(tmp_path))
+    bench = _build("har", root=str(tmp_path), class_order="preset")
     assert bench.scenario_name == "class" and bench.experience_names == [
         "classes 0,1", "classes 2,3", "classes 4,5",
     ]  # fmt: skip
@@ -318,7 +318,7 @@ def test_har_reads_the_distributed_zip_class_incremental(har_zip, tmp_path):
     shutil.rmtree(tmp_path / "uci_har" / "UCI HAR Dataset")
     (tmp_path / "uci_har" / "UCI HAR Dataset.zip").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match=r"UCI HAR Dataset.zip is not a valid data file"):
-        _build("har", root=str(tmp_path))
+        _build("har", root=str(tmp_path), class_order="preset")
 
 
 def test_har_missing_files_name_the_folder(tmp_path):

@@ -20,6 +20,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +94,27 @@ def gunzip(source: Path, target: Path) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno:
             raise
         raise corrupt_error(source, f"not a complete gzip file: {exc}") from None
+
+
+def download(url: str, target: Path, dataset: str, fetch: str) -> None:
+    """Download ``url`` to ``target`` through a temporary file (no half file is ever left under
+    the final name); any failure is a one-line :func:`download_error`."""
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        urllib.request.urlretrieve(url, partial)  # noqa: S310 - official dataset URLs only
+        partial.replace(target)
+    except Exception as exc:  # noqa: BLE001 - any failure of the download is reported
+        partial.unlink(missing_ok=True)
+        raise download_error(dataset, target.parent, exc, fetch) from None
+
+
+def extract_zip(archive: Path, target: Path) -> None:
+    """Extract a zip archive into ``target``; a broken archive is a one-line error naming it."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(target)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise corrupt_error(archive, f"not a complete zip archive: {exc}") from None

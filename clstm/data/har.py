@@ -1,18 +1,11 @@
 """The ``har`` benchmark: UCI-HAR (Anguita et al. 2013) class-incremental, as in TSCIL.
 
 Six activities recorded with a waist-worn smartphone, windows of 128 steps (2.56 s at 50 Hz) x 9
-inertial channels (total acceleration, body acceleration and gyroscope, x/y/z), the official
-subject-wise train/test split (7,352 / 2,947 windows). As in TSCIL (Qiao et al., KDD 2024,
-``data/har_inertial.py``, ``utils/setup_elements.py``): labels 1-6 become 0-5, three experiences of
-two classes, class-incremental (one growing head); ``class_order: preset`` takes TSCIL's preset
-order (0..5), ``shuffled`` draws a new order for every run from the run's seed (TSCIL's default,
-``fix_order`` off).
-
-Differences from TSCIL's code, all deliberate: the test set is the official one (TSCIL too) and
-the training set the whole official training set unless ``benchmark.validation`` holds some out
-(TSCIL holds out 10% with scikit-learn's ``train_test_split(random_state=0)`` and another 10% per
-task for early stopping: use ``validation: 0.1``); inputs are standardised per channel with
-training statistics (TSCIL feeds raw signals and normalises inside its networks).
+inertial channels (total acceleration, body acceleration and gyroscope, x/y/z, TSCIL's order),
+labels 1-6 as 0-5. TSCIL's protocol (:mod:`clstm.data.tscil`): three tasks of two classes, all
+used for experiments; the test set is the official (subject-wise) one; the training set is the
+official one less the 10% TSCIL holds out (``train_test_split(test_size=0.1, random_state=0)``,
+``data/har_inertial.py``): 6,616 training and 2,947 test windows.
 
 Files: the archive as distributed by the UCI repository (``UCI HAR Dataset.zip``, or the UCI
 download ``human+activity+recognition+using+smartphones.zip`` that contains it) or its extracted
@@ -22,20 +15,15 @@ folder ``UCI HAR Dataset/``, under ``<data root>/uci_har/``; downloaded there on
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.data.cache import (
-    DownloadOptions,
-    corrupt_error,
-    data_root,
-    download_error,
-    missing_error,
-)
+from clstm.data import cache
+from clstm.data.cache import corrupt_error, data_root, missing_error
+from clstm.data.tscil import TscilOptions
 from clstm.errors import DataError
 from clstm.schema import param
 
@@ -55,17 +43,10 @@ ACTIVITIES = ["walking", "upstairs", "downstairs", "sitting", "standing", "layin
 
 
 @dataclass(frozen=True)
-class Config(DownloadOptions):
+class Config(TscilOptions):
     """Options of the ``har`` benchmark."""
 
     name: Literal["har"] = param("har", "benchmark")
-    n_experiences: int = param(3, "groups of activities (TSCIL: 3 x 2)", ge=1, le=6)
-    class_order: Literal["preset", "shuffled"] = param(
-        "preset", "preset: activities 0..5 in order; shuffled: a new order per run (run seed)"
-    )
-
-    def __post_init__(self) -> None:
-        self._settle_scenario(("class", "task"))
 
 
 def folder(root: str | None) -> Path:
@@ -77,17 +58,6 @@ def _files(base: Path, split: str) -> list[Path]:
     return [inertial / f"{s}_{split}.txt" for s in SIGNALS] + [base / split / f"y_{split}.txt"]
 
 
-def _extract(archive: Path, target: Path) -> None:
-    """Extract a zip into ``target`` (a broken archive is a one-line error naming it)."""
-    try:
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(target)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        if isinstance(exc, OSError) and exc.errno:
-            raise
-        raise corrupt_error(archive, f"not a complete zip archive: {exc}") from None
-
-
 def fetch(root: str | None, download: bool = True) -> Path:
     """The extracted ``UCI HAR Dataset`` folder: extracted from the zip, downloaded if needed."""
     here = folder(root)
@@ -97,20 +67,11 @@ def fetch(root: str | None, download: bool = True) -> Path:
     if not (here / INNER_ZIP).is_file() and not (here / OUTER_ZIP).is_file():
         if not download:
             raise missing_error("UCI-HAR", here, [f"{FOLDER}/ (or {INNER_ZIP})"], "har")
-        import urllib.request
-
-        here.mkdir(parents=True, exist_ok=True)
-        partial = here / f".{OUTER_ZIP}.part"
-        try:
-            urllib.request.urlretrieve(URL, partial)  # noqa: S310 - the official UCI URL
-            partial.replace(here / OUTER_ZIP)
-        except Exception as exc:  # noqa: BLE001 - any failure of the download is reported
-            partial.unlink(missing_ok=True)
-            raise download_error("UCI-HAR", here, exc, "har") from None
+        cache.download(URL, here / OUTER_ZIP, "UCI-HAR", "har")
     if not (here / INNER_ZIP).is_file():
-        _extract(here / OUTER_ZIP, here)  # the UCI download wraps the dataset's own zip
+        cache.extract_zip(here / OUTER_ZIP, here)  # the UCI download wraps the dataset's zip
     if not base.is_dir() or not all(p.is_file() for p in _files(base, "train")):
-        _extract(here / INNER_ZIP, here)
+        cache.extract_zip(here / INNER_ZIP, here)
     missing = [p for split in ("train", "test") for p in _files(base, split) if not p.is_file()]
     if missing:
         raise corrupt_error(here / INNER_ZIP, f"it lacks {missing[0].relative_to(here)}")
@@ -147,15 +108,12 @@ def load(root: str | None, download: bool = True) -> dict[str, tuple[np.ndarray,
 
 
 def build(config: Config, *, run_seed: int = 0) -> SequenceBenchmark:
-    """UCI-HAR as a class-incremental Avalanche benchmark."""
-    from clstm.data.streams import split_stream
+    """UCI-HAR as TSCIL's class-incremental benchmark."""
+    from clstm.data.tscil import build_stream, holdout
 
     data = load(config.root, config.download)
-    order = list(range(6))
-    if config.class_order == "shuffled":
-        order = np.random.default_rng(run_seed).permutation(6).tolist()
-    return split_stream(
-        data["train"], data["test"], n_experiences=config.n_experiences,
-        scenario=config.scenario, class_order=order if config.class_order == "shuffled" else None,
-        label="activities", standardize=config.standardize, validation=config.validation,
+    train, _ = holdout(*data["train"], 0.1, stratify=False)
+    return build_stream(
+        config, train, data["test"], n_classes=6, per_task=2, preset=list(range(6)),
+        run_seed=run_seed, label="activities",
     )  # fmt: skip

@@ -377,3 +377,110 @@ def test_data_list_and_fetch_on_the_command_line(mnist_root, tmp_path):
     listing = subprocess.run([*clstm, "list"], capture_output=True, text=True, env=env)
     smnist = next(line for line in listing.stdout.splitlines() if line.strip().startswith("smnist"))
     assert "[class, task]" in smnist and "(cached:" in smnist
+
+
+def test_uwave_stacks_the_three_ucr_axes_with_tscils_protocol(tmp_path):
+    pytest.importorskip("aeon")
+    from clstm.data.uwave import AXES
+
+    rng = np.random.default_rng(0)
+    for split, n in (("TRAIN", 40), ("TEST", 16)):
+        labels = [str(i % 8 + 1) for i in range(n)]
+        for a, axis in enumerate(AXES):  # axis a of gesture k centred at k + 10 a
+            series = [rng.standard_normal((1, 315)) * 0.1 + int(c) + 10 * a for c in labels]
+            _write_ts(tmp_path / "ucr" / axis / f"{axis}_{split}.ts", axis, series, labels)
+    bench = _build("uwave", root=str(tmp_path), class_order="preset")
+    assert bench.experience_names == ["classes 0,2", "classes 1,3", "classes 4,6", "classes 5,7"]
+    x, y = _all(bench.scenario.train_stream[0])
+    assert (
+        x.shape[1:] == (315, 4) and sum(len(e.dataset) for e in bench.scenario.train_stream) == 36
+    )
+    assert sum(len(e.dataset) for e in bench.scenario.test_stream) == 16  # 10% held out of train
+    # the three channels are the three axes of one recording
+    labels_z = [
+        int(s.split(":")[-1])
+        for s in (tmp_path / "ucr" / AXES[2] / f"{AXES[2]}_TEST.ts").read_text().splitlines()[8:]
+    ]
+    (tmp_path / "ucr" / AXES[2] / f"{AXES[2]}_TEST.ts").write_text(
+        (tmp_path / "ucr" / AXES[2] / f"{AXES[2]}_TEST.ts").read_text().replace(":1\n", ":2\n", 1)
+    )
+    assert labels_z[0] == 1
+    with pytest.raises(DataError, match="do not hold the same recordings"):
+        _build("uwave", root=str(tmp_path))
+
+
+def test_dsa_reads_the_uci_tree_drops_activity_16_and_keeps_tuning_tasks_apart(tmp_path):
+    import shutil
+
+    rng = np.random.default_rng(0)
+    work = tmp_path / "work"
+    for activity in range(1, 20):
+        for subject in (1, 2):
+            for segment in range(1, 5):
+                path = work / "data" / f"a{activity:02d}" / f"p{subject}" / f"s{segment:02d}.txt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savetxt(
+                    path, rng.standard_normal((125, 45)) + activity, delimiter=",", fmt="%.4f"
+                )
+    (tmp_path / "root" / "dsa").mkdir(parents=True)
+    shutil.make_archive(
+        str(tmp_path / "root" / "dsa" / "daily+and+sports+activities"), "zip", work, "data"
+    )
+    exp = _build("dsa", root=str(tmp_path / "root"), class_order="preset")
+    assert exp.n_experiences == 6 and exp.experience_names[0] == "classes 6,7"  # tasks 3..8
+    val = _build("dsa", root=str(tmp_path / "root"), class_order="preset", stream="val")
+    assert val.experience_names == ["classes 0,1", "classes 2,3", "classes 4,5"]
+    x, y = _all(exp.scenario.test_stream[5])
+    assert x.shape[1:] == (125, 46) and sorted(set(y.tolist())) == [10, 11]  # 12 classes, mapped
+    assert exp.label_maps[0]["16"] == 10
+    assert len(x) == 4  # 8 segments per class, 25% for testing (stratified)
+    # activity 16 is dropped: label 15 is activity 17 (centred at 17 before standardising)
+    every = _build(
+        "dsa", root=str(tmp_path / "root"), class_order="preset", stream="all", standardize=False
+    )
+    x15, y15 = _all(every.scenario.train_stream[7])
+    assert abs(float(x15[y15 == 15][..., :45].mean()) - 17) < 0.2
+    (tmp_path / "root" / "dsa" / "data" / "a19" / "p2" / "s04.txt").write_text("1,2\n")
+    with pytest.raises(DataError, match=r"s04.txt is not a valid data file \(1 x 2 values"):
+        _build("dsa", root=str(tmp_path / "root"))
+
+
+def test_wisdm_windows_of_200_steps_from_the_raw_phone_files(tmp_path):
+    import shutil
+    import zipfile
+
+    from clstm.data.wisdm import CODES, windows
+
+    np.testing.assert_array_equal(windows(np.ones((450, 3)))[2, 49:51, 0], [1.0, 0.0])  # padded
+    work = tmp_path / "work"
+    accel = work / "wisdm-dataset" / "raw" / "phone" / "accel"
+    accel.mkdir(parents=True)
+    for subject in (1600, 1601):
+        lines = []
+        for k, code in enumerate(CODES):
+            for t in range(450):  # 3 windows per subject and activity, the last partial
+                lines.append(f"{subject},{code},{t},{k + 0.1},{-k},{t % 7};")
+        (accel / f"data_{subject}_accel_phone.txt").write_text("\n".join(lines) + "\n")
+    inner = shutil.make_archive(str(tmp_path / "wisdm-dataset"), "zip", work, "wisdm-dataset")
+    (tmp_path / "root" / "wisdm").mkdir(parents=True)
+    outer = (
+        tmp_path
+        / "root"
+        / "wisdm"
+        / "wisdm+smartphone+and+smartwatch+activity+and+biometrics+dataset.zip"
+    )
+    with zipfile.ZipFile(outer, "w") as z:
+        z.write(inner, "wisdm-dataset.zip")
+    bench = _build(
+        "wisdm", root=str(tmp_path / "root"), class_order="preset", stream="all", standardize=False
+    )
+    assert bench.n_experiences == 9
+    total = sum(
+        len(e.dataset) for s in (bench.scenario.train_stream, bench.scenario.test_stream) for e in s
+    )
+    assert total == 18 * 2 * 3
+    x, y = _all(bench.scenario.train_stream[0])
+    assert x.shape[1:] == (200, 4)
+    assert torch.allclose(x[y == 1][:, :10, 0], torch.tensor(1.1))  # class B: x = 1.1
+    with pytest.raises(DataError, match="WISDM: missing"):
+        _build("wisdm", root=str(tmp_path / "empty"))

@@ -8,6 +8,7 @@ imports torch, Avalanche or aeon unless a fetch needs them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ FETCHABLE = {
     "smnist": "MNIST's four IDX files (torchvision's mirrors), shared with pmnist",
     "pmnist": "the same files as smnist",
     "har": "the UCI-HAR archive from the UCI repository",
+    "uwave": "the UCR sets UWaveGestureLibraryX/Y/Z (through aeon)",
+    "dsa": "the Daily and Sports Activities archive from the UCI repository",
+    "wisdm": "the WISDM 2019 archive from the UCI repository",
     "ucr": "named UCR/UEA sets from the archive's Zenodo records (clstm data fetch ucr NAME...)",
 }
 
@@ -85,6 +89,18 @@ def availability(name: str, root: str | None = None) -> Availability:
         if any((here / f).exists() for f in (FOLDER, INNER_ZIP, OUTER_ZIP)):
             return Availability("cached", str(here))
         return Availability("download", f"clstm data fetch har (into {here})")
+    if name == "uwave":
+        from clstm.data.uwave import AXES
+
+        if all((base / "ucr" / a / f"{a}_TRAIN.ts").is_file() for a in AXES):
+            return Availability("cached", str(base / "ucr"))
+        return Availability("download", f"clstm data fetch uwave (into {base / 'ucr'})")
+    if name in ("dsa", "wisdm"):
+        module = importlib.import_module(f"clstm.data.{name}")
+        here = module.folder(root)
+        if here.is_dir() and any(here.iterdir()):
+            return Availability("cached", str(here))
+        return Availability("download", f"clstm data fetch {name} (into {here})")
     return Availability("offline", "")
 
 
@@ -107,10 +123,10 @@ def fetch(names: list[str], root: str | None = None) -> Iterator[str]:
             from clstm.data.mnist import fetch as fetch_mnist
 
             yield f"{name}: {fetch_mnist(root)}"
-        elif name == "har":
-            from clstm.data.har import fetch as fetch_har
-
-            yield f"har: {fetch_har(root)}"
+        elif name in ("har", "dsa", "wisdm", "uwave"):
+            module = importlib.import_module(f"clstm.data.{name}")
+            found = module.fetch(root)
+            yield f"{name}: {', '.join(map(str, found)) if isinstance(found, list) else found}"
         elif name in ("synthetic", "cued_recall", "seq_digits", "mnist1d", "npz", "ucr_stream"):
             state = availability(name, root)
             yield f"{name}: nothing to fetch ({state.detail})"

@@ -50,6 +50,21 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "UCI-HAR (128 steps x 9 inertial channels, 6 activities) in 3 experiences of 2 "
         "classes as in TSCIL; class-incremental (task too); downloaded once",
     ),
+    "uwave": (
+        "clstm.data.uwave",
+        "UWave gestures (315 steps x 3 axes, 8 classes) in 4 experiences of 2 as in TSCIL; "
+        "class-incremental; the UCR sets UWaveGestureLibraryX/Y/Z, downloaded once",
+    ),
+    "dsa": (
+        "clstm.data.dsa",
+        "Daily and Sports Activities (125 steps x 45 IMU channels, 18 classes) in tasks of 2 as "
+        "in TSCIL (6 experiment + 3 tuning tasks); class-incremental; downloaded once",
+    ),
+    "wisdm": (
+        "clstm.data.wisdm",
+        "WISDM 2019 phone accelerometer (200-step windows x 3, 18 activities) in tasks of 2 as "
+        "in TSCIL (6 experiment + 3 tuning); class-incremental; downloaded once",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

@@ -23,5 +23,6 @@ clstm report "${studies[@]/#/results/}" --out results/reference --markdown resul
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
   cat experiments/reference_notes.md
+  cat experiments/reference_literature.md
 } > results/REFERENCE.md.tmp
 mv results/REFERENCE.md.tmp results/REFERENCE.md

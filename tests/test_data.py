@@ -160,8 +160,6 @@ def test_train_test_mismatches_are_named():
         benchmark_from_arrays([GOOD], [(GOOD[0][:2], np.array(["a", "zebra"]))])
     with pytest.raises(DataError, match="train has 1 datasets but test has 2"):
         benchmark_from_arrays([GOOD], [GOOD, GOOD])
-    with pytest.raises(DataError, match="splits one dataset by classes; got 2"):
-        benchmark_from_arrays([GOOD, GOOD], [GOOD, GOOD], scenario="class")
 
 
 def test_length_bucketed_batches_cover_everything_once_with_similar_lengths():

@@ -67,7 +67,7 @@ def _check_values(x: np.ndarray, lengths: np.ndarray, where: str, index=None) ->
         )
 
 
-def _dense(X: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _dense(X: np.ndarray, where: str, copy: bool) -> tuple[np.ndarray, np.ndarray]:
     """An ``(N, T, F)`` numeric array as float data and lengths (all ``T``), checked."""
     if X.dtype.kind not in "iubf":
         raise DataError(f"{where}: X is not numeric (dtype {X.dtype})")
@@ -77,20 +77,22 @@ def _dense(X: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{where}: sequence 0 has length 0")
     if X.shape[2] == 0:
         raise DataError(f"{where}: sequences have 0 features")
-    x = np.array(X, dtype=_float_dtype(X.dtype))  # a copy: standardising must not touch X
+    # standardising works in place, so it gets a copy (the caller's X is never changed); without
+    # it the data are only read, and a float array of the right type is used as it is
+    x = np.array(X, dtype=_float_dtype(X.dtype), copy=True if copy else None)
     lengths = np.full(len(x), x.shape[1], dtype=np.int64)
     _check_values(x, lengths, where)
     return x, lengths
 
 
-def _as_sequences(X: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+def _as_sequences(X: Any, where: str, copy: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(N, T, F)`` array or list of ``(T_i, F)`` arrays -> padded ``(N, T, F)`` and lengths."""
     if hasattr(X, "detach"):  # a torch tensor, possibly requiring grad or on a GPU
         X = X.detach().cpu()
     if hasattr(X, "__array__"):  # numpy arrays, torch tensors, ...
         X = np.asarray(X)
         if X.ndim == 3 and X.dtype != object:
-            return _dense(X, where)
+            return _dense(X, where, copy)
         if X.dtype == object or X.ndim == 3:
             X = list(X)
         elif X.ndim in (1, 2):
@@ -164,11 +166,11 @@ def _as_labels(y: Any, n: int, where: str) -> np.ndarray:
     return labels.astype(str)
 
 
-def _check(data: Any, where: str) -> _Split:
+def _check(data: Any, where: str, copy: bool = True) -> _Split:
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise DataError(f"{where}: expected an (X, y) pair")
     X, y = data
-    x, lengths = _as_sequences(X, where)
+    x, lengths = _as_sequences(X, where, copy)
     return _Split(x, lengths, _as_labels(y, len(x), where))
 
 
@@ -283,8 +285,10 @@ def benchmark_from_arrays(
         )
     labels_names = _names(names, len(train)) if scenario != "class" or several else None
     label = (lambda i: f"'{labels_names[i]}'") if labels_names else (lambda i: "0")
-    trains = [_check(d, f"train dataset {i} ({label(i)})") for i, d in enumerate(train)]
-    tests = [_check(d, f"test dataset {i} ({label(i)})") for i, d in enumerate(test)]
+    trains = [
+        _check(d, f"train dataset {i} ({label(i)})", standardize) for i, d in enumerate(train)
+    ]
+    tests = [_check(d, f"test dataset {i} ({label(i)})", standardize) for i, d in enumerate(test)]
 
     for i, (tr, te) in enumerate(zip(trains, tests, strict=True)):
         f_train, f_test = tr.n_features, te.n_features

@@ -197,3 +197,15 @@ def test_class_scenario_over_several_datasets_gives_each_its_own_classes():
     assert [sorted(e.classes_in_this_experience) for e in stream] == [[0, 1], [2, 3, 4]]
     with pytest.raises(DataError, match="each dataset is one experience with its own classes"):
         benchmark_from_arrays([a, b], [a, b], scenario="class", n_experiences=2)
+
+
+def test_dense_inputs_are_never_changed_by_standardising():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        X = (rng.standard_normal((40, 6, 3)) * 5 + 2).astype(dtype)
+        y = np.arange(40) % 2
+        before = X.copy()
+        bench = benchmark_from_arrays([(X, y)], [(X, y)], standardize=True)
+        assert np.array_equal(X, before)
+        x, _, _ = _samples(bench.scenario.train_stream[0])
+        assert abs(float(x[..., :3].mean())) < 1e-5  # standardised inside the benchmark

@@ -928,6 +928,9 @@ def main() -> None:
     text, met = render(data)
     print(text)
     if out:
+        old = Path(out).read_text() if Path(out).is_file() else ""
+        if "<!-- bench_data:start -->" in old:  # experiments/bench_data.py's section is kept
+            text += "\n\n" + old[old.index("<!-- bench_data:start -->") :].rstrip()
         write_atomic(Path(out), text + "\n")
         if not args.from_json:  # the measurements, to re-render the table without re-measuring
             write_atomic(Path(out).with_suffix(".json"), json.dumps(data, indent=1) + "\n")

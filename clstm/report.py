@@ -520,8 +520,15 @@ def strategy_style(groups: dict[str, RunGroup]) -> dict[str, tuple]:
 
 
 def _experience_names(g: RunGroup) -> list[str]:
-    names = g.completed[0].get("experience_names") if g.completed else None
-    return list(names) if names else []
+    """The experiences' names, or their positions (``exp 1``, ...) when the seeds of a row saw
+    different experiences at the same position (e.g. a class order shuffled per run, as TSCIL
+    does): the matrices are averaged by position, so one seed's names would mislabel them."""
+    runs = [r.get("experience_names") or [] for r in g.completed]
+    if not runs or not runs[0]:
+        return []
+    if any(list(r) != list(runs[0]) for r in runs[1:]):
+        return [f"exp {i + 1}" for i in range(len(runs[0]))]
+    return list(runs[0])
 
 
 def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):

@@ -96,7 +96,7 @@ def test_resolved_yaml_round_trips(tmp_path):
         (["benchmark.seq_len=[0, 4]"], "benchmark.seq_len: 0 is out of range; it must be >= 1"),
         (["benchmark.seq_len=[9, 4]"], "benchmark.seq_len: [min, max] needs min <= max"),
         (["benchmark.n_classes=9"], "benchmark.n_classes (9) must be <= benchmark.n_features (8)"),
-        (["benchmark.name=imagenet"], "benchmark.name: unknown benchmark 'imagenet'; choose one of"),
+        (["benchmark.name=cifar"], "benchmark.name: unknown benchmark 'cifar'; choose one of"),
         (["strategy.name=magic"], "strategy.name: unknown strategy 'magic'; choose one of naive"),
         (["device=gpu"], "device: 'gpu' does not match the allowed form"),
         (["name=../escape"], "name: '../escape' does not match the allowed form"),

@@ -285,3 +285,19 @@ def test_latex_table_compiles(sweep_with_a_failure, tmp_path):
         assert done.returncode == 0, done.stdout[-2000:]
     log = (tmp_path / "doc.log").read_text()
     assert "undefined" not in log.lower() and (tmp_path / "doc.pdf").stat().st_size > 0
+
+
+def test_experiences_that_differ_between_seeds_are_labelled_by_position(sweep_with_a_failure):
+    """A class order shuffled per run (TSCIL's protocol) puts different classes at one position:
+    the averaged matrix must not carry one seed's class names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clstm.report import matrices_figure
+
+    groups = collect(sweep_with_a_failure)["tiny"]
+    naive = groups["naive"]
+    assert len(naive.completed) >= 2
+    naive.completed[1] = {**naive.completed[1], "experience_names": ["b", "a"]}
+    panel = next(ax for ax in matrices_figure(groups).axes if ax.get_title() == "naive")
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["exp 1", "exp 2"]

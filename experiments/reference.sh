@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates results/REFERENCE.md: 5 seeds of each strategy on every reference study that runs
 # offline, then the report. Finished runs are kept (--resume), so an interrupted regeneration
-# continues. About 80 minutes on 2 CPU cores (measured 2026-11-29, Intel Xeon).
+# continues. About 110 minutes on 2 shared CPU cores (measured 2026-11-29, Intel Xeon, while other
+# work ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=naive,joint,cumulative,replay,ewc,si,mas,lwf,gem,agem,gdumb,der,separate

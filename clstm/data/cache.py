@@ -96,7 +96,7 @@ def gunzip(source: Path, target: Path) -> None:
         raise corrupt_error(source, f"not a complete gzip file: {exc}") from None
 
 
-def download(url: str, target: Path, dataset: str, fetch: str) -> None:
+def download_file(url: str, target: Path, dataset: str, fetch: str) -> None:
     """Download ``url`` to ``target`` through a temporary file (no half file is ever left under
     the final name); any failure is a one-line :func:`download_error`."""
     import urllib.request
@@ -118,3 +118,30 @@ def extract_zip(archive: Path, target: Path) -> None:
             z.extractall(target)
     except (zipfile.BadZipFile, EOFError) as exc:
         raise corrupt_error(archive, f"not a complete zip archive: {exc}") from None
+
+
+def unpack_archive(
+    here: Path,
+    *,
+    url: str,
+    outer: str,
+    inner: str | None,
+    dataset: str,
+    fetch: str,
+    download: bool,
+    expected: str,
+) -> None:
+    """Make a UCI archive's files present in ``here``: download ``outer`` when neither zip is
+    there (or a one-line :func:`missing_error` naming ``expected`` when downloading is off),
+    then extract it and, where the UCI download wraps the dataset's own zip, ``inner`` too."""
+    have_inner = inner is not None and (here / inner).is_file()
+    if not have_inner and not (here / outer).is_file():
+        if not download:
+            raise missing_error(dataset, here, [expected], fetch)
+        download_file(url, here / outer, dataset, fetch)
+    if inner is None:
+        extract_zip(here / outer, here)
+        return
+    if not (here / inner).is_file():
+        extract_zip(here / outer, here)  # the UCI download wraps the dataset's zip
+    extract_zip(here / inner, here)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root, missing_error
+from clstm.data.cache import corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
 from clstm.schema import param
 
@@ -55,11 +55,10 @@ def fetch(root: str | None, download: bool = True) -> Path:
     last = _segment(base, ACTIVITIES[-1], 1, 1)
     if last.is_file():
         return base
-    if not (here / ZIP).is_file():
-        if not download:
-            raise missing_error("DSA", here, ["data/a01/p1/s01.txt ... (or the UCI zip)"], "dsa")
-        cache.download(URL, here / ZIP, "DSA", "dsa")
-    cache.extract_zip(here / ZIP, here)
+    cache.unpack_archive(
+        here, url=URL, outer=ZIP, inner=None, dataset="DSA", fetch="dsa", download=download,
+        expected="data/a01/p1/s01.txt ... (or the UCI zip)",
+    )  # fmt: skip
     if not last.is_file():
         raise corrupt_error(here / ZIP, f"it lacks {last.relative_to(here)}")
     return base
@@ -97,10 +96,6 @@ def load(root: str | None, download: bool = True) -> tuple[np.ndarray, np.ndarra
 
 def build(config: Config, *, run_seed: int = 0) -> SequenceBenchmark:
     """DSA as TSCIL's class-incremental benchmark."""
-    from clstm.data.tscil import build_stream, holdout
+    from clstm.data.tscil import build_pooled
 
-    train, test = holdout(*load(config.root, config.download), 0.25, stratify=True)
-    return build_stream(
-        config, train, test, n_classes=18, per_task=2, preset=list(range(18)),
-        run_seed=run_seed, label="activities",
-    )  # fmt: skip
+    return build_pooled(config, *load(config.root, config.download), run_seed=run_seed)

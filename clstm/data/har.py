@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root, missing_error
+from clstm.data.cache import corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
 from clstm.errors import DataError
 from clstm.schema import param
@@ -64,14 +64,10 @@ def fetch(root: str | None, download: bool = True) -> Path:
     base = here / FOLDER
     if all(p.is_file() for split in ("train", "test") for p in _files(base, split)):
         return base
-    if not (here / INNER_ZIP).is_file() and not (here / OUTER_ZIP).is_file():
-        if not download:
-            raise missing_error("UCI-HAR", here, [f"{FOLDER}/ (or {INNER_ZIP})"], "har")
-        cache.download(URL, here / OUTER_ZIP, "UCI-HAR", "har")
-    if not (here / INNER_ZIP).is_file():
-        cache.extract_zip(here / OUTER_ZIP, here)  # the UCI download wraps the dataset's zip
-    if not base.is_dir() or not all(p.is_file() for p in _files(base, "train")):
-        cache.extract_zip(here / INNER_ZIP, here)
+    cache.unpack_archive(
+        here, url=URL, outer=OUTER_ZIP, inner=INNER_ZIP, dataset="UCI-HAR", fetch="har",
+        download=download, expected=f"{FOLDER}/ (or {INNER_ZIP})",
+    )  # fmt: skip
     missing = [p for split in ("train", "test") for p in _files(base, split) if not p.is_file()]
     if missing:
         raise corrupt_error(here / INNER_ZIP, f"it lacks {missing[0].relative_to(here)}")

@@ -98,3 +98,15 @@ def holdout(X: np.ndarray, y: np.ndarray, fraction: float, stratify: bool):
         X, y, test_size=fraction, random_state=0, stratify=y if stratify else None
     )
     return (X_keep, y_keep), (X_out, y_out)
+
+
+def build_pooled(
+    config: TscilOptions, X: np.ndarray, y: np.ndarray, *, run_seed: int
+) -> SequenceBenchmark:
+    """DSA and WISDM: all windows pooled, split 75/25 stratified (TSCIL's preparation), 18
+    classes in tasks of 2, labels in TSCIL's numbering (preset order 0..17)."""
+    train, test = holdout(X, y, 0.25, stratify=True)
+    return build_stream(
+        config, train, test, n_classes=18, per_task=2, preset=list(range(18)),
+        run_seed=run_seed, label="activities",
+    )  # fmt: skip

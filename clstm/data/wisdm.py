@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root, missing_error
+from clstm.data.cache import corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
 from clstm.schema import param
 
@@ -58,13 +58,10 @@ def fetch(root: str | None, download: bool = True) -> Path:
     accel = here / ACCEL
     if any(accel.glob("data_*_accel_phone.txt")):
         return accel
-    if not (here / INNER_ZIP).is_file() and not (here / OUTER_ZIP).is_file():
-        if not download:
-            raise missing_error("WISDM", here, [f"{ACCEL}/data_*_accel_phone.txt"], "wisdm")
-        cache.download(URL, here / OUTER_ZIP, "WISDM", "wisdm")
-    if not (here / INNER_ZIP).is_file():
-        cache.extract_zip(here / OUTER_ZIP, here)  # the UCI download wraps the dataset's zip
-    cache.extract_zip(here / INNER_ZIP, here)
+    cache.unpack_archive(
+        here, url=URL, outer=OUTER_ZIP, inner=INNER_ZIP, dataset="WISDM", fetch="wisdm",
+        download=download, expected=f"{ACCEL}/data_*_accel_phone.txt",
+    )  # fmt: skip
     if not any(accel.glob("data_*_accel_phone.txt")):
         raise corrupt_error(here / INNER_ZIP, f"it has no {ACCEL}/data_*_accel_phone.txt")
     return accel
@@ -108,10 +105,6 @@ def load(root: str | None, download: bool = True) -> tuple[np.ndarray, np.ndarra
 
 def build(config: Config, *, run_seed: int = 0) -> SequenceBenchmark:
     """WISDM as TSCIL's class-incremental benchmark."""
-    from clstm.data.tscil import build_stream, holdout
+    from clstm.data.tscil import build_pooled
 
-    train, test = holdout(*load(config.root, config.download), 0.25, stratify=True)
-    return build_stream(
-        config, train, test, n_classes=18, per_task=2, preset=list(range(18)),
-        run_seed=run_seed, label="activities",
-    )  # fmt: skip
+    return build_pooled(config, *load(config.root, config.download), run_seed=run_seed)

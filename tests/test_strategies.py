@@ -10,6 +10,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin, SynapticIntelligencePlugin
 
 from clstm.config import ConfigError
+from clstm.data.batches import stacked
 from clstm.runner import run_experiment
 from clstm.strategies import STRATEGIES
 
@@ -368,3 +369,56 @@ def test_unsupported_combinations_are_refused(tmp_path, strategy, scenario):
     with pytest.raises(ConfigError, match=f"strategy '{strategy}' does not support the {scenario}"):
         run_experiment(cfg, out=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def _mixed_stream(store):
+    """Two datasets of different length and feature count, built with each dataset stored at
+    its own shape (``own``, the default) or every sample stored padded (``stream``)."""
+    from clstm.data import sequences
+    from clstm.data.arrays import benchmark_from_arrays
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((60, 12, 3))
+    b = [rng.standard_normal((int(t), 1)) for t in rng.integers(5, 30, 60)]
+    ya, yb = np.arange(60) % 2, np.arange(60) % 3
+    a[np.arange(60), :, 0] += 2 * ya[:, None]  # learnable: the class shifts a channel
+    for seq, label in zip(b, yb, strict=True):
+        seq += label
+    make = sequences.make_scenario
+    try:
+        sequences.make_scenario = lambda *args, **kw: make(*args, **kw, store=store)
+        return benchmark_from_arrays(
+            [(a[:40], ya[:40]), (b[:40], yb[:40])],
+            [(a[40:], ya[40:]), (b[40:], yb[40:])],
+            scenario="class",
+            names=["wide", "long"],
+        )
+    finally:
+        sequences.make_scenario = make
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_mixed_shapes_stored_unpadded_give_the_same_run(tmp_path, strategy):
+    """A stream whose datasets differ in length and feature count keeps each at its own shape
+    (padding happens per batch, in every loader a strategy builds: replay, joint, cumulative,
+    GEM/A-GEM memories, DER's buffer, importance passes), and every strategy's accuracy matrix
+    is bitwise the one of storing every sample padded."""
+    runs = {}
+    for store in ("own", "stream"):
+        bench = _mixed_stream(store)
+        cfg = {
+            "name": f"mixed_{store}", "device": "cpu", "strategy": {"name": strategy},
+            "model": {"hidden_size": 8}, "train": {"epochs": 2, "batch_size": 8, "lr": 0.01},
+        }  # fmt: skip
+        result = run_experiment(cfg, benchmark=bench, out=tmp_path / store)
+        assert result.status == "completed", result.error
+        runs[store] = (bench, result)
+    (own, r_own), (full, r_full) = runs["own"], runs["stream"]
+    assert own.fingerprint == full.fingerprint
+    np.testing.assert_array_equal(r_own.accuracy_matrix, r_full.accuracy_matrix)
+    streams = (own.scenario.train_stream, full.scenario.train_stream)
+    for exp_own, exp_full in zip(*streams, strict=True):
+        assert exp_own.dataset[0][0].shape == exp_full.dataset[0][0].shape == (29, 4)  # as read
+    wide, long = (stacked(e.dataset).tensors[0] for e in own.scenario.train_stream)
+    assert wide.shape == (40, 12, 4) and long.shape[1:] == (29, 2)  # as stored
+    assert stacked(full.scenario.train_stream[0].dataset).tensors[0].shape == (40, 29, 4)

@@ -21,21 +21,53 @@ MAX_BYTES = 2**30  # datasets larger than this are left to per-sample loading (n
 
 
 class TensorBatches(Dataset):
-    """Stacked samples; ``batches[indices]`` is the collated mini-batch of those samples."""
+    """Stacked samples; ``batches[indices]`` is the collated mini-batch of those samples.
 
-    def __init__(self, tensors: Sequence[torch.Tensor]):
+    ``tensors[0]`` may instead be a list of ``(positions, x)`` parts, each holding the samples
+    at ``positions`` at their own shape ``(T_e, F_e + 1)`` (a stream whose datasets differ in
+    length or feature count, stored unpadded); batches are then padded to ``shape``, the shape
+    per-sample reads return (:func:`clstm.data.sequences.pad_item`), so they are the same
+    batches either way.
+    """
+
+    def __init__(self, tensors: Sequence[Any], shape: tuple[int, int] | None = None):
         self.tensors = tuple(tensors)
+        self.shape = shape  # (T, F + 1) of a sample as read
+        self.parts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if isinstance(self.tensors[0], list):
+            self.parts = self.tensors[0]
+            n = len(self.tensors[1])
+            self.part_of = torch.empty(n, dtype=torch.long)
+            self.row_of = torch.empty(n, dtype=torch.long)
+            for p, (positions, x) in enumerate(self.parts):
+                self.part_of[positions] = p
+                self.row_of[positions] = torch.arange(len(x))
 
     def __len__(self) -> int:
-        return len(self.tensors[0])
+        return len(self.tensors[1] if self.parts is not None else self.tensors[0])
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors)
+        tensors = [x for _, x in self.parts or []] + list(self.tensors[1 if self.parts else 0 :])
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def __getitem__(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        from clstm.data.sequences import pad_item
+
         index = torch.as_tensor(indices, dtype=torch.long)
-        return [t[index] for t in self.tensors]
+        if self.parts is None:
+            x = self.tensors[0][index]
+            if self.shape is not None:
+                x = pad_item(x, self.shape[0], self.shape[1] - 1)
+            return [x, *(t[index] for t in self.tensors[1:])]
+        steps, channels = self.shape
+        part_of, rows = self.part_of[index], self.row_of[index]
+        x = self.parts[0][1].new_zeros(len(index), steps, channels)
+        for p, (_, stored) in enumerate(self.parts):
+            at = (part_of == p).nonzero().squeeze(1)
+            if len(at):
+                x[at] = pad_item(stored[rows[at]], steps, channels - 1)
+        return [x, *(t[index] for t in self.tensors[1:])]
 
 
 def _has_transforms(dataset: Any) -> bool:
@@ -56,25 +88,51 @@ def _has_transforms(dataset: Any) -> bool:
 def stacked(dataset: Any, max_bytes: int = MAX_BYTES) -> TensorBatches | None:
     """The dataset's samples stacked into tensors, or None where that would not be exact.
 
-    Reads every sample once (no random numbers are drawn). None for an empty dataset, one with
-    transforms, samples that are not tuples of tensors/numbers, or more than ``max_bytes``.
+    Reads every sample once (no random numbers are drawn), clstm's sequences at their own
+    dataset's shape (:func:`clstm.data.sequences.own_shape_items`): a mixed stream's samples
+    are kept unpadded and padded per batch. None for an empty dataset, one with transforms,
+    samples that are not tuples of tensors/numbers, or more than ``max_bytes``.
     """
+    from clstm.data.sequences import own_shape_items
+
     n = len(dataset)
     if n == 0 or _has_transforms(dataset):
         return None
-    first = dataset[0]
+    first = dataset[0]  # as read: the shape every batch has
     if not isinstance(first, (tuple, list)) or not all(
         isinstance(e, (torch.Tensor, int, float)) for e in first
     ):
         return None
-    size = sum(e.numel() * e.element_size() if isinstance(e, torch.Tensor) else 8 for e in first)
-    if size * n > max_bytes:
-        return None
+    with own_shape_items():
+        own = dataset[0]
+        size = sum(e.numel() * e.element_size() if isinstance(e, torch.Tensor) else 8 for e in own)
+        if size * n > max_bytes:  # a first estimate, before reading everything
+            return None
+        items = [dataset[i] for i in range(n)]  # views of the stored tensors
     collate = getattr(dataset, "collate_fn", None) or torch.utils.data.default_collate
-    batch = collate([dataset[i] for i in range(n)])
-    if not all(isinstance(t, torch.Tensor) and len(t) == n for t in batch):
+    x0 = first[0]
+    groups: dict[tuple, list[int]] = {}
+    if isinstance(x0, torch.Tensor) and x0.dim() == 2:
+        for i, item in enumerate(items):
+            groups.setdefault(tuple(item[0].shape), []).append(i)
+    if len(groups) <= 1:
+        batch = collate(items)
+        parts = None
+    else:
+        batch = [None, *collate([item[1:] for item in items])]
+        parts = [
+            (torch.tensor(positions), torch.stack([items[i][0] for i in positions]))
+            for positions in groups.values()
+        ]
+        batch[0] = parts
+    if not all(isinstance(t, torch.Tensor) and len(t) == n for t in batch[1 if parts else 0 :]):
         return None
-    return TensorBatches(batch)
+    batches = TensorBatches(batch, shape=tuple(x0.shape) if isinstance(x0, torch.Tensor) else None)
+    if batches.nbytes > max_bytes:
+        return None
+    if parts is None and batches.shape == tuple(batch[0].shape[1:]):
+        batches.shape = None  # stored as read: batches need no padding
+    return batches
 
 
 def batch_loader(

@@ -6,9 +6,11 @@ padding). Because lengths travel inside ``x``, every Avalanche strategy, buffer 
 moves ``mb_x`` around as a plain tensor keeps them, and the model reads each sequence's output at
 its true last step (see :class:`clstm.models.RecurrentEncoder`).
 
-All samples of a benchmark share one shape (the stream's longest sequence and largest feature
-count), so Avalanche's and torch's default collation works in every data loader a strategy builds
-(replay buffers, EWC/MAS/GEM importance passes, ...). No compute is spent on that padding: the model
+All samples of a benchmark are read at one shape (the stream's longest sequence and largest
+feature count), so Avalanche's and torch's default collation works in every data loader a strategy
+builds (replay buffers, EWC/MAS/GEM importance passes, ...). Memory holds each dataset at its own
+shape and samples are padded as they are read (:class:`SequenceDataset`; stacked batches are
+padded per batch, :mod:`clstm.data.batches`). No compute is spent on that padding: the model
 trims each batch to its own longest sequence, and training batches are drawn length-bucketed
 (:class:`clstm.data.sampling.LengthBucketBatchSampler`). Each dataset also carries a ``lengths``
 data attribute, which Avalanche keeps through subsets and concatenations.
@@ -16,6 +18,8 @@ data attribute, which Avalanche keeps through subsets and concatenations.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -70,24 +74,81 @@ def split_mask(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., :-1], lengths
 
 
-class SequenceDataset(torch.utils.data.Dataset):
-    """Padded sequences ``(N, T, F + 1)`` with integer labels; items are ``(x_i, y_i)``."""
+_OWN_SHAPE = contextvars.ContextVar("clstm_own_shape", default=False)
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+
+@contextlib.contextmanager
+def own_shape_items():
+    """Within this block, :class:`SequenceDataset` items come at their dataset's own shape
+    (not padded to the stream's): :func:`clstm.data.batches.stacked` reads them so."""
+    token = _OWN_SHAPE.set(True)
+    try:
+        yield
+    finally:
+        _OWN_SHAPE.reset(token)
+
+
+def pad_item(x: torch.Tensor, n_steps: int, n_features: int) -> torch.Tensor:
+    """Right-pad ``(..., T_e, F_e + 1)`` (mask channel last) to ``(..., n_steps, n_features + 1)``:
+    zero steps after the end, zero feature channels before the mask channel."""
+    *lead, t, f1 = x.shape
+    if t == n_steps and f1 == n_features + 1:
+        return x
+    out = x.new_zeros(*lead, n_steps, n_features + 1)
+    out[..., :t, : f1 - 1] = x[..., :-1]
+    out[..., :t, n_features] = x[..., -1]
+    return out
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Padded sequences with their targets; items are ``(x_i, y_i)``.
+
+    ``x`` is ``(N, T_e, F_e + 1)``, this dataset's own shape; items are padded to the stream's
+    ``(n_steps, n_features + 1)`` when read (default: the dataset's own), so every sample of a
+    stream has one shape - which Avalanche's default collation needs in every loader a strategy
+    builds (replay, joint, cumulative mix experiences) - while memory holds each dataset at its
+    own shape (a stream of 128-step windows beside 784-step sequences does not store the windows
+    at 784 steps).
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        n_steps: int | None = None,
+        n_features: int | None = None,
+    ):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} sequences but y has {len(y)} labels")
-        self.x = x  # (N, T, F + 1)
-        self.y = y.long()  # (N,)
+        self.x = x  # (N, T_e, F_e + 1)
+        # (N,) classes, or per-step targets at the stream's steps (clstm.targets)
+        self.y = y if y.is_floating_point() else y.long()
+        self.n_steps = x.shape[1] if n_steps is None else n_steps
+        self.n_features = x.shape[2] - 1 if n_features is None else n_features
+        if self.n_steps < x.shape[1] or self.n_features < x.shape[2] - 1:
+            raise ValueError(
+                f"cannot pad sequences of shape {tuple(x.shape[1:])} to "
+                f"({self.n_steps}, {self.n_features + 1})"
+            )
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[index], self.y[index]
+        if _OWN_SHAPE.get():
+            return self.x[index], self.y[index]
+        return pad_item(self.x[index], self.n_steps, self.n_features), self.y[index]
 
 
-def classification_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> Any:
-    """Padded sequences as an Avalanche ``ClassificationDataset``; items are ``(x, y, task)``.
+def classification_dataset(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    task: int = 0,
+    n_steps: int | None = None,
+    n_features: int | None = None,
+) -> Any:
+    """Padded sequences as an Avalanche ``ClassificationDataset``; items are ``(x, y, task)``,
+    ``x`` padded to ``(n_steps, n_features + 1)`` when read (see :class:`SequenceDataset`).
 
     Data attributes: ``targets``, ``lengths`` and ``targets_task_labels`` (constant ``task``).
     Every item carries a task label, as in Avalanche's own benchmarks (0 where the scenario has
@@ -99,7 +160,7 @@ def classification_dataset(x: torch.Tensor, y: torch.Tensor, task: int = 0) -> A
 
     lengths = x[..., -1].sum(dim=1).round().long()
     return ClassificationDataset(
-        [SequenceDataset(x, y)],
+        [SequenceDataset(x, y, n_steps, n_features)],
         data_attributes=[
             DataAttribute(y.long().tolist(), "targets"),
             DataAttribute(lengths.tolist(), "lengths"),
@@ -126,6 +187,9 @@ class SequenceBenchmark:
     label_maps: list[dict[str, int]] | None = None
     windows_per_series: int | None = None  # series-major consecutive windows (stateful training)
     fingerprint: str | None = None  # SHA-256 of the data, computed where the tensors are made
+    #: what the model predicts (clstm.targets.KINDS); for per-step kinds ``n_classes`` is the
+    #: number of outputs per step (classes, or bits of ``per_step_bits``)
+    target: str = "sequence"
 
     @property
     def n_experiences(self) -> int:
@@ -139,6 +203,7 @@ class SequenceBenchmark:
         """A JSON-ready description for provenance (``meta.json``)."""
         return {
             "scenario": self.scenario_name,
+            "target": self.target,
             "n_features": self.n_features,
             "n_classes": self.n_classes,
             "experiences": [
@@ -169,12 +234,15 @@ def make_scenario(
     names: Sequence[str] | None,
     n_experiences: int | None = None,
     class_order: Sequence[Any] | None = None,
+    store: str = "own",
 ):
-    """Pad validated splits to one shape and frame them with Avalanche's benchmark builders.
+    """Frame validated splits, padded to one sample shape, with Avalanche's benchmark builders.
 
     ``splits`` maps stream names (``train``, ``test``, optionally ``valid``) to one split object per
     dataset (``.x`` right-padded ``(N, T, F)``, ``.lengths``, ``.labels``); ``maps`` maps raw
-    labels to class indices per dataset.
+    labels to class indices per dataset. ``store="own"`` keeps each dataset's tensor at its own
+    longest length and feature count, padded to the stream's shape only when samples are read;
+    ``"stream"`` stores every sample padded (the same samples; kept to measure what that costs).
     Returns ``(CLScenario, experience names, classes per experience, fingerprint)``, the last a
     SHA-256 of every padded tensor, label and task label, in stream order.
     """
@@ -187,17 +255,22 @@ def make_scenario(
 
     from clstm.errors import DataError
 
+    if store not in ("own", "stream"):
+        raise ValueError(f"store must be 'own' or 'stream', got '{store}'")
     every = [part for parts in splits.values() for part in parts]
     t_max = max(int(part.lengths.max()) for part in every)
     f_max = max(part.x.shape[2] for part in every)
     digest = hashlib.sha256(f"{scenario}|{n_experiences}|{class_order}".encode())
 
     def dataset(part, mapping, task=0):
-        x = pad_dense(part.x, part.lengths, t_max, f_max)  # (N, T, F + 1)
+        own = store == "own"
+        t, f = (int(part.lengths.max()), part.x.shape[2]) if own else (t_max, f_max)
+        x = pad_dense(part.x, part.lengths, t, f)  # (N, T_e, F_e + 1), or the stream's shape
         y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
-        for tensor in (x, y, torch.tensor([task])):
+        _digest_padded(digest, x, t_max, f_max)  # of the samples as read: one digest either way
+        for tensor in (y, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())
-        return classification_dataset(x, y, task=task)
+        return classification_dataset(x, y, task=task, n_steps=t_max, n_features=f_max)
 
     if scenario in ("domain", "task"):
         streams = {
@@ -252,6 +325,17 @@ def make_scenario(
         start += c
     experience_names = ["classes " + ",".join(str(inverse[k]) for k in g) for g in groups]
     return bench, experience_names, groups, digest.hexdigest()
+
+
+def _digest_padded(digest: Any, x: torch.Tensor, n_steps: int, n_features: int) -> None:
+    """Feed ``x`` padded to ``(n_steps, n_features + 1)`` into ``digest``, a few MB at a time
+    (the bytes of the whole padded tensor, without holding it)."""
+    if x.shape[1:] == (n_steps, n_features + 1):
+        digest.update(x.numpy())  # the buffer itself, no copy
+        return
+    rows = max(1, 2**24 // (n_steps * (n_features + 1) * 4))
+    for start in range(0, len(x), rows):
+        digest.update(pad_item(x[start : start + rows], n_steps, n_features).numpy())
 
 
 def as_sequence_benchmark(obj: Any) -> SequenceBenchmark:

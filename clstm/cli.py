@@ -199,21 +199,23 @@ def _list() -> int:
     import dataclasses
     import json
 
-    from clstm.data.catalog import availability, scenarios
+    from clstm.data.catalog import availability, scenarios, target
     from clstm.data.registry import BENCHMARKS
     from clstm.strategies import STRATEGIES
 
-    print("benchmarks (benchmark.name) [scenarios, default first] (data):")
+    print("benchmarks (benchmark.name) [scenarios, default first; targets] (data):")
     for name, (_, description) in BENCHMARKS.items():
         if name == "python":
             print(f"  {name:<12} {description}")
             continue
         state = availability(name)
         where = state.state + (f": {state.detail}" if state.state != "offline" else "")
-        print(f"  {name:<12} {description} [{', '.join(scenarios(name))}] ({where})")
-    print("strategies (strategy.name), scenarios and hyperparameters (defaults):")
+        kinds = f"{', '.join(scenarios(name))}; {target(name)}"
+        print(f"  {name:<12} {description} [{kinds}] ({where})")
+    print("strategies (strategy.name) [scenarios; targets] and hyperparameters (defaults):")
     for name, entry in STRATEGIES.items():
-        print(f"  {name:<12} {entry.description} [{', '.join(entry.scenarios)}]")
+        kinds = f"{', '.join(entry.scenarios)}; {', '.join(entry.targets)}"
+        print(f"  {name:<12} {entry.description} [{kinds}]")
         options = [
             f"{f.name}={json.dumps(list(f.default) if isinstance(f.default, tuple) else f.default)}"
             for f in dataclasses.fields(entry.config)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from clstm.data.sequences import split_mask
 
@@ -26,6 +26,10 @@ class RecurrentEncoder(nn.Module):
     padded elsewhere; bidirectional encoders always pack, so the backward direction starts at
     each sequence's last real step. Both give the same outputs.
 
+    With ``per_step=True`` it returns every step's output ``(B, T', D)`` instead, ``T'`` the
+    batch's longest sequence (outputs at a sequence's padding steps are zeros when packed, and
+    never depend on them when padded: the recurrence only runs forward).
+
     With ``stateful=True`` the final hidden state of one forward pass is the initial state of the
     next (detached: truncated back-propagation), for consecutive windows of long series of equal
     length; :meth:`reset_state` forgets it. ``LSTMPlugin`` calls it at every experience boundary.
@@ -42,6 +46,7 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         stateful: bool = False,
         packing: str = "auto",
+        per_step: bool = False,
     ):
         super().__init__()
         if packing not in ("auto", "packed", "padded"):
@@ -54,6 +59,7 @@ class RecurrentEncoder(nn.Module):
         self.bidirectional = bidirectional
         self.stateful = stateful
         self.packing = packing
+        self.per_step = per_step
         self.rnn = _CELLS[cell](
             n_features,
             hidden_size,
@@ -79,7 +85,9 @@ class RecurrentEncoder(nn.Module):
             packed = pack_padded_sequence(
                 values, lengths.cpu(), batch_first=True, enforce_sorted=False
             )
-            _, h_n = self.rnn(packed)  # h_n (layers * dirs, B, H), in the batch's original order
+            out, h_n = self.rnn(packed)  # h_n (layers * dirs, B, H), in the batch's original order
+            if self.per_step:
+                return pad_packed_sequence(out, batch_first=True, total_length=t_max)[0]
             h_n = h_n[0] if self.cell == "lstm" else h_n
             if not self.bidirectional:
                 return h_n[-1]  # (B, H): the last layer at each sequence's last real step
@@ -89,6 +97,8 @@ class RecurrentEncoder(nn.Module):
             self.state = (
                 tuple(s.detach() for s in final) if isinstance(final, tuple) else final.detach()
             )
+        if self.per_step:
+            return out  # (B, T', H)
         if t_min == t_max:  # equal lengths (fixed-length data, most length-bucketed batches)
             return out[:, -1]  # (B, H)
         return out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
@@ -138,7 +148,8 @@ class SequenceClassifier(nn.Module):
         self.head = head if head is not None else nn.Linear(encoder.out_features, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, n_classes)`` for a padded batch ``(B, T, F + 1)``."""
+        """Logits ``(B, n_classes)`` for a padded batch ``(B, T, F + 1)`` (``(B, T', n_classes)``,
+        one per step, with a ``per_step`` encoder)."""
         return self.head(self.dropout(self.encoder(x)))
 
 
@@ -190,6 +201,12 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
       ``MultiHeadClassifier``) and, with ``adapter: projection``, one input projection per task.
     """
     scenario = benchmark.scenario_name
+    per_step = getattr(benchmark, "target", "sequence") != "sequence"
+    if per_step and scenario == "class":
+        raise ValueError(
+            f"{benchmark.target} targets have no growing class head: use benchmark.scenario "
+            "domain (one shared head) or task (one head per task)"
+        )
     projection = config.adapter == "projection"
     if projection and scenario != "task":
         raise ValueError(
@@ -205,6 +222,7 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         bidirectional=config.bidirectional,
         stateful=stateful,
         packing=config.packing,
+        per_step=per_step,
     )
     if scenario == "task":
         from clstm.multitask import MultiTaskSequenceClassifier
@@ -215,6 +233,13 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         adapters = (
             [TaskInputProjection(f, config.adapter_size) for f in features] if projection else None
         )
+        if per_step:
+            from clstm.multitask import PerStepMultiTaskClassifier
+
+            return PerStepMultiTaskClassifier(
+                encoder, benchmark.n_classes, benchmark.n_experiences, adapters=adapters,
+                dropout=config.dropout,
+            )  # fmt: skip
         return MultiTaskSequenceClassifier(encoder, adapters=adapters, dropout=config.dropout)
     if scenario == "class":
         from avalanche.models import IncrementalClassifier

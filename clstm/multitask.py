@@ -86,3 +86,63 @@ class MultiTaskSequenceClassifier(MultiTaskModule):
         for rows, logits in parts:
             out[rows, : logits.shape[1]] = logits
         return out
+
+
+class PerStepMultiTaskClassifier(MultiTaskModule):
+    """Shared per-step recurrent encoder, optional per-task input projections, one linear head per
+    task over every step: logits ``(B, T', n_outputs)``.
+
+    The heads are made up front, one per task of the stream (all of one width): Avalanche's
+    ``MultiHeadClassifier`` sizes its heads from the classes of an experience's targets, which
+    per-step targets do not have. A head's parameters receive no gradient before its task
+    arrives. Rows of different tasks are run separately and their outputs padded to the batch's
+    longest sequence (steps there carry no target).
+    """
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        n_outputs: int,
+        n_tasks: int,
+        *,
+        adapters: list[nn.Module] | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.adapters = nn.ModuleList(adapters) if adapters is not None else None
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList(
+            nn.Linear(encoder.out_features, n_outputs) for _ in range(n_tasks)
+        )
+
+    def adaptation(self, experience) -> None:
+        # Why overridden: MultiTaskModule.adaptation reads experience.classes_in_this_experience,
+        # which experiences with per-step targets do not have; only the task labels matter here.
+        if self.training:
+            self.known_train_tasks_labels |= set(experience.task_labels)
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        if not 0 <= task_label < len(self.heads):
+            raise ValueError(f"no head for task {task_label} (the stream has {len(self.heads)})")
+        if self.adapters is not None:
+            x = self.adapters[task_label](x)
+        return self.heads[task_label](self.dropout(self.encoder(x)))
+
+    def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+        if isinstance(task_labels, int):
+            return self.forward_single_task(x, task_labels)
+        if task_labels is None:
+            raise ValueError("a per-step multi-head model needs the task label of every sample")
+        tasks = torch.unique(task_labels).tolist()
+        if len(tasks) == 1:
+            return self.forward_single_task(x, tasks[0])
+        steps = int(x[..., -1].sum(dim=1).max().round())
+        out = None
+        for task in tasks:
+            rows = task_labels == task
+            logits = self.forward_single_task(x[rows], task)  # (b, T_task, W)
+            if out is None:
+                out = logits.new_zeros(x.shape[0], steps, logits.shape[-1])
+            out[rows, : logits.shape[1]] = logits
+        return out

@@ -514,7 +514,7 @@ def _adopt_benchmark(benchmark):
 
 def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
     from clstm.models import parameter_count
-    from clstm.strategies import check_scenario, check_stateful
+    from clstm.strategies import check_scenario, check_stateful, check_target
 
     params = parameter_count(cfg.model, bench)
     need = params * 4 * 4  # float32 weights, gradients and two Adam moments
@@ -529,6 +529,12 @@ def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
         )
 
     check_scenario(cfg.strategy.name, bench.scenario_name)
+    check_target(cfg.strategy.name, bench.target, cfg.strategy)
+    if bench.target != "sequence" and bench.scenario_name == "class":
+        raise ConfigError(
+            f"{bench.target} targets have no growing class head: use benchmark.scenario domain "
+            "(one shared head) or task (one head per task)"
+        )
     if cfg.train.state == "stateful":
         check_stateful(cfg.strategy.name)
         if bench.windows_per_series is None:
@@ -604,7 +610,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     )
     strategy = build_strategy(
         cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
-        windows_per_series=bench.windows_per_series,
+        windows_per_series=bench.windows_per_series, target=bench.target,
     )  # fmt: skip
     done = 0
     if resuming:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clstm.config import ExperimentConfig
 
 ALL = ("domain", "task", "class")
+TARGETS = ("sequence", "per_step", "per_step_bits")  # clstm.targets.KINDS (no torch import here)
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,7 @@ class StrategyEntry:
     trains_once: bool = False  # joint: one training call on the whole stream
     stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
     checkpointable: bool = True  # its state pickles (for --resume); else runs restart
+    targets: tuple[str, ...] = TARGETS  # target kinds it handles correctly (clstm.targets)
 
 
 #: strategy name -> entry
@@ -273,16 +275,25 @@ STRATEGIES: dict[str, StrategyEntry] = {
     ),
     "ewc": StrategyEntry(EWCConfig, _ewc, ALL, "elastic weight consolidation (and online EWC)"),
     "si": StrategyEntry(SIConfig, _si, ALL, "synaptic intelligence"),
-    "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses"),
-    "lwf": StrategyEntry(LwFConfig, _lwf, ALL, "learning without forgetting (distillation)"),
+    # MAS's importance is the norm of a (B, C) output; per-step outputs would mix in padding steps
+    "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses", targets=("sequence",)),
+    # the distillation is a softmax over (B, C) logits; per-step distillation is not written yet
+    "lwf": StrategyEntry(
+        LwFConfig, _lwf, ALL, "learning without forgetting (distillation)", targets=("sequence",)
+    ),
     "gem": StrategyEntry(GEMConfig, _gem, ALL, "gradient episodic memory (needs quadprog)"),
     # A-GEM's plugin holds a live iterator over its memory, which cannot be pickled.
     "agem": StrategyEntry(
         AGEMConfig, _agem, ALL, "averaged gradient episodic memory", checkpointable=False
     ),
-    "gdumb": StrategyEntry(GDumbConfig, _gdumb, ALL, "greedy memory, retrain from scratch"),
+    # GDumb's memory is balanced over the class of each sample
+    "gdumb": StrategyEntry(
+        GDumbConfig, _gdumb, ALL, "greedy memory, retrain from scratch", targets=("sequence",)
+    ),
+    # DER stores one logit vector per sample
     "der": StrategyEntry(
-        DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head"
+        DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head",
+        targets=("sequence",),
     ),
     "separate": StrategyEntry(
         SeparateConfig, _separate, ALL,
@@ -330,6 +341,22 @@ def check_scenario(strategy: str, scenario: str) -> None:
         )
 
 
+def check_target(strategy: str, target: str, config=None) -> None:
+    """Refuse a strategy (or one of its options) that cannot handle a benchmark's target kind."""
+    supported = STRATEGIES[strategy].targets
+    if target not in supported:
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if target in e.targets)
+        raise ConfigError(
+            f"strategy '{strategy}' does not support {target} targets (it needs one class per "
+            f"sequence); for {target} targets use one of {allowed}"
+        )
+    if target != "sequence" and getattr(config, "policy", None) == "class_balanced":
+        raise ConfigError(
+            f"strategy.policy: class_balanced balances the memory over each sequence's class, "
+            f"which {target} targets do not have; set strategy.policy: reservoir"
+        )
+
+
 def make_optimizer(train, parameters):
     """The torch optimizer described by a :class:`clstm.config.TrainConfig`."""
     import torch
@@ -349,18 +376,19 @@ def build_strategy(
     evaluator,
     plugins: Sequence[Any] = (),
     windows_per_series: int | None = None,
+    target: str = "sequence",
 ):
     """The Avalanche strategy for ``config``, with clstm's plugins added before the method's.
 
     ``plugins`` are appended after clstm's own (e.g. test probes or a user's plugins).
-    ``windows_per_series`` is needed with ``train.state: stateful``.
+    ``windows_per_series`` is needed with ``train.state: stateful``; ``target`` is the
+    benchmark's target kind, which picks the loss (:func:`clstm.targets.criterion`).
     """
-    import torch
-
     from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
     from clstm.plugins.loading import StackedEvalLoaderPlugin
     from clstm.plugins.stateful import StatefulWindowsPlugin
     from clstm.plugins.stopping import StopPlugin
+    from clstm.targets import criterion
 
     train = config.train
     if train.state == "stateful":
@@ -378,7 +406,7 @@ def build_strategy(
     common = dict(
         model=model,
         optimizer=make_optimizer(train, model.parameters()),
-        criterion=torch.nn.CrossEntropyLoss(),
+        criterion=criterion(target),
         train_mb_size=train.batch_size,
         train_epochs=train.epochs,
         eval_mb_size=config.eval.batch_size,

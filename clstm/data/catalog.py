@@ -52,10 +52,17 @@ def scenarios(name: str) -> list[str]:
     return found
 
 
+def target(name: str) -> str:
+    """What benchmark ``name`` asks the model to predict (:mod:`clstm.targets`)."""
+    from clstm.data.registry import benchmark_module
+
+    return getattr(benchmark_module(name), "TARGET", "sequence")
+
+
 def availability(name: str, root: str | None = None) -> Availability:
     """Offline / cached / needs a download, for benchmark ``name`` and data root ``root``."""
     base = data_root(root)
-    if name in ("synthetic", "cued_recall"):
+    if name in ("synthetic", "cued_recall", "copy"):
         return Availability("offline", "generated")
     if name == "seq_digits":
         return Availability("offline", "ships with scikit-learn")
@@ -156,4 +163,4 @@ def table(root: str | None = None) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-__all__ = ["Availability", "availability", "fetch", "scenarios", "table"]
+__all__ = ["Availability", "availability", "fetch", "scenarios", "table", "target"]

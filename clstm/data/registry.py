@@ -65,6 +65,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "WISDM 2019 phone accelerometer (200-step windows x 3, 18 activities) in tasks of 2 as "
         "in TSCIL (6 experiment + 3 tuning); class-incremental; downloaded once",
     ),
+    "copy": (
+        "clstm.data.copy_task",
+        "the Copy Task family of Ehret et al. 2021 (permuted, padded, pattern manipulation): "
+        "reproduce a bit pattern after a stop bit, per-step bit targets; task-incremental",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

@@ -36,6 +36,7 @@ from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
 from clstm import metrics as clm
+from clstm.targets import count_correct
 
 
 class AccuracyMatrixMetric(PluginMetric):
@@ -111,12 +112,12 @@ class AccuracyMatrixMetric(PluginMetric):
 
     def after_eval_iteration(self, strategy) -> None:
         super().after_eval_iteration(strategy)
-        predicted = strategy.mb_output.argmax(dim=1)  # (B,)
-        self._correct = self._correct + (predicted == strategy.mb_y).sum()  # stays on device
-        self._seen += len(strategy.mb_y)
+        correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
+        self._correct = self._correct + correct  # stays on device
+        self._seen = self._seen + counted  # sequences, or target steps/bits (clstm.targets)
 
     def after_eval_exp(self, strategy) -> None:
-        if self._in_training or self._seen == 0:
+        if self._in_training or not self._seen:
             return
         experience = strategy.experience
         name = getattr(experience.origin_stream, "name", None) or "unnamed"
@@ -133,7 +134,7 @@ class AccuracyMatrixMetric(PluginMetric):
         j = experience.current_experience
         self._n_experiences = max(self._n_experiences, stream_length, j + 1)
         k = strategy.clock.train_exp_counter
-        self._rows.setdefault(k, {})[j] = float(self._correct) / self._seen
+        self._rows.setdefault(k, {})[j] = float(self._correct) / float(self._seen)
 
     def after_eval(self, strategy) -> list[MetricValue] | None:
         if self._in_training or not self._touched:

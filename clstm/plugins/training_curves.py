@@ -6,6 +6,8 @@ import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
+from clstm.targets import count_correct
+
 EPOCH_LOSS = "Loss_Epoch/train_phase/train_stream"
 EPOCH_ACCURACY = "Top1_Acc_Epoch/train_phase/train_stream"
 
@@ -33,13 +35,16 @@ class TrainingCurvesMetric(PluginMetric):
     def reset(self) -> None:
         self._loss_sum: torch.Tensor | float = 0.0
         self._correct: torch.Tensor | int = 0
+        self._targets: torch.Tensor | int = 0  # sequences, or target steps/bits (clstm.targets)
         self._count = 0
 
     def result(self) -> tuple[float, float] | None:
         """``(mean loss, accuracy)`` of the epoch so far, or None before its first batch."""
         if not self._count:
             return None
-        return float(self._loss_sum) / self._count, float(self._correct) / self._count
+        targets = float(self._targets)
+        accuracy = float(self._correct) / targets if targets else 0.0
+        return float(self._loss_sum) / self._count, accuracy
 
     def before_training_epoch(self, strategy) -> None:
         self.reset()
@@ -48,8 +53,9 @@ class TrainingCurvesMetric(PluginMetric):
         n = len(strategy.mb_y)
         with torch.no_grad():
             self._loss_sum = self._loss_sum + strategy.loss.detach().sum() * n
-            predicted = strategy.mb_output.argmax(dim=1)
-            self._correct = self._correct + (predicted == strategy.mb_y).sum()
+            correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
+            self._correct = self._correct + correct
+            self._targets = self._targets + counted
         self._count += n
 
     def after_training_epoch(self, strategy) -> list[MetricValue] | None:

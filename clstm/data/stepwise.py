@@ -1,0 +1,128 @@
+"""Experiences whose targets are per step (:mod:`clstm.targets`): arrays -> an Avalanche stream.
+
+The counterpart of :func:`clstm.data.arrays.benchmark_from_arrays` for ``per_step`` and
+``per_step_bits`` targets, used by generated benchmarks (the Copy Task family). Inputs are
+stored as everywhere in clstm (right-padded, mask channel last, each dataset at its own shape);
+targets are stored at the stream's length, :data:`clstm.targets.NO_TARGET` at every step that
+carries none, so that every loader's default collation works. The datasets are plain Avalanche
+datasets (no ``targets`` attribute: there is no class per sample), with ``lengths`` and task
+labels as data attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from clstm.data.sequences import SequenceBenchmark, _digest_padded, pad_dense
+from clstm.errors import DataError
+
+#: (x (N, T, F), lengths (N,), y (N, T) integer classes or (N, T, W) bits, NO_TARGET elsewhere)
+StepSplit = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _dataset(x: torch.Tensor, y: torch.Tensor, lengths: np.ndarray, task: int, steps, features):
+    from avalanche.benchmarks.utils import (
+        AvalancheDataset,
+        ConstantSequence,
+        DataAttribute,
+        TaskLabels,
+    )
+
+    from clstm.data.sequences import SequenceDataset
+
+    return AvalancheDataset(
+        [SequenceDataset(x, y, steps, features)],
+        data_attributes=[
+            DataAttribute(np.asarray(lengths).tolist(), "lengths"),
+            TaskLabels(ConstantSequence(task, len(y))),
+        ],
+    )
+
+
+def _check(split: StepSplit, target: str, where: str) -> None:
+    from clstm.targets import NO_TARGET
+
+    x, lengths, y = split
+    if x.ndim != 3 or len(x) == 0:
+        raise DataError(f"{where}: x must be a non-empty (N, T, F) array, got shape {x.shape}")
+    want = 2 if target == "per_step" else 3
+    if y.ndim != want or y.shape[:2] != x.shape[:2]:
+        raise DataError(
+            f"{where}: {target} targets must have shape (N, T{', W' if want == 3 else ''}) "
+            f"matching x {x.shape[:2]}, got {y.shape}"
+        )
+    beyond = np.arange(x.shape[1])[None, :] >= np.asarray(lengths)[:, None]  # (N, T) padding
+    if (y.reshape(*y.shape[:2], -1)[beyond] != NO_TARGET).any():
+        raise DataError(f"{where}: a target lies beyond its sequence's length")
+
+
+def per_step_benchmark(
+    train: Sequence[StepSplit],
+    test: Sequence[StepSplit],
+    *,
+    target: str,
+    n_outputs: int,
+    names: Sequence[str],
+    scenario: str = "task",
+    tag: str = "",
+) -> SequenceBenchmark:
+    """One experience per ``(train[i], test[i])``; ``scenario`` ``task`` (task label = index,
+    one head per task) or ``domain`` (one shared head). ``n_outputs``: classes per step
+    (``per_step``) or bits per step (``per_step_bits``). Identical input arrays (the same
+    object) are padded and stored once. ``tag`` enters the fingerprint (e.g. the generator's
+    options)."""
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+    from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+
+    from clstm.targets import NO_TARGET
+
+    if target not in ("per_step", "per_step_bits"):
+        raise DataError(f"target must be per_step or per_step_bits, got '{target}'")
+    if scenario not in ("task", "domain"):
+        raise DataError(f"per-step targets need scenario task or domain, got '{scenario}'")
+    if not (len(train) == len(test) == len(names)) or not train:
+        raise DataError("give one train split, one test split and one name per experience")
+    for i, (tr, te) in enumerate(zip(train, test, strict=True)):
+        _check(tr, target, f"train dataset {i} ('{names[i]}')")
+        _check(te, target, f"test dataset {i} ('{names[i]}')")
+    every = [*train, *test]
+    steps = max(int(np.max(lengths)) for _, lengths, _ in every)
+    features = max(x.shape[2] for x, _, _ in every)
+    digest = hashlib.sha256(f"{target}|{scenario}|{tag}".encode())
+    stored: dict[int, torch.Tensor] = {}
+
+    def dataset(split: StepSplit, task: int):
+        x, lengths, y = split
+        if id(x) not in stored:
+            stored[id(x)] = pad_dense(x, lengths, int(np.max(lengths)), x.shape[2])
+        xt = stored[id(x)]
+        padded = np.full((len(y), steps, *y.shape[2:]), NO_TARGET, dtype=y.dtype)
+        padded[:, : y.shape[1]] = y  # targets at the stream's steps, none after each sequence
+        yt = torch.from_numpy(padded)
+        yt = yt.float() if target == "per_step_bits" else yt.long()
+        _digest_padded(digest, xt, steps, features)
+        for tensor in (yt, torch.tensor([task])):
+            digest.update(tensor.numpy().tobytes())
+        return _dataset(xt, yt, lengths, task, steps, features)
+
+    streams = {
+        name: [dataset(split, i if scenario == "task" else 0) for i, split in enumerate(splits)]
+        for name, splits in (("train", train), ("test", test))
+    }
+    bench = benchmark_from_datasets(**streams)
+    if scenario == "task":
+        bench = with_task_labels(bench)
+    return SequenceBenchmark(
+        scenario=bench,
+        n_features=features,
+        n_classes=n_outputs,
+        experience_names=list(names),
+        scenario_name=scenario,
+        features_per_experience=[x.shape[2] for x, _, _ in train],
+        fingerprint=digest.hexdigest(),
+        target=target,
+    )

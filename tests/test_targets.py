@@ -1,0 +1,186 @@
+"""Per-step targets: losses and accuracies on hand-computed cases, per-step models, the Copy Task
+generator, and every strategy on a per-step stream (works, or is refused in one line)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from clstm.config import ConfigError
+from clstm.data import copy_task
+from clstm.data.sequences import pad_sequences
+from clstm.models import RecurrentEncoder, SequenceClassifier
+from clstm.runner import run_experiment
+from clstm.strategies import STRATEGIES
+from clstm.targets import NO_TARGET, count_correct, criterion, kind_of
+
+N = NO_TARGET
+
+
+def test_per_step_cross_entropy_sums_target_steps_per_sequence():
+    # two sequences, 3 steps, 2 classes; step 0 of each carries no target
+    output = torch.tensor([[[9.0, 0.0], [0.0, 0.0], [2.0, 0.0]], [[0.0, 9.0], [1.0, 0.0], [0, 0]]])
+    y = torch.tensor([[N, 1, 0], [N, 0, N]])
+    ln2 = math.log(2)
+    expected = (ln2 + math.log(1 + math.exp(-2)) + math.log(1 + math.exp(-1))) / 2
+    assert criterion("per_step")(output, y).item() == pytest.approx(expected)
+    correct, counted = count_correct(output, y)
+    # step (0, 1): tie -> argmax 0, wrong; (0, 2): right; (1, 1): right
+    assert (correct.item(), counted.item()) == (2, 3)
+
+
+def test_per_step_bits_bce_and_bit_accuracy():
+    output = torch.tensor([[[3.0, -1.0], [0.0, 0.0]]])  # (1, 2 steps, 2 bits)
+    y = torch.tensor([[[N, N], [1.0, 0.0]]])  # only step 1 carries bits
+    expected = math.log(2) + math.log(2)  # logits 0: each bit costs log 2; summed per sequence
+    assert criterion("per_step_bits")(output, y).item() == pytest.approx(expected)
+    correct, counted = count_correct(output, y)
+    assert (correct.item(), counted.item()) == (1, 2)  # logit 0 reads as 1: right, then wrong
+
+
+def test_targets_beyond_the_batch_steps_are_refused_and_kinds_are_read_from_shapes():
+    output = torch.zeros(1, 2, 3)
+    with pytest.raises(ValueError, match="targets beyond step 2"):
+        criterion("per_step")(output, torch.tensor([[N, N, 1]]))
+    loss = criterion("per_step")(output, torch.tensor([[1, N, N, N]]))  # padding after: fine
+    assert loss.item() == pytest.approx(math.log(3))
+    assert kind_of(torch.zeros(4, dtype=torch.long)) == "sequence"
+    assert kind_of(torch.zeros(4, 5, dtype=torch.long)) == "per_step"
+    assert kind_of(torch.zeros(4, 5, 2)) == "per_step_bits"
+    with pytest.raises(ValueError, match="none of"):
+        kind_of(torch.zeros(4, 5))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("packing", ["padded", "packed"])
+def test_per_step_outputs_at_real_steps_do_not_depend_on_padding(cell, packing):
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        RecurrentEncoder(n_features=3, cell=cell, hidden_size=8, packing=packing, per_step=True),
+        n_classes=4,
+    ).eval()
+    rng = np.random.default_rng(0)
+    short = [rng.standard_normal((4, 3)).astype(np.float32)]
+    longer = [rng.standard_normal((n, 3)).astype(np.float32) for n in (30, 9)]
+    with torch.no_grad():
+        alone = model(pad_sequences(short))  # (1, 4, 4)
+        batched = model(pad_sequences(longer + short))[-1:, :4]
+        padded = model(pad_sequences(short, max_len=50))
+    assert alone.shape == (1, 4, 4) and padded.shape == (1, 4, 4)  # trimmed to the longest
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=0)
+
+
+def _copy(**options):
+    return copy_task.Config(**{"n_train": 20, "n_test": 8, **options})
+
+
+def test_permuted_copy_targets_are_the_pattern_with_its_steps_permuted():
+    config = _copy()
+    x = copy_task.inputs(config, 20, 0)
+    assert x.shape == (20, 11, 8)  # i + 1 + p steps; 7 bits + the stop bit
+    assert (x[:, 5, 7] == 1).all() and x[:, np.r_[0:5, 6:11], 7].sum() == 0  # stop bit at step i
+    assert (x[:, 5:, :7] == 0).all()  # silent after the pattern
+    for task in range(2):
+        y = copy_task.targets(config, x, task)
+        (perm,) = copy_task.permutations(config, task)
+        assert (y[:, :6] == NO_TARGET).all()  # no target while the input is shown
+        np.testing.assert_array_equal(y[:, 6:], x[:, perm, :7])
+    assert not np.array_equal(copy_task.permutations(config, 0), copy_task.permutations(config, 1))
+    np.testing.assert_array_equal(x, copy_task.inputs(config, 20, 0))  # deterministic
+
+
+def test_padded_copy_and_pattern_manipulation():
+    padded = _copy(variant="padded")
+    x = copy_task.inputs(padded, 20, 0)
+    assert x.shape == (20, 31, 8) and (x[:, 5:25] == 0).all() and (x[:, 25, 7] == 1).all()
+    y = copy_task.targets(padded, x, 0)
+    assert (y[:, :26] == NO_TARGET).all() and y[:, 26:].shape == (20, 5, 7)
+
+    pattern = _copy(variant="pattern", xor_iter=2)
+    x = copy_task.inputs(pattern, 20, 0)
+    bits = x[:, :5, :7].astype(bool)
+    p1, p2 = copy_task.permutations(pattern, 0)
+    expected = bits ^ bits[:, p1] ^ bits[:, p2]  # Ehret et al.'s XOR with separate permutations
+    np.testing.assert_array_equal(copy_task.targets(pattern, x, 0)[:, 6:], expected)
+    with pytest.raises(ValueError, match="xor_iter applies to variant: pattern"):
+        _copy(xor_iter=2)
+
+
+def test_copy_benchmark_stores_the_shared_inputs_once():
+    bench = copy_task.build(_copy(n_experiences=3))
+    assert bench.target == "per_step_bits" and bench.n_classes == 7
+    leaves = [e.dataset._flat_data._datasets[0] for e in bench.scenario.train_stream]
+    assert leaves[0].x is leaves[1].x is leaves[2].x  # one tensor for the three tasks
+    x, y, t = bench.scenario.train_stream[2].dataset[0]
+    assert x.shape == (11, 9) and y.shape == (11, 7) and y.dtype == torch.float32 and t == 2
+
+
+TINY_COPY = {
+    "name": "tiny_copy", "device": "cpu",
+    "benchmark": {"name": "copy", "n_experiences": 3, "n_train": 64, "n_test": 32},
+    "model": {"type": "rnn", "hidden_size": 16},
+    "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "lr_schedule": "none"},
+}  # fmt: skip
+SUPPORTED = sorted(n for n, e in STRATEGIES.items() if "per_step_bits" in e.targets)
+
+
+@pytest.mark.parametrize("strategy", SUPPORTED)
+def test_every_supported_strategy_runs_on_per_step_targets(tmp_path, strategy):
+    params = {"policy": "reservoir", "mem_size": 32} if strategy == "replay" else {}
+    cfg = {**TINY_COPY, "strategy": {"name": strategy, **params}}
+    result = run_experiment(cfg, out=tmp_path)
+    assert result.status == "completed", result.error
+    R = result.accuracy_matrix
+    rows = R[-1:] if strategy == "joint" else R
+    assert np.all((rows >= 0) & (rows <= 1)) and not np.isnan(rows).any()
+    again = run_experiment(cfg, out=tmp_path / "again")
+    np.testing.assert_array_equal(again.accuracy_matrix, R)  # deterministic
+
+
+def test_per_step_targets_are_learned_and_forgotten(tmp_path):
+    cfg = {
+        **TINY_COPY, "strategy": {"name": "naive"},
+        "benchmark": {**TINY_COPY["benchmark"], "n_train": 2000, "n_test": 200},
+        "model": {"type": "rnn", "hidden_size": 64},
+        "train": {"epochs": 6, "batch_size": 64, "lr": 0.003, "lr_schedule": "none"},
+    }  # fmt: skip
+    R = run_experiment(cfg, out=tmp_path).accuracy_matrix
+    assert np.diag(R).min() > 0.7  # each task's bits learned well above chance (0.5)
+    assert R[-1, 0] < R[0, 0] - 0.1  # and the first one forgotten after the others
+
+
+@pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - set(SUPPORTED)))
+def test_strategies_that_need_a_class_per_sequence_are_refused(tmp_path, strategy):
+    bench = {**TINY_COPY["benchmark"], "scenario": "domain"}  # DER has no task scenario
+    cfg = {**TINY_COPY, "benchmark": bench, "strategy": {"name": strategy}}
+    with pytest.raises(ConfigError, match=f"'{strategy}' does not support per_step_bits targets"):
+        run_experiment(cfg, out=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_class_balanced_replay_and_the_class_scenario_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="set strategy.policy: reservoir"):
+        run_experiment({**TINY_COPY, "strategy": {"name": "replay"}}, out=tmp_path)
+    with pytest.raises(ConfigError, match="scenario: 'class' is not supported"):
+        bench = {**TINY_COPY["benchmark"], "scenario": "class"}
+        run_experiment({**TINY_COPY, "benchmark": bench}, out=tmp_path)
+
+
+def test_replay_memory_keeps_per_step_targets(tmp_path):
+    from avalanche.training.plugins import SupervisedPlugin
+
+    seen = []
+
+    class Probe(SupervisedPlugin):
+        def before_training_exp(self, strategy, **kw):  # the memory of earlier experiences
+            replay = next(p for p in strategy.plugins if hasattr(p, "storage_policy"))
+            buffer = replay.storage_policy.buffer
+            seen.append({int(buffer[i][2]) for i in range(len(buffer))})
+            if len(buffer):
+                assert buffer[0][1].shape == (11, 7)
+
+    cfg = {**TINY_COPY, "strategy": {"name": "replay", "policy": "reservoir", "mem_size": 48}}
+    run_experiment(cfg, out=tmp_path, plugins=[Probe()])
+    assert seen == [set(), {0}, {0, 1}]  # samples of every earlier task, with their targets

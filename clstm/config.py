@@ -66,6 +66,11 @@ class ModelConfig:
         "projection per dataset (projection; task scenario only)",
     )
     adapter_size: int = param(16, "output channels of each projection adapter", ge=1)
+    init_hh: Literal["default", "orthogonal"] = param(
+        "default",
+        "hidden-to-hidden weights: PyTorch's uniform initialisation, or orthogonal per gate "
+        "(Ehret et al. 2021's orthogonal_hh_init)",
+    )
     packing: Literal["auto", "packed", "padded"] = param(
         "auto",
         "how the RNN skips padding: packed (PackedSequence, fast with cuDNN), padded (run "
@@ -96,6 +101,12 @@ class TrainConfig:
     )
     grad_clip: float | None = param(
         1.0, "clip the global gradient norm to this value; null disables", gt=0.0
+    )
+    orthogonal_reg: float = param(
+        0.0,
+        "lambda of sum_i ||W_i W_i^T - I||^2 over the hidden-to-hidden matrices (per gate) added "
+        "to the loss (Ehret et al. 2021's orthogonal_hh_reg); 0 disables",
+        ge=0.0,
     )
     length_bucketing: bool = param(
         True, "draw training batches of similar lengths (random order across buckets)"

@@ -192,6 +192,16 @@ def parameter_count(config, benchmark) -> int:
     return total + heads * (out + 1) * benchmark.n_classes
 
 
+def init_orthogonal_hh(rnn: nn.RNNBase) -> None:
+    """Orthogonal hidden-to-hidden weights, one ``(H, H)`` block per gate."""
+    gates = _GATES[{nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(rnn)]]
+    with torch.no_grad():
+        for name, weight in rnn.named_parameters():
+            if name.startswith("weight_hh"):
+                for block in weight.chunk(gates, dim=0):
+                    nn.init.orthogonal_(block)
+
+
 def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
     """The classifier a :class:`clstm.config.ModelConfig` describes, shaped for ``benchmark``.
 
@@ -224,6 +234,8 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         packing=config.packing,
         per_step=per_step,
     )
+    if config.init_hh == "orthogonal":
+        init_orthogonal_hh(encoder.rnn)
     if scenario == "task":
         from clstm.multitask import MultiTaskSequenceClassifier
 

@@ -50,8 +50,10 @@ class ReplayConfig:
 
     name: Literal["replay"] = param("replay", "strategy")
     mem_size: int = param(200, "samples kept in memory, over all experiences", ge=1)
-    policy: Literal["class_balanced", "reservoir"] = param(
-        "class_balanced", "which samples stay: equal share per class, or reservoir sampling"
+    policy: Literal["class_balanced", "experience_balanced", "reservoir"] = param(
+        "class_balanced",
+        "which samples stay: equal share per class, equal share per experience, or reservoir "
+        "sampling",
     )
 
 
@@ -163,12 +165,18 @@ def _with_plugin(plugin, common):
 
 
 def _replay(config: ReplayConfig, **common):
-    from avalanche.training.storage_policy import ClassBalancedBuffer, ReservoirSamplingBuffer
+    from avalanche.training.storage_policy import (
+        ClassBalancedBuffer,
+        ExperienceBalancedBuffer,
+        ReservoirSamplingBuffer,
+    )
 
     from clstm.plugins.replay import QuietReplayPlugin
 
     if config.policy == "class_balanced":
         policy = ClassBalancedBuffer(max_size=config.mem_size, adaptive_size=True)
+    elif config.policy == "experience_balanced":
+        policy = ExperienceBalancedBuffer(max_size=config.mem_size, adaptive_size=True)
     else:
         policy = ReservoirSamplingBuffer(max_size=config.mem_size)
     plugin = QuietReplayPlugin(mem_size=config.mem_size, storage_policy=policy)
@@ -353,7 +361,8 @@ def check_target(strategy: str, target: str, config=None) -> None:
     if target != "sequence" and getattr(config, "policy", None) == "class_balanced":
         raise ConfigError(
             f"strategy.policy: class_balanced balances the memory over each sequence's class, "
-            f"which {target} targets do not have; set strategy.policy: reservoir"
+            f"which {target} targets do not have; set strategy.policy: experience_balanced or "
+            "reservoir"
         )
 
 
@@ -391,6 +400,11 @@ def build_strategy(
     from clstm.targets import criterion
 
     train = config.train
+    extra = []
+    if train.orthogonal_reg > 0:
+        from clstm.plugins.orthogonal import OrthogonalRecurrentPlugin
+
+        extra.append(OrthogonalRecurrentPlugin(train.orthogonal_reg))
     if train.state == "stateful":
         batching = [StatefulWindowsPlugin(windows_per_series)]
     else:
@@ -417,6 +431,7 @@ def build_strategy(
             StopPlugin(),
             StackedEvalLoaderPlugin(),
             *batching,
+            *extra,
             *plugins,
         ],
         evaluator=evaluator,

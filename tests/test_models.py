@@ -117,3 +117,16 @@ def test_build_model_from_config():
     assert isinstance(model.encoder.rnn, torch.nn.GRU)
     out = model(pad_sequences(_sequences([3, 6], n_features=5)))
     assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_orthogonal_hh_initialisation_is_orthogonal_per_gate(cell):
+    from clstm.models import init_orthogonal_hh
+
+    encoder = RecurrentEncoder(n_features=3, cell=cell, hidden_size=6, num_layers=2)
+    init_orthogonal_hh(encoder.rnn)
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    for layer in range(2):
+        weight = getattr(encoder.rnn, f"weight_hh_l{layer}").detach()
+        for block in weight.chunk(gates, dim=0):
+            torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)

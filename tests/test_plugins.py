@@ -193,3 +193,35 @@ def test_lstm_plugin_rejects_bad_arguments():
         LSTMPlugin(optimizer_state="clear")
     with pytest.raises(ValueError, match="grad_clip must be > 0"):
         LSTMPlugin(grad_clip=0)
+
+
+def test_orthogonal_penalty_sums_each_gate_of_each_recurrent_matrix():
+    from torch import nn
+
+    from clstm.plugins.orthogonal import orthogonal_penalty
+
+    lstm = nn.LSTM(2, 3, num_layers=2)
+    eye = torch.eye(3)
+    with torch.no_grad():  # gates: I (0), 2I (||4I - I||^2 = 27), 0 (||-I||^2 = 3), I (0)
+        lstm.weight_hh_l0.copy_(torch.cat([eye, 2 * eye, 0 * eye, eye]))
+        lstm.weight_hh_l1.copy_(torch.cat([eye, eye, eye, eye]))  # orthogonal: 0
+    assert orthogonal_penalty(lstm).item() == pytest.approx(30.0)
+    assert orthogonal_penalty(nn.Linear(2, 2)).item() == 0.0
+
+
+def test_orthogonal_reg_keeps_recurrent_weights_near_orthogonal(tmp_path, tiny_config):
+    from avalanche.core import SupervisedPlugin
+
+    from clstm.plugins.orthogonal import orthogonal_penalty
+    from clstm.runner import run_experiment
+
+    penalties = {}
+
+    class Probe(SupervisedPlugin):
+        def after_training(self, strategy, **kw):
+            penalties[strength] = orthogonal_penalty(strategy.model).item()
+
+    for strength in (0.0, 1.0):
+        tiny_config["train"] = {**tiny_config.get("train", {}), "orthogonal_reg": strength}
+        run_experiment(tiny_config, out=tmp_path / str(strength), plugins=[Probe()])
+    assert penalties[1.0] < 0.5 * penalties[0.0], penalties

@@ -161,7 +161,7 @@ def test_strategies_that_need_a_class_per_sequence_are_refused(tmp_path, strateg
 
 
 def test_class_balanced_replay_and_the_class_scenario_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="set strategy.policy: reservoir"):
+    with pytest.raises(ConfigError, match="set strategy.policy: experience_balanced or reservoir"):
         run_experiment({**TINY_COPY, "strategy": {"name": "replay"}}, out=tmp_path)
     with pytest.raises(ConfigError, match="scenario: 'class' is not supported"):
         bench = {**TINY_COPY["benchmark"], "scenario": "class"}
@@ -177,10 +177,35 @@ def test_replay_memory_keeps_per_step_targets(tmp_path):
         def before_training_exp(self, strategy, **kw):  # the memory of earlier experiences
             replay = next(p for p in strategy.plugins if hasattr(p, "storage_policy"))
             buffer = replay.storage_policy.buffer
-            seen.append({int(buffer[i][2]) for i in range(len(buffer))})
+            tasks = [int(buffer[i][2]) for i in range(len(buffer))]
+            seen.append({t: tasks.count(t) for t in set(tasks)})
             if len(buffer):
                 assert buffer[0][1].shape == (11, 7)
 
-    cfg = {**TINY_COPY, "strategy": {"name": "replay", "policy": "reservoir", "mem_size": 48}}
-    run_experiment(cfg, out=tmp_path, plugins=[Probe()])
-    assert seen == [set(), {0}, {0, 1}]  # samples of every earlier task, with their targets
+    replay = {"name": "replay", "policy": "experience_balanced", "mem_size": 48}
+    run_experiment({**TINY_COPY, "strategy": replay}, out=tmp_path, plugins=[Probe()])
+    assert seen == [{}, {0: 48}, {0: 24, 1: 24}]  # equal shares of every earlier task
+
+
+class _StopOnce:
+    fired = False
+
+
+@pytest.mark.parametrize("strategy", ["ewc", "replay"])
+def test_resume_after_an_interruption_gives_the_same_per_step_run(tmp_path, strategy):
+    from avalanche.training.plugins import SupervisedPlugin
+
+    class StopOnce(SupervisedPlugin):
+        def before_training_iteration(self, strategy, **kwargs):
+            if not _StopOnce.fired and strategy.clock.train_exp_counter == 1:
+                _StopOnce.fired = True
+                raise KeyboardInterrupt
+
+    params = {"policy": "experience_balanced"} if strategy == "replay" else {}
+    cfg = {**TINY_COPY, "strategy": {"name": strategy, **params}}
+    full = run_experiment(cfg, out=tmp_path / "full")
+    _StopOnce.fired = False
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, out=tmp_path / "cut", plugins=[StopOnce()])
+    resumed = run_experiment(cfg, out=tmp_path / "cut", resume=True)
+    np.testing.assert_array_equal(resumed.accuracy_matrix, full.accuracy_matrix)

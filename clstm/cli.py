@@ -320,6 +320,11 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         def progress(row: dict, done: int, total: int) -> None:
             if row.get("acc") is not None and row.get("forgetting") is not None:
                 metrics = f"ACC {row['acc']:.3f}  forgetting {row['forgetting']:.3f}"
+            elif row.get("mse_final") is not None:
+                forgetting = row.get("mse_forgetting")
+                metrics = f"final MSE {row['mse_final']:.3f}" + (
+                    f"  MSE forgetting {forgetting:.3f}" if forgetting is not None else ""
+                )
             else:
                 metrics = row.get("error") or ""
             print(
@@ -421,10 +426,16 @@ def summary_text(result, out: Path) -> str:
     ]
     if m["error"]:
         lines.append(f"  {m['error']}")
-    lines.append("accuracy (rows: after training on; columns: test set of)")
+    if result.target == "regression":
+        initial, matrix = result.error_matrices["mse"]
+        title = "MSE (rows: after training on; columns: test set of; lower is better)"
+    else:
+        initial, matrix = result.initial_accuracy, result.accuracy_matrix
+        title = "accuracy (rows: after training on; columns: test set of)"
+    lines.append(title)
     lines.append(" " * (width + 2) + "".join(f"{n:>{width}}" for n in names))
-    rows = [("(initial)", result.initial_accuracy)] if result.initial_accuracy is not None else []
-    rows += list(zip(names, result.accuracy_matrix, strict=True))
+    rows = [("(initial)", initial)] if initial is not None else []
+    rows += list(zip(names, matrix, strict=True))
     for label, row in rows:
         cells = "".join(f"{'-':>{width}}" if v != v else f"{v:>{width}.3f}" for v in row)
         lines.append(f"  {label:<{width}}{cells}")
@@ -433,12 +444,20 @@ def summary_text(result, out: Path) -> str:
         value = m.get(key)
         if value is None:
             return "n/a"
-        return f"{value:+.3f}" if key in ("bwt", "fwt") else f"{value:.3f}"
+        signed = key in ("bwt", "fwt", "mse_increase", "mse_forward_change")
+        return f"{value:+.3f}" if signed else f"{value:.3f}"
 
-    lines.append(
-        f"ACC {fmt('acc')}   BWT {fmt('bwt')}   forgetting {fmt('forgetting')}   "
-        f"FWT {fmt('fwt')}   learning accuracy {fmt('learning_accuracy')}"
-    )
+    if result.target == "regression":
+        lines.append(
+            f"final MSE {fmt('mse_final')}   MSE increase {fmt('mse_increase')}   MSE "
+            f"forgetting {fmt('mse_forgetting')}   forward change {fmt('mse_forward_change')}   "
+            f"learning MSE {fmt('mse_learning')}   final MAE {fmt('mae_final')}"
+        )
+    else:
+        lines.append(
+            f"ACC {fmt('acc')}   BWT {fmt('bwt')}   forgetting {fmt('forgetting')}   "
+            f"FWT {fmt('fwt')}   learning accuracy {fmt('learning_accuracy')}"
+        )
     lines.append(f"results: {result.run_dir}")
     lines.append(f"compare runs: {tensorboard_hint(out / m['experiment'])}")
     lines.append("(numbers can differ slightly on another CPU model or library version)")

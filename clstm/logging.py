@@ -50,26 +50,30 @@ class ProgressLogger(BaseLogger):
     def after_training_epoch(self, strategy, metric_values, **kwargs) -> None:
         values = {m.name: m.value for m in metric_values}
         loss = values.get(EPOCH_LOSS, float("nan"))
-        acc = values.get(EPOCH_ACCURACY, float("nan"))
+        acc = values.get(EPOCH_ACCURACY)
         i = strategy.clock.train_exp_counter
         name = self.names[i] if i < len(self.names) else f"exp{i}"
         self._print(
             f"  exp {i + 1}/{len(self.names)} ({name})  epoch "
             f"{strategy.clock.train_exp_epochs + 1}/{strategy.train_epochs}  loss {loss:.4f}  "
-            f"acc {acc:.3f}  lr {self._lr:.2e}  {time.perf_counter() - self._started:.1f}s"
+            + (f"acc {acc:.3f}  " if acc is not None else "")
+            + f"lr {self._lr:.2e}  {time.perf_counter() - self._started:.1f}s"
         )
 
     def after_eval(self, strategy, metric_values, **kwargs) -> None:
         values = {m.name: m.value for m in metric_values}
-        row = [values[k] for k in sorted(values) if k.startswith("accuracy/exp")]
-        if not row:  # not a row of the accuracy matrix (e.g. periodic evaluation)
+        kind, prefix, summary = "accuracy", "accuracy/exp", ("ACC", "cl/ACC")
+        if not any(k.startswith(prefix) for k in values):  # regression: errors
+            kind, prefix, summary = "MSE", "error/mse/exp", ("final MSE", "cl/mse_final")
+        row = [values[k] for k in sorted(values) if k.startswith(prefix)]
+        if not row:  # not a row of the matrix (e.g. periodic evaluation)
             return
         k = strategy.clock.train_exp_counter
         label = "before training" if k == 0 else f"after {self.names[k - 1]}"
         text = " ".join(f"{a:.3f}" for a in row)
-        acc = values.get("cl/ACC")
-        suffix = f"  ACC {acc:.3f}" if acc is not None else ""
-        self._print(f"  eval {label}: accuracy [{text}]{suffix}")
+        value = values.get(summary[1])
+        suffix = f"  {summary[0]} {value:.3f}" if value is not None else ""
+        self._print(f"  eval {label}: {kind} [{text}]{suffix}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +86,13 @@ class ProgressLogger(BaseLogger):
 KEY_HPARAMS = ("strategy", "benchmark.variant", "benchmark.datasets")
 #: final metrics shown against the hparams
 HPARAM_METRICS = ("cl/ACC", "cl/BWT", "cl/forgetting", "cl/learning_accuracy")
+#: the same for regression runs (errors: lower is better; clstm.plugins.error_matrix)
+HPARAM_ERROR_METRICS = ("cl/mse_final", "cl/mse_increase", "cl/mse_forgetting", "cl/mse_learning")
+#: Custom Scalars charts added when an experiment holds regression runs
+ERROR_SCALARS = {
+    "final MSE (experiences seen; lower is better)": ["Multiline", [r"^cl/mse_final$"]],
+    "MSE forgetting (final minus best earlier)": ["Multiline", [r"^cl/mse_forgetting$"]],
+}
 #: the charts of the Custom Scalars dashboard: every run's curve of one metric on one chart
 CUSTOM_SCALARS = {
     "clstm: every run": {
@@ -149,11 +160,14 @@ def update_experiment_view(experiment_dir: Path) -> None:
 
     experiment_dir = Path(experiment_dir)
     values: dict[str, list] = {}
+    targets = set()
     for meta_path in sorted(experiment_dir.glob("*/seed*/meta.json")):
         try:
-            hp = json.loads(meta_path.read_text()).get("hparams") or {}
+            meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             continue
+        hp = meta.get("hparams") or {}
+        targets.add((meta.get("benchmark") or {}).get("target", "sequence"))
         for k, v in hp.items():
             values.setdefault(k, []).append(v)
     if not values:
@@ -166,9 +180,16 @@ def update_experiment_view(experiment_dir: Path) -> None:
         differs = name in KEY_HPARAMS or len({json.dumps(v) for v in seen}) > 1
         infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind),
                                         differs=differs))  # fmt: skip
+    regression = "regression" in targets
+    tags = (HPARAM_METRICS if targets - {"regression"} else ()) + (
+        HPARAM_ERROR_METRICS if regression else ()
+    )
+    layout = {name: dict(charts) for name, charts in CUSTOM_SCALARS.items()}
+    if regression:
+        layout["clstm: every run"].update(ERROR_SCALARS)
     experiment = api_pb2.Experiment(
         hparam_infos=infos,
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in HPARAM_METRICS],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in tags],
     )
     content = plugin_data_pb2.HParamsPluginData(
         experiment=experiment, version=metadata.PLUGIN_DATA_VERSION
@@ -185,7 +206,7 @@ def update_experiment_view(experiment_dir: Path) -> None:
             old.unlink(missing_ok=True)
         writer = SummaryWriter(log_dir=str(experiment_dir), filename_suffix=_SUFFIX)
         writer.file_writer.add_summary(summary)
-        writer.add_custom_scalars(CUSTOM_SCALARS)
+        writer.add_custom_scalars(layout)
         writer.close()
     finally:
         os.close(lock)

@@ -12,6 +12,10 @@ The literature uses two definitions of forgetting; both are here, named by what 
 - :func:`forgetting_learned` - accuracy right after learning an experience minus final accuracy
   (Avalanche's ``ExperienceForgetting``/``StreamForgetting``). Its mean is ``-BWT``.
 
+For regression targets the matrix holds errors, ``E[i, j]`` (MSE or MAE on experience ``j`` after
+training on ``0..i``), where lower is better. The ``*_error*`` functions below are the same
+summaries with the sign made explicit: each is an error *change*, positive when the error grew.
+
 This module needs numpy only.
 """
 
@@ -112,5 +116,77 @@ def summarize(R, b=None) -> dict:
             "fwt": [None, *fwt.tolist()] if fwt is not None else None,
             "forgetting": [*forgetting_per_experience(R).tolist(), None],
             "forgetting_learned": [*forgetting_learned_per_experience(R).tolist(), None],
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Error matrices (regression): lower is better; every change is "later minus earlier error".
+# --------------------------------------------------------------------------------------------------
+
+
+def average_error(E) -> float:
+    """Final error = (1/T) * sum_j E[T-1, j]: mean error over all experiences at the end."""
+    return float(np.mean(_square(E)[-1]))
+
+
+def learning_error(E) -> float:
+    """(1/T) * sum_j E[j, j]: mean error on each experience right after learning it."""
+    return float(np.mean(np.diag(_square(E))))
+
+
+def error_increase_per_experience(E) -> np.ndarray:
+    """inc_j = E[T-1, j] - E[j, j] for j < T-1: final error minus error right after learning
+    (positive = the error grew, i.e. forgetting; the error form of BWT with its sign flipped)."""
+    E = _square(E)
+    return E[-1, :-1] - np.diag(E)[:-1]
+
+
+def error_increase(E) -> float | None:
+    """(1/(T-1)) * sum_{j<T-1} (E[T-1, j] - E[j, j]); positive = errors grew after learning."""
+    return _mean(error_increase_per_experience(E))
+
+
+def error_forgetting_per_experience(E) -> np.ndarray:
+    """fe_j = E[T-1, j] - min_{l in j..T-2} E[l, j] for j < T-1: final error minus the best
+    (lowest) error once learnt; >= 0."""
+    E = _square(E)
+    T = E.shape[0]
+    return np.array([E[T - 1, j] - np.min(E[j : T - 1, j]) for j in range(T - 1)])
+
+
+def error_forgetting(E) -> float | None:
+    """(1/(T-1)) * sum_{j<T-1} (E[T-1, j] - min_{l in j..T-2} E[l, j]): the error form of
+    Chaudhry et al.'s forgetting (increase over the best earlier value)."""
+    return _mean(error_forgetting_per_experience(E))
+
+
+def forward_error_change_per_experience(E, b) -> np.ndarray:
+    """fc_j = E[j-1, j] - b[j] for j >= 1: error on j just before learning it minus the untrained
+    model's (negative = earlier experiences already lowered it: positive forward transfer)."""
+    return forward_transfer_per_experience(E, b)  # the same difference; its sign reads reversed
+
+
+def forward_error_change(E, b) -> float | None:
+    """(1/(T-1)) * sum_{j>=1} (E[j-1, j] - b[j]); negative = positive forward transfer."""
+    return _mean(forward_error_change_per_experience(E, b))
+
+
+def summarize_errors(E, b=None) -> dict:
+    """Every summary of a (square) error matrix, plus the per-experience values behind them."""
+    E = _square(E)
+    fwd = forward_error_change_per_experience(E, b) if b is not None else None
+    return {
+        "final_error": average_error(E),
+        "learning_error": learning_error(E),
+        "error_increase": error_increase(E),
+        "error_forgetting": error_forgetting(E),
+        "forward_error_change": _mean(fwd) if fwd is not None else None,
+        "per_experience": {
+            "final_error": E[-1].tolist(),
+            "learning_error": np.diag(E).tolist(),
+            "error_increase": [*error_increase_per_experience(E).tolist(), None],
+            "error_forgetting": [*error_forgetting_per_experience(E).tolist(), None],
+            "forward_error_change": [None, *fwd.tolist()] if fwd is not None else None,
         },
     }

@@ -211,10 +211,11 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
       ``MultiHeadClassifier``) and, with ``adapter: projection``, one input projection per task.
     """
     scenario = benchmark.scenario_name
-    per_step = getattr(benchmark, "target", "sequence") != "sequence"
-    if per_step and scenario == "class":
+    target = getattr(benchmark, "target", "sequence")
+    per_step = target in ("per_step", "per_step_bits")
+    if target != "sequence" and scenario == "class":
         raise ValueError(
-            f"{benchmark.target} targets have no growing class head: use benchmark.scenario "
+            f"{target} targets have no growing class head: use benchmark.scenario "
             "domain (one shared head) or task (one head per task)"
         )
     projection = config.adapter == "projection"
@@ -245,10 +246,10 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         adapters = (
             [TaskInputProjection(f, config.adapter_size) for f in features] if projection else None
         )
-        if per_step:
-            from clstm.multitask import PerStepMultiTaskClassifier
+        if target != "sequence":
+            from clstm.multitask import FixedTaskHeads
 
-            return PerStepMultiTaskClassifier(
+            return FixedTaskHeads(
                 encoder, benchmark.n_classes, benchmark.n_experiences, adapters=adapters,
                 dropout=config.dropout,
             )  # fmt: skip

@@ -88,15 +88,16 @@ class MultiTaskSequenceClassifier(MultiTaskModule):
         return out
 
 
-class PerStepMultiTaskClassifier(MultiTaskModule):
-    """Shared per-step recurrent encoder, optional per-task input projections, one linear head per
-    task over every step: logits ``(B, T', n_outputs)``.
+class FixedTaskHeads(MultiTaskModule):
+    """Shared recurrent encoder, optional per-task input projections, one linear head per task:
+    outputs ``(B, T', n_outputs)`` with a per-step encoder, ``(B, n_outputs)`` otherwise.
 
-    The heads are made up front, one per task of the stream (all of one width): Avalanche's
-    ``MultiHeadClassifier`` sizes its heads from the classes of an experience's targets, which
-    per-step targets do not have. A head's parameters receive no gradient before its task
-    arrives. Rows of different tasks are run separately and their outputs padded to the batch's
-    longest sequence (steps there carry no target).
+    For targets other than one class per sequence (:mod:`clstm.targets`). The heads are made up
+    front, one per task of the stream (all of one width): Avalanche's ``MultiHeadClassifier``
+    sizes its heads from the classes of an experience's targets, which these targets do not
+    have. A head's parameters receive no gradient before its task arrives. Rows of different
+    tasks are run separately; per-step outputs are padded to the batch's longest sequence
+    (steps there carry no target).
     """
 
     def __init__(
@@ -141,8 +142,9 @@ class PerStepMultiTaskClassifier(MultiTaskModule):
         out = None
         for task in tasks:
             rows = task_labels == task
-            logits = self.forward_single_task(x[rows], task)  # (b, T_task, W)
+            logits = self.forward_single_task(x[rows], task)  # (b, T_task, W) or (b, K)
             if out is None:
-                out = logits.new_zeros(x.shape[0], steps, logits.shape[-1])
+                shape = (steps, logits.shape[-1]) if logits.dim() == 3 else logits.shape[1:]
+                out = logits.new_zeros(x.shape[0], *shape)
             out[rows, : logits.shape[1]] = logits
         return out

@@ -53,7 +53,15 @@ METRICS = (
     ("forgetting", "Forgetting", False),
     ("forgetting_learned", "Forgetting (after learning)", False),
     ("learning_accuracy", "LA", True),
+    # regression runs (forecasting): errors, lower is better (clstm.metrics error summaries)
+    ("mse_final", "final MSE", False),
+    ("mse_increase", "MSE increase", False),
+    ("mse_forgetting", "MSE forgetting", False),
+    ("mse_forward_change", "MSE forward change", False),
+    ("mse_learning", "learning MSE", False),
+    ("mae_final", "final MAE", False),
 )
+ACCURACY_KEYS = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
 
 BIBTEX = """@software{clstm,
   title   = {clstm: continual learning with recurrent sequence models on Avalanche},
@@ -264,6 +272,22 @@ def _fmt(stat: Stat, digits: int = 3) -> str:
 
 #: the columns of the LaTeX and terminal tables unless others are asked for
 DEFAULT_COLUMNS = ("acc", "bwt", "forgetting", "learning_accuracy")
+#: the same for experiments of regression runs
+DEFAULT_ERROR_COLUMNS = ("mse_final", "mse_increase", "mse_forgetting", "mse_learning")
+
+
+def is_regression(groups: dict[str, RunGroup]) -> bool:
+    """Whether an experiment's runs have regression targets (errors instead of accuracies)."""
+    return any(m.get("target") == "regression" for g in groups.values() for m in g.completed)
+
+
+def _keys_for(groups: dict[str, RunGroup], keys) -> list[str]:
+    """``keys`` for this experiment's kind: the default columns of accuracy runs become the
+    error columns for regression runs, and only metrics of the experiment's kind are shown."""
+    regression = is_regression(groups)
+    if tuple(keys) == DEFAULT_COLUMNS and regression:
+        keys = DEFAULT_ERROR_COLUMNS
+    return [k for k in keys if (k in ACCURACY_KEYS) != regression]
 
 
 def _best(groups: dict[str, RunGroup], key: str, higher: bool) -> set[str]:
@@ -298,7 +322,9 @@ def zero_by_construction(groups: dict[str, RunGroup], key: str) -> bool:
 
 
 def _columns(groups: dict[str, RunGroup], keys) -> tuple[list[tuple[str, str, bool]], list[str]]:
-    """The metric columns to show (``keys`` in METRICS order) and the names of omitted ones."""
+    """The metric columns to show (``keys`` in METRICS order, those of the experiment's kind)
+    and the names of omitted ones."""
+    keys = _keys_for(groups, keys)
     wanted = [m for m in METRICS if m[0] in keys]
     shown = [m for m in wanted if not zero_by_construction(groups, m[0])]
     return shown, [title for key, title, _ in wanted if (key, title, _) not in shown]
@@ -343,7 +369,8 @@ def markdown(
         "Cells: mean ± sample standard deviation over the completed seeds [± half-width of "
         "the 95% confidence interval, Student's t]; **bold**: the best mean in the column and "
         "every row whose 95% confidence interval overlaps the best one's (higher is better "
-        "except for the forgettings; none when all rows tie); —: undefined (e.g. joint "
+        "except for the forgettings and the errors, MSE and MAE, where lower is; none when all "
+        "rows tie); —: undefined (e.g. joint "
         "training has no intermediate models) or fewer seeds. Runs that did not complete are "
         "listed, not averaged."
     )
@@ -465,8 +492,9 @@ def csv_text(collected: dict[str, dict[str, RunGroup]]) -> str:
         ]
     )
     for experiment, groups in collected.items():
+        keys = _keys_for(groups, [k for k, _, _ in METRICS])  # the experiment's kind's metrics
         for name, g in groups.items():
-            for key, _, _ in METRICS:
+            for key in keys:
                 s = g.stat(key)
                 low = s.mean - s.ci95 if s.ci95 is not None else None
                 high = s.mean + s.ci95 if s.ci95 is not None else None
@@ -477,11 +505,18 @@ def csv_text(collected: dict[str, dict[str, RunGroup]]) -> str:
     return buffer.getvalue()
 
 
+def _matrix(m: dict) -> np.ndarray:
+    """A run's accuracy matrix, or its MSE matrix for regression runs."""
+    key = "error_matrix_mse" if m.get("target") == "regression" else "accuracy_matrix"
+    return np.array(m[key], dtype=float)
+
+
 def _curves(g: RunGroup) -> np.ndarray:
-    """Per seed, ACC after k experiences: mean of R[k-1, :k] (NaN where unmeasured)."""
+    """Per seed, ACC (or the MSE) after k experiences: mean of R[k-1, :k] (NaN where
+    unmeasured)."""
     rows = []
     for m in g.completed:
-        R = np.array(m["accuracy_matrix"], dtype=float)
+        R = _matrix(m)
         rows.append([np.mean(R[k - 1, :k]) for k in range(1, len(R) + 1)])
     return np.array(rows)
 
@@ -555,7 +590,11 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
             ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
         if len(_experience_names(groups[name])) > len(longest):
             longest = _experience_names(groups[name])
-    ax.set(ylabel="ACC on experiences seen", ylim=(0, 1), title=experiment)
+    if is_regression(groups):
+        ax.set(ylabel="MSE on experiences seen (lower is better)", title=experiment)
+        ax.set_ylim(bottom=0)
+    else:
+        ax.set(ylabel="ACC on experiences seen", ylim=(0, 1), title=experiment)
     ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
                   rotation=30, ha="right", fontsize=7)  # fmt: skip
     ax.set_xlabel("after training on")
@@ -565,39 +604,45 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
 
 
 def matrices_figure(groups: dict[str, RunGroup]):
-    """The mean accuracy matrix of every row, experience names on both axes, one colour bar."""
+    """The mean accuracy (or MSE) matrix of every row, experience names on both axes, one
+    colour bar."""
     import matplotlib.pyplot as plt
 
     names = [n for n, g in groups.items() if g.completed]
+    regression = is_regression(groups)
+    means = {}
+    for name in names:
+        with warnings.catch_warnings():  # joint: rows never measured stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means[name] = np.nanmean([_matrix(m) for m in groups[name].completed], axis=0)
+    top = max((np.nanmax(R) for R in means.values()), default=1.0) if regression else 1.0
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 0.8, 3.2 * rows), squeeze=False)
     image = None
     for ax, name in zip(axes.flat, names, strict=False):
-        with warnings.catch_warnings():  # joint: rows never measured stay NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            R = np.nanmean(
-                [np.array(m["accuracy_matrix"], dtype=float) for m in groups[name].completed],
-                axis=0,
-            )
-        image = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+        R = means[name]
+        cmap = "viridis_r" if regression else "viridis"  # bright = good either way
+        image = ax.imshow(R, vmin=0, vmax=top, cmap=cmap)
         for (i, j), v in np.ndenumerate(R):
             if not np.isnan(v):
+                dark = v / top > 0.4 if regression else v < 0.6
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                        color="w" if v < 0.6 else "k")  # fmt: skip
+                        color="w" if dark else "k")  # fmt: skip
         labels = [abbreviate(e, 12) for e in _experience_names(groups[name])]
         if len(labels) != R.shape[1]:
             labels = [str(k) for k in range(R.shape[1])]
         ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
         ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
         ax.set_title(name, fontsize=8)
-        ax.set_xlabel("accuracy on the test set of", fontsize=7)
+        measure = "MSE" if regression else "accuracy"
+        ax.set_xlabel(f"{measure} on the test set of", fontsize=7)
         ax.set_ylabel("after training on", fontsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
-    bar.set_label("accuracy", fontsize=7)
+    bar.set_label("MSE (lower is better)" if regression else "accuracy", fontsize=7)
     bar.ax.tick_params(labelsize=6)
     return fig
 
@@ -605,7 +650,8 @@ def matrices_figure(groups: dict[str, RunGroup]):
 def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, list[str]]:
     """PNG (300 dpi) and PDF figures per experiment; returns the PNG paths relative to ``out``.
 
-    ``<experiment>_accuracy`` (:func:`accuracy_figure`) and ``<experiment>_matrices``
+    ``<experiment>_accuracy`` (``_mse`` for regression runs; :func:`accuracy_figure`) and
+    ``<experiment>_matrices``
     (:func:`matrices_figure`), with one colour per strategy in both (:func:`strategy_style`).
     """
     import matplotlib
@@ -618,7 +664,8 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
     for experiment, groups in collected.items():
         if not any(g.completed for g in groups.values()):
             continue
-        for kind, fig in (("accuracy", accuracy_figure(experiment, groups)),
+        curve = "mse" if is_regression(groups) else "accuracy"
+        for kind, fig in ((curve, accuracy_figure(experiment, groups)),
                           ("matrices", matrices_figure(groups))):  # fmt: skip
             stem = f"{experiment}_{kind}"
             for ext in ("png", "pdf"):

@@ -72,15 +72,21 @@ PACKAGES = ("torch", "avalanche-lib", "numpy", "scikit-learn", "tensorboard", "p
 
 @dataclass
 class RunResult:
-    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i."""
+    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i.
+
+    Regression runs (``target == "regression"``) have no accuracy: ``accuracy_matrix`` is None
+    and ``error_matrices`` maps ``"mse"`` and ``"mae"`` to ``(initial row or None, E)``.
+    """
 
     run_dir: Path
     status: str
     metrics: dict
-    accuracy_matrix: np.ndarray
+    accuracy_matrix: np.ndarray | None
     initial_accuracy: np.ndarray | None
     experience_names: list[str]
     error: str | None = None
+    target: str = "sequence"
+    error_matrices: dict | None = None
 
 
 def resolve_device(spec: str):
@@ -349,8 +355,11 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         if status == "completed" and cfg.checkpoint == "remove":
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
         initial, R = _full_result(matrices["test"], bench.n_experiences)
+        errors = _error_results(matrices, bench.n_experiences)
         wall = time.perf_counter() - started
-        metrics = _metrics_json(cfg, bench, status, error, R, initial, len(timings), wall)
+        metrics = _metrics_json(
+            cfg, bench, status, error, R, initial, len(timings), wall, errors=errors
+        )
         metrics["run_name"] = name
         if "valid" in matrices:
             v_initial, v_R = _full_result(matrices["valid"], bench.n_experiences)
@@ -358,9 +367,11 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         if failure is not None and status == "failed":
             write_text_atomic(run_dir / "traceback.txt", failure[1])
         write_json_atomic(run_dir / "metrics.json", metrics)
-        write_text_atomic(
-            run_dir / "accuracy_matrix.csv", _matrix_csv(bench.experience_names, R, initial)
-        )
+        tables = {f"error_matrix_{k}": v for k, v in errors.items()} if errors else None
+        for stem, (first, matrix) in (tables or {"accuracy_matrix": (initial, R)}).items():
+            write_text_atomic(
+                run_dir / f"{stem}.csv", _matrix_csv(bench.experience_names, matrix, first)
+            )
         meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
         meta["timings"] = timings
         write_json_atomic(run_dir / "meta.json", meta)
@@ -378,7 +389,12 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         nothing = np.full((bench.n_experiences,) * 2, np.nan)
         trained = len(meta.get("timings", []))
         wall = time.perf_counter() - started
-        metrics = _metrics_json(cfg, bench, what, message, nothing, None, trained, wall)
+        errors = (
+            {m: (None, nothing) for m in ("mse", "mae")} if bench.target == "regression" else None
+        )
+        metrics = _metrics_json(
+            cfg, bench, what, message, nothing, None, trained, wall, errors=errors
+        )
         _record_final(run_dir, meta, what, message, {**metrics, "run_name": name})
         if isinstance(exc, (KeyboardInterrupt, ClstmError)) or not isinstance(exc, Exception):
             raise
@@ -395,11 +411,23 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         run_dir=run_dir,
         status=status,
         metrics=metrics,
-        accuracy_matrix=R,
-        initial_accuracy=initial,
+        accuracy_matrix=None if errors else R,
+        initial_accuracy=None if errors else initial,
         experience_names=list(bench.experience_names),
         error=error,
+        target=bench.target,
+        error_matrices=errors,
     )
+
+
+def _error_results(matrices: dict, n_experiences: int) -> dict | None:
+    """``{"mse": (initial, E), "mae": (initial, E)}`` of a regression run, else None."""
+    if "test_mae" not in matrices:
+        return None
+    return {
+        "mse": _full_result(matrices["test"], n_experiences),
+        "mae": _full_result(matrices["test_mae"], n_experiences),
+    }
 
 
 def _hparams_of(cfg) -> dict:
@@ -453,17 +481,27 @@ def load_run(run_dir: str | Path) -> RunResult:
     run_dir = Path(run_dir)
     path = run_dir / "metrics.json"
     m = read_json_file(path)
+
+    def array(value):
+        return np.array(value, dtype=float) if value is not None else None
+
     try:
-        R = np.array(m["accuracy_matrix"], dtype=float)
-        initial = m["initial_accuracy"]
+        errors = None
+        if m.get("target") == "regression":
+            errors = {
+                k: (array(m[f"initial_error_{k}"]), array(m[f"error_matrix_{k}"]))
+                for k in ("mse", "mae")
+            }
         return RunResult(
             run_dir=run_dir,
             status=m["status"],
             metrics=m,
-            accuracy_matrix=R,
-            initial_accuracy=np.array(initial, dtype=float) if initial is not None else None,
+            accuracy_matrix=array(m["accuracy_matrix"]),
+            initial_accuracy=array(m["initial_accuracy"]),
             experience_names=list(m["experience_names"]),
             error=m["error"],
+            target=m.get("target", "sequence"),
+            error_matrices=errors,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OutputError(f"cannot read {path} (missing or malformed {exc})") from None
@@ -598,7 +636,15 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
         torch.backends.cudnn.benchmark = False
     seed_everything(cfg.seed)
     model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
-    matrices = {"test": AccuracyMatrixMetric(stream="test")}
+    if bench.target == "regression":  # errors, lower is better (no accuracy)
+        from clstm.plugins.error_matrix import ErrorMatrixMetric
+
+        matrices = {
+            "test": ErrorMatrixMetric("mse", stream="test"),
+            "test_mae": ErrorMatrixMetric("mae", stream="test"),
+        }
+    else:
+        matrices = {"test": AccuracyMatrixMetric(stream="test")}
     if bench.has_validation:
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
     tensorboard = TensorboardLogger(run_dir)  # TensorBoard run "<run name>/seed<k>"
@@ -624,8 +670,10 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
                 "to restart this run with --resume, or pass --overwrite",
             ) from None
         for metric in strategy.evaluator.metrics:  # the restored metrics hold the rows so far
-            if isinstance(metric, AccuracyMatrixMetric):
-                matrices[metric.stream] = metric
+            if isinstance(metric, AccuracyMatrixMetric):  # (ErrorMatrixMetric too: MSE, MAE)
+                measure = getattr(metric, "measure", "mse")
+                key = metric.stream if measure == "mse" else f"{metric.stream}_{measure}"
+                matrices[key] = metric
         tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "writer"))
     scenario = bench.scenario
     streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
@@ -658,7 +706,12 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
             meta["timings"] = timings  # progress on disk, for a run that gets killed
             write_json_atomic(run_dir / "meta.json", meta)
         if matrices["test"].measured:
-            _write_hparams(tensorboard.writer, cfg, *matrices["test"].result())
+            _write_hparams(
+                tensorboard.writer,
+                cfg,
+                *matrices["test"].result(),
+                regression="test_mae" in matrices,
+            )
     except RunDiverged as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
@@ -693,7 +746,7 @@ def _matrix_summary(status, R, initial) -> dict:
     }
 
 
-def _write_hparams(writer, cfg, initial, R) -> None:
+def _write_hparams(writer, cfg, initial, R, regression: bool = False) -> None:
     """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
 
     Hyperparameters: :func:`clstm.logging.run_hparams` (strategy, benchmark and its variant or
@@ -703,6 +756,13 @@ def _write_hparams(writer, cfg, initial, R) -> None:
     """
     from clstm.logging import HPARAM_METRICS, run_hparams, write_run_hparams
 
+    if regression:  # R holds MSEs
+        errors = _error_summary("completed", {"mse": (initial, R)})
+        final = {f"cl/mse_{k}": errors.get(f"mse_{k}") for k in
+                 ("final", "increase", "forgetting", "learning")}  # fmt: skip
+        write_run_hparams(writer, run_hparams(to_dict(cfg)),
+                          {k: v for k, v in final.items() if v is not None})  # fmt: skip
+        return
     summary = _matrix_summary("completed", R, initial)
     keys = {"cl/ACC": "acc", "cl/BWT": "bwt", "cl/forgetting": "forgetting",
             "cl/learning_accuracy": "learning_accuracy"}  # fmt: skip
@@ -711,7 +771,35 @@ def _write_hparams(writer, cfg, initial, R) -> None:
                                                           if v is not None})  # fmt: skip
 
 
-def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:
+def _error_summary(status, errors: dict) -> dict:
+    """Each error matrix (``error_matrix_<m>``), its initial row and summaries (``<m>_final``,
+    ``<m>_learning``, ``<m>_increase``, ``<m>_forgetting``, ``<m>_forward_change``; ``None``
+    unless the run completed), for every measure ``m`` of ``errors`` (regression runs)."""
+    out: dict = {}
+    names = {
+        "final_error": "final", "learning_error": "learning", "error_increase": "increase",
+        "error_forgetting": "forgetting", "forward_error_change": "forward_change",
+    }  # fmt: skip
+    for m, (initial, E) in errors.items():
+        complete = status == "completed" and not np.isnan(E).any()
+        summary = clm.summarize_errors(E, initial) if complete else {}
+        if status == "completed" and not complete and not np.isnan(E[-1]).any():
+            summary = {"final_error": clm.average_error(np.nan_to_num(E))}  # joint: last row only
+        out[f"error_matrix_{m}"] = E.tolist()
+        out[f"initial_error_{m}"] = initial.tolist() if initial is not None else None
+        out |= {f"{m}_{short}": summary.get(key) for key, short in names.items()}
+        out[f"per_experience_{m}"] = summary.get("per_experience")
+    return out
+
+
+def _metrics_json(cfg, bench, status, error, R, initial, trained, wall, errors=None) -> dict:
+    """metrics.json: accuracies and their summaries, or for regression runs (``errors``) the
+    error matrices and theirs, the accuracy keys present and null (never a mixed number)."""
+    if errors:
+        nothing = _matrix_summary("failed", R, None)
+        scores = {**{k: None for k in nothing}, **_error_summary(status, errors)}
+    else:
+        scores = _matrix_summary(status, R, initial)
     return {
         "experiment": cfg.name,
         "strategy": cfg.strategy.name,
@@ -719,9 +807,10 @@ def _metrics_json(cfg, bench, status, error, R, initial, trained, wall) -> dict:
         "status": status,
         "error": error,
         "scenario": bench.scenario_name,
+        "target": bench.target,
         "experience_names": list(bench.experience_names),
         "experiences_trained": trained,
-        **_matrix_summary(status, R, initial),
+        **scores,
         "wall_time_s": round(wall, 3),
     }
 

@@ -9,6 +9,7 @@ built. The README's strategy table says where each default comes from.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from clstm.config import ExperimentConfig
 
 ALL = ("domain", "task", "class")
-TARGETS = ("sequence", "per_step", "per_step_bits")  # clstm.targets.KINDS (no torch import here)
+TARGETS = ("sequence", "per_step", "per_step_bits", "regression")  # clstm.targets.KINDS
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ class ReplayConfig:
 
     name: Literal["replay"] = param("replay", "strategy")
     mem_size: int = param(200, "samples kept in memory, over all experiences", ge=1)
-    policy: Literal["class_balanced", "experience_balanced", "reservoir"] = param(
-        "class_balanced",
+    policy: Literal["auto", "class_balanced", "experience_balanced", "reservoir"] = param(
+        "auto",
         "which samples stay: equal share per class, equal share per experience, or reservoir "
-        "sampling",
+        "sampling; auto: class_balanced for a class per sequence, else experience_balanced",
     )
 
 
@@ -283,8 +284,11 @@ STRATEGIES: dict[str, StrategyEntry] = {
     ),
     "ewc": StrategyEntry(EWCConfig, _ewc, ALL, "elastic weight consolidation (and online EWC)"),
     "si": StrategyEntry(SIConfig, _si, ALL, "synaptic intelligence"),
-    # MAS's importance is the norm of a (B, C) output; per-step outputs would mix in padding steps
-    "mas": StrategyEntry(MASConfig, _mas, ALL, "memory-aware synapses", targets=("sequence",)),
+    # MAS's importance is the norm of a (B, C) output (a forecast's too); per-step outputs would
+    # mix in padding steps
+    "mas": StrategyEntry(
+        MASConfig, _mas, ALL, "memory-aware synapses", targets=("sequence", "regression")
+    ),
     # the distillation is a softmax over (B, C) logits; per-step distillation is not written yet
     "lwf": StrategyEntry(
         LwFConfig, _lwf, ALL, "learning without forgetting (distillation)", targets=("sequence",)
@@ -355,7 +359,7 @@ def check_target(strategy: str, target: str, config=None) -> None:
     if target not in supported:
         allowed = ", ".join(n for n, e in STRATEGIES.items() if target in e.targets)
         raise ConfigError(
-            f"strategy '{strategy}' does not support {target} targets (it needs one class per "
+            f"strategy '{strategy}' does not support {target} targets (it needs a class per "
             f"sequence); for {target} targets use one of {allowed}"
         )
     if target != "sequence" and getattr(config, "policy", None) == "class_balanced":
@@ -437,4 +441,8 @@ def build_strategy(
         evaluator=evaluator,
         eval_every=-1,
     )
-    return STRATEGIES[config.strategy.name].build(config.strategy, **common)
+    options = config.strategy
+    if getattr(options, "policy", None) == "auto":  # replay: the memory policy of the targets
+        policy = "class_balanced" if target == "sequence" else "experience_balanced"
+        options = dataclasses.replace(options, policy=policy)
+    return STRATEGIES[config.strategy.name].build(options, **common)

@@ -290,10 +290,12 @@ def _run_one(
         except ClstmError as exc:
             return {**summary, "status": "failed", "error": exc.cli_message if cli else str(exc)}
         m = result.metrics
+        scores = {"acc": m["acc"], "bwt": m["bwt"], "forgetting": m["forgetting"]}
+        if m.get("target") == "regression":  # errors, lower is better
+            scores = {k: m[k] for k in ("mse_final", "mse_increase", "mse_forgetting")}
         return {
             **summary, "status": result.status, "error": result.error,
-            "run_dir": str(result.run_dir), "acc": m["acc"], "bwt": m["bwt"],
-            "forgetting": m["forgetting"], "wall_time_s": m.get("wall_time_s"),
+            "run_dir": str(result.run_dir), **scores, "wall_time_s": m.get("wall_time_s"),
         }  # fmt: skip
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
         cause = interruption_cause(exc)

@@ -14,6 +14,11 @@
   over a sequence's target bits, mean over sequences (Ehret et al. 2021's loss). Accuracy: the
   fraction of target bits predicted right (logit >= 0 means 1).
 
+- ``regression``: real values per sequence (a forecast of the next ``horizon`` steps of every
+  channel, flattened): targets ``(B, K)`` floats, output ``(B, K)`` read at the last real step.
+  Loss: mean squared error. No accuracy: errors (MSE, MAE) per experience instead
+  (:class:`clstm.plugins.error_matrix.ErrorMatrixMetric`), lower is better.
+
 The per-step losses sum over a sequence's targets so that a sequence weighs the same whatever its
 share of target steps, and so that regularisation strengths (EWC's lambda, ...) compare with the
 Copy Task literature, which uses this reduction. The kind of a batch's targets is read from their
@@ -26,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KINDS = ("sequence", "per_step", "per_step_bits")
+KINDS = ("sequence", "per_step", "per_step_bits", "regression")
 #: target value of a step (or bit) that carries no target
 NO_TARGET = -1
 
@@ -39,9 +44,12 @@ def kind_of(y: torch.Tensor) -> str:
         return "per_step"
     if y.dim() == 3 and y.is_floating_point():
         return "per_step_bits"
+    if y.dim() == 2 and y.is_floating_point():
+        return "regression"
     raise ValueError(
         f"targets of shape {tuple(y.shape)} and type {y.dtype} are none of {', '.join(KINDS)}: "
-        "expected (B,) classes, (B, T) classes per step or (B, T, W) float bits per step"
+        "expected (B,) classes, (B, T) classes per step, (B, T, W) float bits per step or "
+        "(B, K) real values"
     )
 
 
@@ -87,6 +95,8 @@ def criterion(kind: str) -> nn.Module:
         return PerStepCrossEntropy()
     if kind == "per_step_bits":
         return PerStepBitsBCE()
+    if kind == "regression":
+        return nn.MSELoss()
     raise ValueError(f"unknown target kind '{kind}'; choose one of {', '.join(KINDS)}")
 
 
@@ -96,7 +106,21 @@ def count_correct(output: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
     kind = kind_of(y)
     if kind == "sequence":
         return (output.argmax(dim=1) == y).sum(), len(y)
+    if kind == "regression":
+        raise ValueError("regression targets have no accuracy; measure errors (targets.errors)")
     y = _trimmed(output, y)
     mask = y != NO_TARGET
     predicted = output.argmax(dim=-1) if kind == "per_step" else (output >= 0).to(y.dtype)
     return ((predicted == y) & mask).sum(), mask.sum()
+
+
+def errors(output: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(sum of squared errors, sum of absolute errors, values counted)`` of a regression batch,
+    the sums on the output's device (no host sync)."""
+    if kind_of(y) != "regression" or output.shape != y.shape:
+        raise ValueError(
+            f"errors need regression outputs and targets of one shape, got {tuple(output.shape)} "
+            f"and {tuple(y.shape)}"
+        )
+    diff = (output - y).detach()
+    return diff.pow(2).sum(), diff.abs().sum(), diff.numel()

@@ -37,7 +37,7 @@ def test_list_names_benchmarks_and_strategies(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("synthetic", "seq_digits", "ucr_stream", "naive"))
-    assert 'mem_size=200, policy="class_balanced"' in out  # each strategy's hyperparameters
+    assert 'mem_size=200, policy="auto"' in out  # each strategy's hyperparameters
 
 
 def test_help_version_and_list_do_not_import_torch_or_avalanche():

@@ -376,7 +376,11 @@ def test_data_list_and_fetch_on_the_command_line(mnist_root, tmp_path):
     assert "cannot fetch 'hra' (did you mean 'har'?)" in wrong.stderr
     listing = subprocess.run([*clstm, "list"], capture_output=True, text=True, env=env)
     smnist = next(line for line in listing.stdout.splitlines() if line.strip().startswith("smnist"))
-    assert "[class, task]" in smnist and "(cached:" in smnist
+    assert "[class, task; sequence]" in smnist and "(cached:" in smnist
+    copy = next(line for line in listing.stdout.splitlines() if line.strip().startswith("copy "))
+    assert "[task, domain; per_step_bits]" in copy and "(offline)" in copy
+    forecast = next(line for line in listing.stdout.splitlines() if "forecast_regimes" in line)
+    assert "[domain, task; regression]" in forecast
 
 
 def test_uwave_stacks_the_three_ucr_axes_with_tscils_protocol(tmp_path):

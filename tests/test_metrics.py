@@ -81,3 +81,25 @@ def test_non_square_matrix_is_rejected(bad):
 def test_initial_row_must_match():
     with pytest.raises(ValueError, match="initial row"):
         m.forward_transfer(R, [0.1, 0.2])
+
+
+def test_error_summaries_on_a_hand_computed_matrix():
+    from clstm import metrics as clm
+
+    E = np.array([[1.0, 5.0, 6.0], [3.0, 0.5, 7.0], [2.0, 1.5, 0.2]])  # MSE, lower is better
+    b = np.array([4.0, 6.0, 8.0])
+    assert clm.average_error(E) == pytest.approx((2.0 + 1.5 + 0.2) / 3)
+    assert clm.learning_error(E) == pytest.approx((1.0 + 0.5 + 0.2) / 3)
+    # final minus right-after-learning: 2 - 1 = 1 (grew), 1.5 - 0.5 = 1
+    np.testing.assert_allclose(clm.error_increase_per_experience(E), [1.0, 1.0])
+    # final minus best once learnt: exp 0 best min(1, 3) = 1 -> 1; exp 1 best 0.5 -> 1
+    np.testing.assert_allclose(clm.error_forgetting_per_experience(E), [1.0, 1.0])
+    E2 = np.array([[3.0, 9.0, 9.0], [1.0, 2.0, 9.0], [2.5, 2.0, 1.0]])  # exp 0 improved later
+    np.testing.assert_allclose(clm.error_increase_per_experience(E2), [-0.5, 0.0])
+    np.testing.assert_allclose(clm.error_forgetting_per_experience(E2), [1.5, 0.0])
+    # before learning j minus untrained: 5 - 6 = -1 (lowered: transfer), 7 - 8 = -1
+    np.testing.assert_allclose(clm.forward_error_change_per_experience(E, b), [-1.0, -1.0])
+    s = clm.summarize_errors(E, b)
+    assert s["error_increase"] == pytest.approx(1.0) and s["forward_error_change"] == -1.0
+    assert s["per_experience"]["error_forgetting"] == [1.0, 1.0, None]
+    assert clm.summarize_errors(np.array([[0.3]]))["error_increase"] is None

@@ -48,8 +48,9 @@ def test_targets_beyond_the_batch_steps_are_refused_and_kinds_are_read_from_shap
     assert kind_of(torch.zeros(4, dtype=torch.long)) == "sequence"
     assert kind_of(torch.zeros(4, 5, dtype=torch.long)) == "per_step"
     assert kind_of(torch.zeros(4, 5, 2)) == "per_step_bits"
+    assert kind_of(torch.zeros(4, 5)) == "regression"
     with pytest.raises(ValueError, match="none of"):
-        kind_of(torch.zeros(4, 5))
+        kind_of(torch.zeros(4, 5, 2, dtype=torch.long))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -162,7 +163,8 @@ def test_strategies_that_need_a_class_per_sequence_are_refused(tmp_path, strateg
 
 def test_class_balanced_replay_and_the_class_scenario_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="set strategy.policy: experience_balanced or reservoir"):
-        run_experiment({**TINY_COPY, "strategy": {"name": "replay"}}, out=tmp_path)
+        replay = {"name": "replay", "policy": "class_balanced"}
+        run_experiment({**TINY_COPY, "strategy": replay}, out=tmp_path)
     with pytest.raises(ConfigError, match="scenario: 'class' is not supported"):
         bench = {**TINY_COPY["benchmark"], "scenario": "class"}
         run_experiment({**TINY_COPY, "benchmark": bench}, out=tmp_path)
@@ -182,7 +184,7 @@ def test_replay_memory_keeps_per_step_targets(tmp_path):
             if len(buffer):
                 assert buffer[0][1].shape == (11, 7)
 
-    replay = {"name": "replay", "policy": "experience_balanced", "mem_size": 48}
+    replay = {"name": "replay", "mem_size": 48}  # policy auto: experience_balanced here
     run_experiment({**TINY_COPY, "strategy": replay}, out=tmp_path, plugins=[Probe()])
     assert seen == [{}, {0: 48}, {0: 24, 1: 24}]  # equal shares of every earlier task
 

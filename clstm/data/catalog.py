@@ -62,7 +62,7 @@ def target(name: str) -> str:
 def availability(name: str, root: str | None = None) -> Availability:
     """Offline / cached / needs a download, for benchmark ``name`` and data root ``root``."""
     base = data_root(root)
-    if name in ("synthetic", "cued_recall", "copy"):
+    if name in ("synthetic", "cued_recall", "copy", "forecast_regimes"):
         return Availability("offline", "generated")
     if name == "seq_digits":
         return Availability("offline", "ships with scikit-learn")

@@ -135,7 +135,7 @@ def targets(config: Config, x: np.ndarray, task: int) -> np.ndarray:
 
 def build(config: Config) -> SequenceBenchmark:
     """The stream: one experience per task, the same inputs, the task's own outputs."""
-    from clstm.data.stepwise import per_step_benchmark
+    from clstm.data.stepwise import target_benchmark
 
     x_train, x_test = inputs(config, config.n_train, 0), inputs(config, config.n_test, 1)
     lengths = (np.full(len(x_train), x_train.shape[1]), np.full(len(x_test), x_test.shape[1]))
@@ -143,7 +143,7 @@ def build(config: Config) -> SequenceBenchmark:
     for task in range(config.n_experiences):
         train.append((x_train, lengths[0], targets(config, x_train, task)))
         test.append((x_test, lengths[1], targets(config, x_test, task)))
-    return per_step_benchmark(
+    return target_benchmark(
         train,
         test,
         target="per_step_bits",

@@ -70,6 +70,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "the Copy Task family of Ehret et al. 2021 (permuted, padded, pattern manipulation): "
         "reproduce a bit pattern after a stop bit, per-step bit targets; task-incremental",
     ),
+    "forecast_regimes": (
+        "clstm.data.forecast",
+        "continual forecasting: series from a different AR(2) oscillator and season per "
+        "experience, windows predict the next steps (regression targets, MSE/MAE)",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

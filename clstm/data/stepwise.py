@@ -1,10 +1,11 @@
-"""Experiences whose targets are per step (:mod:`clstm.targets`): arrays -> an Avalanche stream.
+"""Streams whose targets are not one class per sequence (:mod:`clstm.targets`), from arrays.
 
-The counterpart of :func:`clstm.data.arrays.benchmark_from_arrays` for ``per_step`` and
-``per_step_bits`` targets, used by generated benchmarks (the Copy Task family). Inputs are
-stored as everywhere in clstm (right-padded, mask channel last, each dataset at its own shape);
-targets are stored at the stream's length, :data:`clstm.targets.NO_TARGET` at every step that
-carries none, so that every loader's default collation works. The datasets are plain Avalanche
+The counterpart of :func:`clstm.data.arrays.benchmark_from_arrays` for ``per_step``,
+``per_step_bits`` and ``regression`` targets, used by generated benchmarks (the Copy Task family,
+``forecast_regimes``). Inputs are stored as everywhere in clstm (right-padded, mask channel last,
+each dataset at its own shape); per-step targets are stored at the stream's length,
+:data:`clstm.targets.NO_TARGET` at every step that carries none, so that every loader's default
+collation works; regression targets are ``(N, K)`` floats. The datasets are plain Avalanche
 datasets (no ``targets`` attribute: there is no class per sample), with ``lengths`` and task
 labels as data attributes.
 """
@@ -20,7 +21,8 @@ import torch
 from clstm.data.sequences import SequenceBenchmark, _digest_padded, pad_dense
 from clstm.errors import DataError
 
-#: (x (N, T, F), lengths (N,), y (N, T) integer classes or (N, T, W) bits, NO_TARGET elsewhere)
+#: (x (N, T, F), lengths (N,), y): y (N, T) classes or (N, T, W) bits (NO_TARGET at steps without
+#: a target), or (N, K) real values for regression
 StepSplit = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -49,6 +51,10 @@ def _check(split: StepSplit, target: str, where: str) -> None:
     x, lengths, y = split
     if x.ndim != 3 or len(x) == 0:
         raise DataError(f"{where}: x must be a non-empty (N, T, F) array, got shape {x.shape}")
+    if target == "regression":
+        if y.ndim != 2 or len(y) != len(x) or not np.isfinite(y).all():
+            raise DataError(f"{where}: regression targets must be finite (N, K), got {y.shape}")
+        return
     want = 2 if target == "per_step" else 3
     if y.ndim != want or y.shape[:2] != x.shape[:2]:
         raise DataError(
@@ -60,7 +66,7 @@ def _check(split: StepSplit, target: str, where: str) -> None:
         raise DataError(f"{where}: a target lies beyond its sequence's length")
 
 
-def per_step_benchmark(
+def target_benchmark(
     train: Sequence[StepSplit],
     test: Sequence[StepSplit],
     *,
@@ -72,18 +78,18 @@ def per_step_benchmark(
 ) -> SequenceBenchmark:
     """One experience per ``(train[i], test[i])``; ``scenario`` ``task`` (task label = index,
     one head per task) or ``domain`` (one shared head). ``n_outputs``: classes per step
-    (``per_step``) or bits per step (``per_step_bits``). Identical input arrays (the same
-    object) are padded and stored once. ``tag`` enters the fingerprint (e.g. the generator's
-    options)."""
+    (``per_step``), bits per step (``per_step_bits``) or values per sequence (``regression``).
+    Identical input arrays (the same object) are padded and stored once. ``tag`` enters the
+    fingerprint (e.g. the generator's options)."""
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
     from clstm.targets import NO_TARGET
 
-    if target not in ("per_step", "per_step_bits"):
-        raise DataError(f"target must be per_step or per_step_bits, got '{target}'")
+    if target not in ("per_step", "per_step_bits", "regression"):
+        raise DataError(f"target must be per_step, per_step_bits or regression, got '{target}'")
     if scenario not in ("task", "domain"):
-        raise DataError(f"per-step targets need scenario task or domain, got '{scenario}'")
+        raise DataError(f"{target} targets need scenario task or domain, got '{scenario}'")
     if not (len(train) == len(test) == len(names)) or not train:
         raise DataError("give one train split, one test split and one name per experience")
     for i, (tr, te) in enumerate(zip(train, test, strict=True)):
@@ -100,10 +106,13 @@ def per_step_benchmark(
         if id(x) not in stored:
             stored[id(x)] = pad_dense(x, lengths, int(np.max(lengths)), x.shape[2])
         xt = stored[id(x)]
-        padded = np.full((len(y), steps, *y.shape[2:]), NO_TARGET, dtype=y.dtype)
-        padded[:, : y.shape[1]] = y  # targets at the stream's steps, none after each sequence
-        yt = torch.from_numpy(padded)
-        yt = yt.float() if target == "per_step_bits" else yt.long()
+        if target == "regression":
+            yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+        else:
+            padded = np.full((len(y), steps, *y.shape[2:]), NO_TARGET, dtype=y.dtype)
+            padded[:, : y.shape[1]] = y  # targets at the stream's steps, none after the end
+            yt = torch.from_numpy(padded)
+            yt = yt.float() if target == "per_step_bits" else yt.long()
         _digest_padded(digest, xt, steps, features)
         for tensor in (yt, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())

@@ -110,10 +110,17 @@ class AccuracyMatrixMetric(PluginMetric):
     def before_eval_exp(self, strategy) -> None:
         self._correct, self._seen = 0, 0
 
+    #: name of the heatmap image it emits
+    IMAGE = "accuracy_matrix"
+
+    def _batch(self, strategy):
+        """``(sum, count)`` this batch adds to the experience's score (sum / count)."""
+        return count_correct(strategy.mb_output, strategy.mb_y)
+
     def after_eval_iteration(self, strategy) -> None:
         super().after_eval_iteration(strategy)
-        correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
-        self._correct = self._correct + correct  # stays on device
+        total, counted = self._batch(strategy)
+        self._correct = self._correct + total  # stays on device
         self._seen = self._seen + counted  # sequences, or target steps/bits (clstm.targets)
 
     def after_eval_exp(self, strategy) -> None:
@@ -147,7 +154,11 @@ class AccuracyMatrixMetric(PluginMetric):
             for name, value in self.values_after(k).items()
             if value is not None
         ]
-        return [*values, MetricValue(self, self.prefix + "accuracy_matrix", self.heatmap(k), k)]
+        return [*values, MetricValue(self, self.prefix + self.IMAGE, self.heatmap(k), k)]
+
+    def _colour_values(self, data: np.ndarray) -> np.ndarray:
+        """Cell values mapped to [0, 1] for the colour map (accuracies are already)."""
+        return np.clip(data, 0, 1)
 
     def heatmap(self, k: int):
         """The accuracy matrix after ``k`` experiences (initial row first) as a PIL image.
@@ -170,7 +181,8 @@ class AccuracyMatrixMetric(PluginMetric):
         image = Image.new("RGB", (width, top + cell_h * n_rows + bottom), "white")
         draw = ImageDraw.Draw(image)
         draw.text((4, 4), "rows: after training on", fill="black", font=font)
-        colours = (colormaps["viridis"](np.nan_to_num(np.clip(data, 0, 1))) * 255).astype(int)
+        scaled = np.nan_to_num(self._colour_values(data))
+        colours = (colormaps["viridis"](scaled) * 255).astype(int)
         for (i, j), v in np.ndenumerate(data):
             x0, y0 = left + j * cell_w, top + i * cell_h
             if np.isnan(v):
@@ -178,7 +190,7 @@ class AccuracyMatrixMetric(PluginMetric):
                 continue
             fill = tuple(int(c) for c in colours[i, j, :3])
             draw.rectangle((x0, y0, x0 + cell_w - 1, y0 + cell_h - 1), fill=fill)
-            colour = "white" if v < 0.6 else "black"
+            colour = "white" if scaled[i, j] < 0.6 else "black"
             draw.text((x0 + cell_w / 2, y0 + cell_h / 2), f"{v:.2f}", fill=colour, font=font,
                       anchor="mm")  # fmt: skip
         for i, label in enumerate(labels):

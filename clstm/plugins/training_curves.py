@@ -43,7 +43,7 @@ class TrainingCurvesMetric(PluginMetric):
         if not self._count:
             return None
         targets = float(self._targets)
-        accuracy = float(self._correct) / targets if targets else 0.0
+        accuracy = float(self._correct) / targets if targets else None  # None: regression
         return float(self._loss_sum) / self._count, accuracy
 
     def before_training_epoch(self, strategy) -> None:
@@ -53,9 +53,12 @@ class TrainingCurvesMetric(PluginMetric):
         n = len(strategy.mb_y)
         with torch.no_grad():
             self._loss_sum = self._loss_sum + strategy.loss.detach().sum() * n
-            correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
-            self._correct = self._correct + correct
-            self._targets = self._targets + counted
+            if strategy.mb_y.is_floating_point() and strategy.mb_y.dim() == 2:
+                pass  # regression: no accuracy (the epoch loss is the MSE)
+            else:
+                correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
+                self._correct = self._correct + correct
+                self._targets = self._targets + counted
         self._count += n
 
     def after_training_epoch(self, strategy) -> list[MetricValue] | None:
@@ -65,10 +68,10 @@ class TrainingCurvesMetric(PluginMetric):
         loss, accuracy = values
         self._last_epoch_loss = loss
         step = strategy.clock.train_iterations
-        return [
-            MetricValue(self, EPOCH_LOSS, loss, step),
-            MetricValue(self, EPOCH_ACCURACY, accuracy, step),
-        ]
+        values = [MetricValue(self, EPOCH_LOSS, loss, step)]
+        if accuracy is not None:  # None: regression targets have no accuracy
+            values.append(MetricValue(self, EPOCH_ACCURACY, accuracy, step))
+        return values
 
     def before_training_exp(self, strategy) -> None:
         self._last_epoch_loss = None

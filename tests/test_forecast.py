@@ -1,0 +1,162 @@
+"""Regression targets and continual forecasting: errors, the error matrix, the forecasting
+benchmark's protocol (no look-ahead, scaling on training data only), strategies and outputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clstm.config import ConfigError
+from clstm.data import forecast
+from clstm.runner import load_run, run_experiment
+from clstm.strategies import STRATEGIES
+from clstm.targets import criterion, errors
+
+
+def test_regression_loss_and_errors_on_hand_computed_values():
+    output = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    y = torch.tensor([[0.0, 2.0], [2.0, -1.0]])  # errors 1, 0, -2, 0
+    assert criterion("regression")(output, y).item() == pytest.approx((1 + 4) / 4)
+    squared, absolute, count = errors(output, y)
+    assert (squared.item(), absolute.item(), count) == (5.0, 3.0, 4)
+
+
+def _config(**options):
+    defaults = {"n_series": 4, "length": 120, "context": 16, "horizon": 2, "stride": 1}
+    return forecast.Config(**{**defaults, **options})
+
+
+def test_windows_never_look_ahead_across_the_time_split():
+    config = _config()
+    values = forecast.series(config, 0)
+    cut = config.train_steps  # 90
+    (x_tr, y_tr), (x_te, y_te) = forecast.split(config, 0)
+    scaled = (values - values[:, :cut].mean()) / values[:, :cut].std()
+    # training windows: inputs and targets inside the first `cut` steps (last target at cut-1)
+    n_train = cut - 16 - 2 + 1
+    assert len(x_tr) == 4 * n_train
+    np.testing.assert_allclose(y_tr[n_train - 1], scaled[0, cut - 2 : cut], rtol=1e-5)
+    # test windows: every target at or after the cut; the first starts exactly at it
+    np.testing.assert_allclose(y_te[0], scaled[0, cut : cut + 2], rtol=1e-5)
+    np.testing.assert_allclose(x_te[0, :, 0], scaled[0, cut - 16 : cut], rtol=1e-5)
+    assert len(y_te) == 4 * (120 - 2 - cut + 1)
+
+
+def test_scaling_is_fitted_on_the_training_part_only_and_regimes_differ():
+    config = _config(length=400)
+    (x_tr, _), (x_te, _) = forecast.split(config, 1)
+    values = forecast.series(config, 1)
+    train_part = values[:, : config.train_steps]
+    raw_first = values[0, :16]
+    expected = (raw_first - train_part.mean()) / train_part.std()
+    np.testing.assert_allclose(x_tr[0, :, 0], expected, rtol=1e-5)  # training statistics
+    assert abs(x_te.mean()) > 1e-4 or abs(x_te.std() - 1) > 1e-4  # not refitted on the test
+    w0, p0 = forecast.regime(config, 0)
+    w1, p1 = forecast.regime(config, 1)
+    assert w0 != w1 and p0 != p1
+    np.testing.assert_array_equal(values, forecast.series(config, 1))  # deterministic
+    with pytest.raises(ValueError, match="shorter than context \\+ horizon"):
+        _config(length=20)
+
+
+TINY = {
+    "name": "tiny_forecast", "device": "cpu",
+    "benchmark": {"name": "forecast_regimes", "n_experiences": 3, "n_series": 4, "length": 120,
+                  "context": 16, "horizon": 2},
+    "model": {"hidden_size": 16}, "train": {"epochs": 2, "batch_size": 32, "lr": 0.01},
+}  # fmt: skip
+SUPPORTED = sorted(n for n, e in STRATEGIES.items() if "regression" in e.targets)
+
+
+@pytest.mark.parametrize("strategy", SUPPORTED)
+def test_every_supported_strategy_forecasts(tmp_path, strategy):
+    cfg = {**TINY, "strategy": {"name": strategy}}
+    result = run_experiment(cfg, out=tmp_path)
+    assert result.status == "completed", result.error
+    assert result.accuracy_matrix is None and result.target == "regression"
+    initial, E = result.error_matrices["mse"]
+    rows = E[-1:] if strategy == "joint" else E
+    assert np.all(rows >= 0) and not np.isnan(rows).any() and initial is not None
+    again = run_experiment(cfg, out=tmp_path / "again")
+    np.testing.assert_array_equal(again.error_matrices["mse"][1], E)  # deterministic
+
+
+@pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - set(SUPPORTED)))
+def test_strategies_that_need_classes_are_refused_for_forecasting(tmp_path, strategy):
+    with pytest.raises(ConfigError, match="does not support regression targets"):
+        run_experiment({**TINY, "strategy": {"name": strategy}}, out=tmp_path)
+
+
+def test_naive_forgets_replay_forgets_less_and_every_output_follows_the_target(tmp_path):
+    bench = {**TINY["benchmark"], "n_series": 8, "length": 300, "context": 24, "horizon": 3}
+    train = {"epochs": 6, "batch_size": 64, "lr": 0.005}
+    results = {}
+    for strategy in ("naive", "replay"):
+        memory = {"mem_size": 600} if strategy == "replay" else {}
+        cfg = {**TINY, "benchmark": bench, "train": train, "model": {"hidden_size": 32},
+               "strategy": {"name": strategy, **memory}}  # fmt: skip
+        results[strategy] = run_experiment(cfg, out=tmp_path)
+    naive = results["naive"].metrics
+    _, E = results["naive"].error_matrices["mse"]
+    assert E[0, 0] < 0.5 and E[-1, 0] > 2 * E[0, 0]  # learnt, then forgotten (error rises)
+    assert naive["mse_forgetting"] > 0.2
+    assert results["replay"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
+    # metrics.json: error matrices and summaries, the accuracy keys present and null
+    m = json.loads((results["naive"].run_dir / "metrics.json").read_text())
+    assert m["target"] == "regression" and m["accuracy_matrix"] is None and m["acc"] is None
+    np.testing.assert_allclose(m["error_matrix_mse"], E)
+    assert m["mae_final"] > 0 and len(m["initial_error_mae"]) == 3
+    assert (results["naive"].run_dir / "error_matrix_mse.csv").exists()
+    assert not (results["naive"].run_dir / "accuracy_matrix.csv").exists()
+    loaded = load_run(results["naive"].run_dir)
+    np.testing.assert_array_equal(loaded.error_matrices["mse"][1], E)
+    # TensorBoard: the error of every experience and the summaries, no accuracy
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(results["naive"].run_dir)).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"error/mse/exp00", "error/mae/exp02", "cl/mse_forgetting", "cl/mse_final"} <= tags
+    assert not any(t.startswith("accuracy/") for t in tags)
+
+
+FIRED = []  # module state: a checkpoint restores plugins, not this list
+
+
+def test_resume_after_an_interruption_gives_the_same_forecasting_run(tmp_path):
+    from avalanche.training.plugins import SupervisedPlugin
+
+    FIRED.clear()
+
+    class StopOnce(SupervisedPlugin):
+        def before_training_iteration(self, strategy, **kwargs):
+            if not FIRED and strategy.clock.train_exp_counter == 1:
+                FIRED.append(True)
+                raise KeyboardInterrupt
+
+    cfg = {**TINY, "strategy": {"name": "ewc"}}
+    full = run_experiment(cfg, out=tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, out=tmp_path / "cut", plugins=[StopOnce()])
+    resumed = run_experiment(cfg, out=tmp_path / "cut", resume=True)
+    np.testing.assert_array_equal(resumed.error_matrices["mse"][1], full.error_matrices["mse"][1])
+
+
+def test_report_tabulates_errors_with_the_lowest_in_bold(tmp_path):
+    from clstm.report import write_report
+
+    for strategy in ("naive", "replay"):
+        for seed in (0, 1):
+            run_experiment({**TINY, "strategy": {"name": strategy}}, seed=seed, out=tmp_path)
+    report = write_report([tmp_path], out=tmp_path / "report", with_figures=True)
+    md = report.markdown_path.read_text()
+    assert "| run | seeds | final MSE | MSE increase | MSE forgetting |" in md
+    assert "ACC" not in report.table and "final MSE" in report.table
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    finals = {
+        name: float(rows[name].split("|")[3].strip(" *").split("±")[0])
+        for name in ("naive", "replay")
+    }
+    best = min(finals, key=finals.get)
+    assert rows[best].split("|")[3].strip().startswith("**")  # lower is better: the minimum
+    assert (tmp_path / "report" / "tiny_forecast_mse.png").exists()

@@ -15,9 +15,7 @@ TensorBoard events (in the run directory itself). Every file is written atomical
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
-import io
 import os
 import platform
 import random
@@ -35,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from clstm import __version__
-from clstm import metrics as clm
+from clstm import __version__, outcome
 from clstm.config import ExperimentConfig, config_hash, load_config, to_dict, to_yaml
 from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for callers
     ClstmError,
@@ -354,23 +351,23 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         )
         if status == "completed" and cfg.checkpoint == "remove":
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
-        initial, R = _full_result(matrices["test"], bench.n_experiences)
-        errors = _error_results(matrices, bench.n_experiences)
+        initial, R = outcome.full_result(matrices["test"], bench.n_experiences)
+        errors = outcome.error_results(matrices, bench.n_experiences)
         wall = time.perf_counter() - started
-        metrics = _metrics_json(
+        metrics = outcome.metrics_json(
             cfg, bench, status, error, R, initial, len(timings), wall, errors=errors
         )
         metrics["run_name"] = name
         if "valid" in matrices:
-            v_initial, v_R = _full_result(matrices["valid"], bench.n_experiences)
-            metrics["validation"] = _matrix_summary(status, v_R, v_initial)
+            v_initial, v_R = outcome.full_result(matrices["valid"], bench.n_experiences)
+            metrics["validation"] = outcome.matrix_summary(status, v_R, v_initial)
         if failure is not None and status == "failed":
             write_text_atomic(run_dir / "traceback.txt", failure[1])
         write_json_atomic(run_dir / "metrics.json", metrics)
         tables = {f"error_matrix_{k}": v for k, v in errors.items()} if errors else None
         for stem, (first, matrix) in (tables or {"accuracy_matrix": (initial, R)}).items():
             write_text_atomic(
-                run_dir / f"{stem}.csv", _matrix_csv(bench.experience_names, matrix, first)
+                run_dir / f"{stem}.csv", outcome.matrix_csv(bench.experience_names, matrix, first)
             )
         meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
         meta["timings"] = timings
@@ -392,7 +389,7 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         errors = (
             {m: (None, nothing) for m in ("mse", "mae")} if bench.target == "regression" else None
         )
-        metrics = _metrics_json(
+        metrics = outcome.metrics_json(
             cfg, bench, what, message, nothing, None, trained, wall, errors=errors
         )
         _record_final(run_dir, meta, what, message, {**metrics, "run_name": name})
@@ -418,16 +415,6 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         target=bench.target,
         error_matrices=errors,
     )
-
-
-def _error_results(matrices: dict, n_experiences: int) -> dict | None:
-    """``{"mse": (initial, E), "mae": (initial, E)}`` of a regression run, else None."""
-    if "test_mae" not in matrices:
-        return None
-    return {
-        "mse": _full_result(matrices["test"], n_experiences),
-        "mae": _full_result(matrices["test_mae"], n_experiences),
-    }
 
 
 def _hparams_of(cfg) -> dict:
@@ -601,16 +588,6 @@ def _memory_bytes(device) -> int | None:
         return None
 
 
-def _full_result(metric, n_experiences: int):
-    """``(initial, R)`` with ``R`` always ``T x T`` (NaN where never measured)."""
-    if not metric.measured:  # stopped before evaluating anything
-        return None, np.full((n_experiences,) * 2, np.nan)
-    initial, R = metric.result()
-    if R.shape[0] != n_experiences:  # stopped before evaluating anything
-        R = np.full((n_experiences,) * 2, np.nan)
-    return initial, R
-
-
 def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, meta):
     """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metrics.
 
@@ -706,7 +683,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
             meta["timings"] = timings  # progress on disk, for a run that gets killed
             write_json_atomic(run_dir / "meta.json", meta)
         if matrices["test"].measured:
-            _write_hparams(
+            outcome.write_hparams(
                 tensorboard.writer,
                 cfg,
                 *matrices["test"].result(),
@@ -723,108 +700,6 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     finally:
         tensorboard.writer.close()
     return status, error, failure, timings, matrices
-
-
-def _matrix_summary(status, R, initial) -> dict:
-    """The accuracy matrix, initial row and every metric (``None`` unless the run completed).
-
-    A completed run with only the last row measured (``joint``: no intermediate models) gets ACC
-    and the final accuracies; the metrics that need intermediate rows stay ``None``.
-    """
-    complete = status == "completed" and not np.isnan(R).any()
-    summary = clm.summarize(R, initial) if complete else {}
-    if status == "completed" and not complete and not np.isnan(R[-1]).any():
-        # average_accuracy reads only the last row; the unmeasured rows do not enter it.
-        acc = clm.average_accuracy(np.nan_to_num(R))
-        summary = {"acc": acc, "per_experience": {"final_accuracy": R[-1].tolist()}}
-    keys = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
-    return {
-        "accuracy_matrix": R.tolist(),
-        "initial_accuracy": initial.tolist() if initial is not None else None,
-        **{k: summary.get(k) for k in keys},
-        "per_experience": summary.get("per_experience"),
-    }
-
-
-def _write_hparams(writer, cfg, initial, R, regression: bool = False) -> None:
-    """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
-
-    Hyperparameters: :func:`clstm.logging.run_hparams` (strategy, benchmark and its variant or
-    datasets, scenario, seed, the strategy's, training and model options); metrics: the final
-    ``cl/ACC``, ``cl/BWT``, ``cl/forgetting`` and ``cl/learning_accuracy`` scalars already
-    logged (the HParams dashboard reads their last values).
-    """
-    from clstm.logging import HPARAM_METRICS, run_hparams, write_run_hparams
-
-    if regression:  # R holds MSEs
-        errors = _error_summary("completed", {"mse": (initial, R)})
-        final = {f"cl/mse_{k}": errors.get(f"mse_{k}") for k in
-                 ("final", "increase", "forgetting", "learning")}  # fmt: skip
-        write_run_hparams(writer, run_hparams(to_dict(cfg)),
-                          {k: v for k, v in final.items() if v is not None})  # fmt: skip
-        return
-    summary = _matrix_summary("completed", R, initial)
-    keys = {"cl/ACC": "acc", "cl/BWT": "bwt", "cl/forgetting": "forgetting",
-            "cl/learning_accuracy": "learning_accuracy"}  # fmt: skip
-    final = {tag: summary.get(keys[tag]) for tag in HPARAM_METRICS}
-    write_run_hparams(writer, run_hparams(to_dict(cfg)), {k: v for k, v in final.items()
-                                                          if v is not None})  # fmt: skip
-
-
-def _error_summary(status, errors: dict) -> dict:
-    """Each error matrix (``error_matrix_<m>``), its initial row and summaries (``<m>_final``,
-    ``<m>_learning``, ``<m>_increase``, ``<m>_forgetting``, ``<m>_forward_change``; ``None``
-    unless the run completed), for every measure ``m`` of ``errors`` (regression runs)."""
-    out: dict = {}
-    names = {
-        "final_error": "final", "learning_error": "learning", "error_increase": "increase",
-        "error_forgetting": "forgetting", "forward_error_change": "forward_change",
-    }  # fmt: skip
-    for m, (initial, E) in errors.items():
-        complete = status == "completed" and not np.isnan(E).any()
-        summary = clm.summarize_errors(E, initial) if complete else {}
-        if status == "completed" and not complete and not np.isnan(E[-1]).any():
-            summary = {"final_error": clm.average_error(np.nan_to_num(E))}  # joint: last row only
-        out[f"error_matrix_{m}"] = E.tolist()
-        out[f"initial_error_{m}"] = initial.tolist() if initial is not None else None
-        out |= {f"{m}_{short}": summary.get(key) for key, short in names.items()}
-        out[f"per_experience_{m}"] = summary.get("per_experience")
-    return out
-
-
-def _metrics_json(cfg, bench, status, error, R, initial, trained, wall, errors=None) -> dict:
-    """metrics.json: accuracies and their summaries, or for regression runs (``errors``) the
-    error matrices and theirs, the accuracy keys present and null (never a mixed number)."""
-    if errors:
-        nothing = _matrix_summary("failed", R, None)
-        scores = {**{k: None for k in nothing}, **_error_summary(status, errors)}
-    else:
-        scores = _matrix_summary(status, R, initial)
-    return {
-        "experiment": cfg.name,
-        "strategy": cfg.strategy.name,
-        "seed": cfg.seed,
-        "status": status,
-        "error": error,
-        "scenario": bench.scenario_name,
-        "target": bench.target,
-        "experience_names": list(bench.experience_names),
-        "experiences_trained": trained,
-        **scores,
-        "wall_time_s": round(wall, 3),
-    }
-
-
-def _matrix_csv(names: Sequence[str], R: np.ndarray, initial: np.ndarray | None) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["trained_on", *names])
-    rows = ([("(initial)", initial)] if initial is not None else []) + list(
-        zip(names, R, strict=True)
-    )
-    for label, row in rows:
-        writer.writerow([label, *("" if np.isnan(v) else f"{v:.6f}" for v in row)])
-    return buffer.getvalue()
 
 
 def _now() -> str:

@@ -289,10 +289,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "mas": StrategyEntry(
         MASConfig, _mas, ALL, "memory-aware synapses", targets=("sequence", "regression")
     ),
-    # the distillation is a softmax over (B, C) logits; per-step distillation is not written yet
-    "lwf": StrategyEntry(
-        LwFConfig, _lwf, ALL, "learning without forgetting (distillation)", targets=("sequence",)
-    ),
+    "lwf": StrategyEntry(LwFConfig, _lwf, ALL, "learning without forgetting (distillation)"),
     "gem": StrategyEntry(GEMConfig, _gem, ALL, "gradient episodic memory (needs quadprog)"),
     # A-GEM's plugin holds a live iterator over its memory, which cannot be pickled.
     "agem": StrategyEntry(

@@ -160,3 +160,32 @@ def test_report_tabulates_errors_with_the_lowest_in_bold(tmp_path):
     best = min(finals, key=finals.get)
     assert rows[best].split("|")[3].strip().startswith("**")  # lower is better: the minimum
     assert (tmp_path / "report" / "tiny_forecast_mse.png").exists()
+
+
+def test_lwf_distillation_terms_by_target_kind():
+    from clstm.plugins.lwf import distillation
+
+    prev = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]])  # (1 sequence, 2 steps, 2 units)
+    out = torch.tensor([[[0.0, 0.0], [5.0, -5.0]]])
+    steps = torch.tensor([[1.0, 0.0]])  # the second step is padding: never distilled
+    q = torch.softmax(prev[0, 0] / 2, dim=-1)
+    kl = (q * (q.log() - torch.log_softmax(out[0, 0] / 2, dim=-1))).sum()
+    assert distillation("per_step", out, prev, steps, 2.0).item() == pytest.approx(kl.item())
+    p = torch.sigmoid(prev[0, 0] / 2)
+    s = torch.sigmoid(out[0, 0] / 2)
+    bce = -(p * s.log() + (1 - p) * (1 - s).log()).sum()
+    assert distillation("per_step_bits", out, prev, steps, 2.0).item() == pytest.approx(bce.item())
+    assert distillation("per_step", prev, prev, steps, 2.0).item() == pytest.approx(0, abs=1e-7)
+    a, b = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])
+    assert distillation("regression", a, b, None, 2.0).item() == pytest.approx(2.5)
+
+
+def test_lwf_distils_forecasts_and_forgets_less_than_fine_tuning(tmp_path):
+    bench = {**TINY["benchmark"], "n_series": 8, "length": 300, "context": 24, "horizon": 3}
+    train = {"epochs": 6, "batch_size": 64, "lr": 0.005}
+    forgetting = {}
+    for name, strategy in (("naive", {"name": "naive"}), ("lwf", {"name": "lwf", "alpha": 5.0})):
+        cfg = {**TINY, "benchmark": bench, "train": train, "model": {"hidden_size": 32},
+               "strategy": strategy}  # fmt: skip
+        forgetting[name] = run_experiment(cfg, out=tmp_path).metrics["mse_forgetting"]
+    assert forgetting["lwf"] < 0.8 * forgetting["naive"], forgetting

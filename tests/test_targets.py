@@ -211,3 +211,19 @@ def test_resume_after_an_interruption_gives_the_same_per_step_run(tmp_path, stra
         run_experiment(cfg, out=tmp_path / "cut", plugins=[StopOnce()])
     resumed = run_experiment(cfg, out=tmp_path / "cut", resume=True)
     np.testing.assert_array_equal(resumed.accuracy_matrix, full.accuracy_matrix)
+
+
+def test_lwf_distils_every_earlier_task_head_on_per_step_bits(tmp_path):
+    from avalanche.training.plugins import SupervisedPlugin
+
+    extra = {0: [], 1: [], 2: []}
+
+    class Probe(SupervisedPlugin):  # the loss beyond the task loss = LwF's distillation term
+        def after_backward(self, strategy, **kw):
+            task_loss = strategy._criterion(strategy.mb_output, strategy.mb_y).item()
+            extra[strategy.clock.train_exp_counter].append(strategy.loss.item() - task_loss)
+
+    cfg = {**TINY_COPY, "strategy": {"name": "lwf", "alpha": 1.0}}
+    run_experiment(cfg, out=tmp_path, plugins=[Probe()])
+    assert max(abs(v) for v in extra[0]) < 1e-6  # nothing to distil from before training
+    assert min(extra[1]) > 0 and min(extra[2]) > 0

@@ -1,11 +1,49 @@
-"""``LwFPlugin``: Avalanche's Learning without Forgetting, also without task labels."""
+"""``LwFPlugin``: Avalanche's Learning without Forgetting, also without task labels, and for
+targets beyond one class per sequence (:mod:`clstm.targets`).
+
+The distillation term follows the target kind of the batch:
+
+- ``sequence``: Avalanche's, ``KL(softmax(prev / T) || softmax(out / T))`` over the classes the
+  previous model had seen, mean over sequences;
+- ``per_step``: the same KL at every real step of a sequence (the mask channel of ``x``), summed
+  over its steps, mean over sequences (as the per-step loss);
+- ``per_step_bits``: binary cross-entropy between ``sigmoid(out / T)`` and
+  ``sigmoid(prev / T)`` for every bit of every real step, summed per sequence, mean over
+  sequences (Ehret et al. 2021's copy-task distillation, without their ``T^2`` factor, as
+  Avalanche's LwF has none);
+- ``regression``: the mean squared difference between the outputs and the previous model's.
+
+With task heads every earlier task's head is distilled, each on its own outputs.
+"""
 
 from __future__ import annotations
 
 import copy
 
+import torch
+import torch.nn.functional as F
 from avalanche.training.plugins import LwFPlugin as _AvalancheLwFPlugin
 from avalanche.training.regularization import LearningWithoutForgetting
+
+from clstm.targets import kind_of
+
+#: marker of a task whose every output unit is distilled (targets without classes)
+ALL_UNITS = frozenset({-1})
+
+
+def distillation(kind: str, out, prev, steps, temperature: float):
+    """The distillation term of one head (see the module docstring); ``steps`` ``(B, T')`` is
+    1 at real steps (per-step kinds)."""
+    if kind == "regression":
+        return F.mse_loss(out, prev)
+    t = temperature
+    if kind == "per_step":
+        kl = F.kl_div(
+            torch.log_softmax(out / t, dim=-1), torch.softmax(prev / t, dim=-1), reduction="none"
+        ).sum(dim=-1)  # (B, T')
+        return (kl * steps).sum() / len(out)
+    bce = F.binary_cross_entropy_with_logits(out / t, torch.sigmoid(prev / t), reduction="none")
+    return (bce.sum(dim=-1) * steps).sum() / len(out)  # per_step_bits
 
 
 class _TaskAgnosticLwF(LearningWithoutForgetting):
@@ -18,14 +56,27 @@ class _TaskAgnosticLwF(LearningWithoutForgetting):
     key Avalanche's single-head distillation uses).
     """
 
+    kind = "sequence"  # the target kind of the current batch (set by LwFPlugin)
+    steps = None  # (B, T') real steps of the current batch, for per-step kinds
+
     def post_adapt(self, agent, exp):
         self.expcount += 1
         self.prev_model = copy.deepcopy(agent.model)
-        targets = list(exp.dataset.targets)
         tasks = getattr(exp.dataset, "targets_task_labels", None)
+        if not hasattr(exp.dataset, "targets"):  # no classes: every output unit is distilled
+            for task in set(tasks) if tasks is not None else {0}:
+                self.prev_classes_by_task[int(task)] = ALL_UNITS
+            return
+        targets = list(exp.dataset.targets)
         tasks = list(tasks) if tasks is not None else [0] * len(targets)
         for task, target in zip(tasks, targets, strict=True):
             self.prev_classes_by_task[int(task)].add(int(target))
+
+    def _distillation_loss(self, out, prev_out, active_units):
+        if self.kind == "sequence":
+            return super()._distillation_loss(out, prev_out, active_units)
+        steps = self.steps[:, : out.shape[1]] if self.steps is not None else None
+        return distillation(self.kind, out, prev_out, steps, self.temperature)
 
 
 class LwFPlugin(_AvalancheLwFPlugin):
@@ -36,3 +87,8 @@ class LwFPlugin(_AvalancheLwFPlugin):
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0):
         super().__init__(alpha=alpha, temperature=temperature)
         self.lwf = _TaskAgnosticLwF(alpha, temperature)
+
+    def before_backward(self, strategy, **kwargs):
+        self.lwf.kind = kind_of(strategy.mb_y)
+        self.lwf.steps = strategy.mb_x[..., -1] if self.lwf.kind.startswith("per_step") else None
+        super().before_backward(strategy, **kwargs)

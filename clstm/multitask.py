@@ -37,7 +37,31 @@ class TaskHeads(MultiHeadClassifier):
         super().adaptation(_ClassesAsList(experience))
 
 
-class MultiTaskSequenceClassifier(MultiTaskModule):
+class _SharedEncoder(MultiTaskModule):
+    """A recurrent encoder shared by all tasks, optional per-task input projections, dropout."""
+
+    def __init__(
+        self,
+        encoder: RecurrentEncoder,
+        *,
+        adapters: list[nn.Module] | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.adapters = nn.ModuleList(adapters) if adapters is not None else None
+        self.dropout = nn.Dropout(dropout)
+
+    def features(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        """The encoder's output for a padded batch, through task ``task_label``'s projection."""
+        if self.adapters is not None:
+            if not 0 <= task_label < len(self.adapters):
+                raise ValueError(f"no input projection for task {task_label}")
+            x = self.adapters[task_label](x)
+        return self.dropout(self.encoder(x))
+
+
+class MultiTaskSequenceClassifier(_SharedEncoder):
     """Shared recurrent encoder, optional per-task input projections, one head per task.
 
     Heads are Avalanche's ``MultiHeadClassifier`` (created as tasks arrive, unused units masked),
@@ -57,19 +81,12 @@ class MultiTaskSequenceClassifier(MultiTaskModule):
         adapters: list[nn.Module] | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.encoder = encoder
-        self.adapters = nn.ModuleList(adapters) if adapters is not None else None
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(encoder, adapters=adapters, dropout=dropout)
         self.heads = TaskHeads(encoder.out_features, initial_out_features=2)
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         """Logits of task ``task_label``'s own head for a padded batch ``(B, T, F + 1)``."""
-        if self.adapters is not None:
-            if not 0 <= task_label < len(self.adapters):
-                raise ValueError(f"no input projection for task {task_label}")
-            x = self.adapters[task_label](x)
-        return self.heads.forward_single_task(self.dropout(self.encoder(x)), task_label)
+        return self.heads.forward_single_task(self.features(x, task_label), task_label)
 
     def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
         if task_labels is None:
@@ -88,7 +105,7 @@ class MultiTaskSequenceClassifier(MultiTaskModule):
         return out
 
 
-class FixedTaskHeads(MultiTaskModule):
+class FixedTaskHeads(_SharedEncoder):
     """Shared recurrent encoder, optional per-task input projections, one linear head per task:
     outputs ``(B, T', n_outputs)`` with a per-step encoder, ``(B, n_outputs)`` otherwise.
 
@@ -109,10 +126,7 @@ class FixedTaskHeads(MultiTaskModule):
         adapters: list[nn.Module] | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.encoder = encoder
-        self.adapters = nn.ModuleList(adapters) if adapters is not None else None
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(encoder, adapters=adapters, dropout=dropout)
         self.heads = nn.ModuleList(
             nn.Linear(encoder.out_features, n_outputs) for _ in range(n_tasks)
         )
@@ -126,9 +140,7 @@ class FixedTaskHeads(MultiTaskModule):
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         if not 0 <= task_label < len(self.heads):
             raise ValueError(f"no head for task {task_label} (the stream has {len(self.heads)})")
-        if self.adapters is not None:
-            x = self.adapters[task_label](x)
-        return self.heads[task_label](self.dropout(self.encoder(x)))
+        return self.heads[task_label](self.features(x, task_label))
 
     def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
         if isinstance(task_labels, int):

@@ -203,17 +203,25 @@ class AccuracyMatrixMetric(PluginMetric):
         draw.text((left, y_axis + 18), caption, fill="black", font=font)
         return image
 
+    def leading_block(self, k: int) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The measured ``k x k`` block of the matrix after ``k`` experiences and the initial
+        row's first ``k`` values (None if not measured), or None while the block is incomplete."""
+        initial, R = self.result()
+        block = R[:k, :k]
+        if k == 0 or np.isnan(block).any():
+            return None
+        known = initial is not None and not np.isnan(initial[:k]).any()
+        return block, initial[:k] if known else None
+
     def values_after(self, k: int) -> dict[str, float | None]:
         """Scalars describing the model after ``k`` training experiences (see module docstring)."""
         values: dict[str, float | None] = {
             f"accuracy/exp{j:02d}": acc for j, acc in sorted(self._rows[k].items())
         }
-        initial, R = self.result()
-        block = R[:k, :k]
-        if k == 0 or np.isnan(block).any():
+        measured = self.leading_block(k)
+        if measured is None:
             return values
-        known = initial is not None and not np.isnan(initial[:k]).any()
-        summary = clm.summarize(block, initial[:k] if known else None)
+        summary = clm.summarize(*measured)
         values.update(
             {
                 "cl/ACC": summary["acc"],

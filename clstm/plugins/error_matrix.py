@@ -49,12 +49,10 @@ class ErrorMatrixMetric(AccuracyMatrixMetric):
         values: dict[str, float | None] = {
             f"error/{m}/exp{j:02d}": e for j, e in sorted(self._rows[k].items())
         }
-        initial, E = self.result()
-        block = E[:k, :k]
-        if k == 0 or np.isnan(block).any():
+        measured = self.leading_block(k)
+        if measured is None:
             return values
-        known = initial is not None and not np.isnan(initial[:k]).any()
-        s = clm.summarize_errors(block, initial[:k] if known else None)
+        s = clm.summarize_errors(*measured)
         values.update(
             {
                 f"cl/{m}_final": s["final_error"],

@@ -61,9 +61,9 @@ class Config(StreamOptions):
         train_steps = int(self.length * (1 - self.test_fraction))
         if train_steps < self.context + self.horizon:
             raise ValueError(
-                f"benchmark: the training part of a series ({train_steps} steps) is shorter than "
-                f"context + horizon ({self.context + self.horizon}); use a longer length or a "
-                "smaller test_fraction"
+                f"benchmark.length: the training part of a series ({train_steps} steps) is "
+                f"shorter than context + horizon ({self.context + self.horizon}); use a longer "
+                "length or a smaller test_fraction"
             )
         if self.length - train_steps < self.horizon:
             raise ValueError("benchmark.test_fraction leaves fewer test steps than the horizon")

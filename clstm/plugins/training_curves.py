@@ -6,7 +6,7 @@ import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
-from clstm.targets import count_correct
+from clstm.targets import count_correct, kind_of
 
 EPOCH_LOSS = "Loss_Epoch/train_phase/train_stream"
 EPOCH_ACCURACY = "Top1_Acc_Epoch/train_phase/train_stream"
@@ -53,9 +53,7 @@ class TrainingCurvesMetric(PluginMetric):
         n = len(strategy.mb_y)
         with torch.no_grad():
             self._loss_sum = self._loss_sum + strategy.loss.detach().sum() * n
-            if strategy.mb_y.is_floating_point() and strategy.mb_y.dim() == 2:
-                pass  # regression: no accuracy (the epoch loss is the MSE)
-            else:
+            if kind_of(strategy.mb_y) != "regression":  # regression: no accuracy, only the MSE
                 correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
                 self._correct = self._correct + correct
                 self._targets = self._targets + counted

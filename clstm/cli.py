@@ -215,6 +215,8 @@ def _list() -> int:
     print("strategies (strategy.name) [scenarios; targets] and hyperparameters (defaults):")
     for name, entry in STRATEGIES.items():
         kinds = f"{', '.join(entry.scenarios)}; {', '.join(entry.targets)}"
+        if entry.sequence_scenarios is not None:
+            kinds += f"; with sequence targets only {', '.join(entry.sequence_scenarios)}"
         print(f"  {name:<12} {entry.description} [{kinds}]")
         options = [
             f"{f.name}={json.dumps(list(f.default) if isinstance(f.default, tuple) else f.default)}"

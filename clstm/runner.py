@@ -553,7 +553,7 @@ def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
             f"{where} here; use a smaller model.hidden_size or model.num_layers"
         )
 
-    check_scenario(cfg.strategy.name, bench.scenario_name)
+    check_scenario(cfg.strategy.name, bench.scenario_name, bench.target)
     check_target(cfg.strategy.name, bench.target, cfg.strategy)
     if bench.target != "sequence" and bench.scenario_name == "class":
         raise ConfigError(

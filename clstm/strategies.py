@@ -234,10 +234,19 @@ def _gdumb(config: GDumbConfig, **common):
 
 
 def _der(config: DERConfig, **common):
+    import torch
     from avalanche.training import DER
 
-    from clstm.plugins.der import DERMaskedLogitsPlugin
+    from clstm.plugins.der import DERMaskedLogitsPlugin, TargetDER
 
+    if not isinstance(common["criterion"], torch.nn.CrossEntropyLoss):  # not a class per sequence
+        return TargetDER(
+            mem_size=config.mem_size,
+            batch_size_mem=config.batch_size_mem,
+            alpha=config.alpha,
+            beta=config.beta,
+            **common,
+        )
     common = {**common, "plugins": [*common["plugins"], DERMaskedLogitsPlugin()]}
     return DER(
         mem_size=config.mem_size,
@@ -266,6 +275,8 @@ class StrategyEntry:
     stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
     checkpointable: bool = True  # its state pickles (for --resume); else runs restart
     targets: tuple[str, ...] = TARGETS  # target kinds it handles correctly (clstm.targets)
+    # the scenarios it supports with a class per sequence, where fewer than ``scenarios``
+    sequence_scenarios: tuple[str, ...] | None = None
 
 
 #: strategy name -> entry
@@ -299,10 +310,10 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "gdumb": StrategyEntry(
         GDumbConfig, _gdumb, ALL, "greedy memory, retrain from scratch", targets=("sequence",)
     ),
-    # DER stores one logit vector per sample
+    # DER stores one output per sample: with classes, the task heads' widths differ
     "der": StrategyEntry(
-        DERConfig, _der, ("domain", "class"), "dark experience replay (DER++); single head",
-        targets=("sequence",),
+        DERConfig, _der, ALL, "dark experience replay (DER++)",
+        sequence_scenarios=("domain", "class"),
     ),
     "separate": StrategyEntry(
         SeparateConfig, _separate, ALL,
@@ -340,9 +351,12 @@ def check_stateful(strategy: str) -> None:
         )
 
 
-def check_scenario(strategy: str, scenario: str) -> None:
+def check_scenario(strategy: str, scenario: str, target: str = "sequence") -> None:
     """Refuse a strategy in a scenario it does not support, with the supported ones named."""
-    supported = STRATEGIES[strategy].scenarios
+    entry = STRATEGIES[strategy]
+    supported = entry.scenarios
+    if target == "sequence" and entry.sequence_scenarios is not None:
+        supported = entry.sequence_scenarios
     if scenario not in supported:
         raise ConfigError(
             f"strategy '{strategy}' does not support the {scenario} scenario; "

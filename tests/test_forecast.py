@@ -88,12 +88,13 @@ def test_strategies_that_need_classes_are_refused_for_forecasting(tmp_path, stra
         run_experiment({**TINY, "strategy": {"name": strategy}}, out=tmp_path)
 
 
-def test_naive_forgets_replay_forgets_less_and_every_output_follows_the_target(tmp_path):
+def test_naive_forgets_replay_and_der_forget_less_and_every_output_follows_the_target(tmp_path):
     bench = {**TINY["benchmark"], "n_series": 8, "length": 300, "context": 24, "horizon": 3}
     train = {"epochs": 6, "batch_size": 64, "lr": 0.005}
     results = {}
-    for strategy in ("naive", "replay"):
-        memory = {"mem_size": 600} if strategy == "replay" else {}
+    for strategy in ("naive", "replay", "der"):  # DER stores and matches each window's forecast
+        memory = {"naive": {}, "replay": {"mem_size": 600}, "der": {"mem_size": 600, "alpha": 1.0}}
+        memory = memory[strategy]
         cfg = {**TINY, "benchmark": bench, "train": train, "model": {"hidden_size": 32},
                "strategy": {"name": strategy, **memory}}  # fmt: skip
         results[strategy] = run_experiment(cfg, out=tmp_path)
@@ -102,6 +103,7 @@ def test_naive_forgets_replay_forgets_less_and_every_output_follows_the_target(t
     assert E[0, 0] < 0.5 and E[-1, 0] > 2 * E[0, 0]  # learnt, then forgotten (error rises)
     assert naive["mse_forgetting"] > 0.2
     assert results["replay"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
+    assert results["der"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
     # metrics.json: error matrices and summaries, the accuracy keys present and null
     m = json.loads((results["naive"].run_dir / "metrics.json").read_text())
     assert m["target"] == "regression" and m["accuracy_matrix"] is None and m["acc"] is None

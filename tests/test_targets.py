@@ -1,6 +1,7 @@
 """Per-step targets: losses and accuracies on hand-computed cases, per-step models, the Copy Task
 generator, and every strategy on a per-step stream (works, or is refused in one line)."""
 
+import collections
 import math
 
 import numpy as np
@@ -154,8 +155,7 @@ def test_per_step_targets_are_learned_and_forgotten(tmp_path):
 
 @pytest.mark.parametrize("strategy", sorted(set(STRATEGIES) - set(SUPPORTED)))
 def test_strategies_that_need_a_class_per_sequence_are_refused(tmp_path, strategy):
-    bench = {**TINY_COPY["benchmark"], "scenario": "domain"}  # DER has no task scenario
-    cfg = {**TINY_COPY, "benchmark": bench, "strategy": {"name": strategy}}
+    cfg = {**TINY_COPY, "strategy": {"name": strategy}}
     with pytest.raises(ConfigError, match=f"'{strategy}' does not support per_step_bits targets"):
         run_experiment(cfg, out=tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -193,7 +193,56 @@ class _StopOnce:
     fired = False
 
 
-@pytest.mark.parametrize("strategy", ["ewc", "replay"])
+def test_der_keeps_each_sample_with_its_own_heads_output_and_matches_target_steps(tmp_path):
+    from avalanche.models.utils import avalanche_forward
+    from avalanche.training.plugins import SupervisedPlugin
+
+    from clstm.plugins.der import output_matching
+
+    seen = []
+
+    class Probe(SupervisedPlugin):  # after DER has stored the experience's outputs
+        def after_training_exp(self, strategy, **kwargs):
+            buffer = strategy.storage_policy.buffer
+            items = [buffer[n] for n in range(len(buffer))]
+            x, y, t, stored = (
+                torch.stack([torch.as_tensor(a[k]) for a in items]) for k in range(4)
+            )
+            seen.append(sorted(collections.Counter(t.tolist()).items()))
+            with torch.no_grad():
+                strategy.model.eval()
+                now = avalanche_forward(strategy.model, x, t)  # each sample through its own head
+                strategy.model.train()
+            assert stored.shape == y.shape == (len(buffer), 11, 7)
+            assert not stored[:, now.shape[1] :].any()  # padded beyond the longest sequence
+            new = t == strategy.experience.task_label  # stored by the model as it is now
+            torch.testing.assert_close(stored[new, : now.shape[1]], now[new])
+            matching = output_matching(now[new], stored[new], y[new]).item()
+            assert matching == pytest.approx(0, abs=1e-10)
+            if not new.all():  # earlier samples keep the outputs of the model after their task
+                assert output_matching(now[~new], stored[~new], y[~new]).item() > 1e-4
+
+    der = {"name": "der", "mem_size": 48, "batch_size_mem": 8}
+    result = run_experiment({**TINY_COPY, "strategy": der}, out=tmp_path, plugins=[Probe()])
+    assert result.status == "completed"
+    assert seen == [[(0, 48)], [(0, 24), (1, 24)], [(0, 16), (1, 16), (2, 16)]]
+
+
+def test_der_output_matching_on_hand_computed_values():
+    from clstm.plugins.der import output_matching
+
+    out = torch.tensor([[[1.0, 2], [0, 0], [5, 5]], [[1.0, 1], [3, 1], [9, 9]]])
+    stored = torch.tensor([[[0.0, 0], [7, 7], [5, 3]], [[1.0, 1], [1, 1], [0, 0]]])
+    steps = torch.tensor([[5, N, 1], [N, 2, N]])  # per-step classes: step targets, N = none
+    # sequence 0: steps 0 and 2: (1 + 4) / 2 + (0 + 4) / 2 = 4.5; sequence 1: step 1: (4 + 0) / 2
+    assert output_matching(out, stored, steps).item() == pytest.approx((4.5 + 2.0) / 2)
+    bits = steps[..., None].float().expand(2, 3, 2).clamp(max=1).where(steps[..., None] != N, -1.0)
+    assert output_matching(out, stored, bits).item() == pytest.approx((4.5 + 2.0) / 2)
+    forecast = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    assert output_matching(forecast, torch.zeros(2, 2), forecast).item() == pytest.approx(39 / 4)
+
+
+@pytest.mark.parametrize("strategy", ["ewc", "replay", "der"])
 def test_resume_after_an_interruption_gives_the_same_per_step_run(tmp_path, strategy):
     from avalanche.training.plugins import SupervisedPlugin
 

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 all=naive,joint,cumulative,replay,ewc,si,mas,lwf,gem,agem,gdumb,der,separate
 core=naive,joint,replay,ewc,lwf,der  # issue 13's set for the literature benchmarks
 regression=naive,joint,replay,ewc  # the forecasting comparison of issue 14
+real_series=naive,joint,replay,ewc,lwf,der  # forecast_aeon
 run() {  # study, strategies
   # exit status 1 only means some run did not complete (DER is refused in the task scenario);
   # the report lists such runs.
@@ -20,8 +21,9 @@ run ucr_stream "$all"
 run mnist1d_split "$core"
 run mnist1d_permuted "$core"
 run forecast_regimes "$regression"
+run forecast_aeon "$real_series"
 studies=(seq_digits_split seq_digits_permuted ucr_stream mnist1d_split mnist1d_permuted
-         forecast_regimes)
+         forecast_regimes forecast_aeon)
 # Ehret et al. 2021's Copy Task protocols: ~30 min per run on one core, so only with COPY_SEEDS
 # set (e.g. COPY_SEEDS=0-4, about 12 hours; the committed tables used seed 0 of some of them).
 # Studies with runs on disk enter the report either way.

@@ -191,3 +191,86 @@ def test_lwf_distils_forecasts_and_forgets_less_than_fine_tuning(tmp_path):
                "strategy": strategy}  # fmt: skip
         forgetting[name] = run_experiment(cfg, out=tmp_path).metrics["mse_forgetting"]
     assert forgetting["lwf"] < 0.8 * forgetting["naive"], forgetting
+
+
+# --- forecast_aeon: the real series that ship inside the aeon wheel (read for real, offline) ---
+
+
+def _aeon_config(**options):
+    from clstm.data import forecast_aeon
+
+    return forecast_aeon.Config(**options)
+
+
+def test_aeon_series_are_split_in_time_without_look_ahead():
+    from clstm.data import forecast_aeon
+
+    airline = forecast_aeon.load_source("airline")[0]
+    assert airline.shape == (144,) and airline[:3].tolist() == [112, 118, 132]  # Box & Jenkins
+    config = _aeon_config(sources=("airline",), standardize=False, relative=False)
+    (x_tr, y_tr), (x_te, y_te) = forecast_aeon.split(config, "airline")
+    cut = int(144 * 0.75)
+    assert len(y_tr) == cut - 12 - 2 + 1 and y_tr[-1, -1] == airline[cut - 1]  # inside training
+    assert y_te[0, 0] == airline[cut] and y_te[-1, -1] == airline[-1]  # targets after the cut
+    np.testing.assert_array_equal(x_te[0, :, 0], airline[cut - 12 : cut])  # its past, reaching back
+    uschange = forecast_aeon.load_source("uschange")
+    assert len(uschange) == 5 and {len(s) for s in uschange} == {187}
+
+
+def test_aeon_series_are_scaled_on_their_training_part_and_given_relative_to_the_last_value(
+    monkeypatch,
+):
+    from clstm.data import forecast_aeon
+
+    rising = np.arange(40.0) ** 1.5  # a trend: its test part lies beyond the training range
+    monkeypatch.setattr(forecast_aeon, "load_source", lambda source: [rising, 10 * rising])
+    absolute = _aeon_config(sources=("airline",), context=4, horizon=2, relative=False)
+    (x_tr, y_tr), (x_te, y_te) = forecast_aeon.split(absolute, "airline")
+    part = rising[:30]
+    scaled = (rising - part.mean()) / part.std()  # training statistics only, per series
+    np.testing.assert_allclose(x_tr[0, :, 0], scaled[:4], rtol=1e-6)
+    np.testing.assert_allclose(y_te[-1], scaled[-2:], rtol=1e-6)
+    half = len(x_tr) // 2  # the second series (10x the first) scales to the same values
+    np.testing.assert_allclose(x_tr[half:], x_tr[:half], rtol=1e-5)
+    naive = _aeon_config(sources=("airline",), context=4, horizon=2, relative=False, scale="naive")
+    (x_n, _), _ = forecast_aeon.split(naive, "airline")
+    spread = np.sqrt(np.mean(np.diff(part) ** 2))
+    np.testing.assert_allclose(x_n[0, :, 0], (rising[:4] - part.mean()) / spread, rtol=1e-6)
+    relative = _aeon_config(sources=("airline",), context=4, horizon=2)
+    (xr_tr, yr_tr), (xr_te, yr_te) = forecast_aeon.split(relative, "airline")
+    assert not xr_te[:, -1].any()  # every window ends at 0
+    last = x_te[:, -1]  # the same windows, shifted by their last value (errors unchanged)
+    np.testing.assert_allclose(yr_te + last, y_te, atol=1e-5)
+    np.testing.assert_allclose(xr_te + last[:, None], x_te, atol=1e-5)
+
+
+def test_aeon_sources_too_short_unknown_or_missing_are_refused(tmp_path, monkeypatch):
+    from clstm.data import forecast_aeon
+    from clstm.errors import DataError
+
+    m1 = forecast_aeon.load_source("m1_yearly")
+    assert len(m1) == 181 and min(map(len, m1)) == 15 and max(map(len, m1)) == 58
+    (x, _), _ = forecast_aeon.split(_aeon_config(sources=("m1_yearly",)), "m1_yearly")
+    assert len(x) > 0  # the series long enough are used, the others left out
+    too_short = r"every 'shampoo' series is too short .* \(needs >= 40 steps\)"
+    with pytest.raises(DataError, match=too_short):
+        forecast_aeon.split(_aeon_config(sources=("shampoo",), context=28), "shampoo")
+    with pytest.raises(ValueError, match="unknown source 'airlines'; choose from airline"):
+        _aeon_config(sources=("airlines",))
+    monkeypatch.setattr(forecast_aeon, "aeon_data_folder", lambda: tmp_path)
+    (tmp_path / "Airline").mkdir()
+    (tmp_path / "Airline" / "Airline.csv").write_text("Date,Passengers\n1949-01,112\n")
+    with pytest.raises(DataError, match="no 'lynx' series .* sources present: airline$"):
+        forecast_aeon.load_source("lynx")
+
+
+def test_forecast_aeon_runs_offline_with_an_error_matrix_per_source(tmp_path):
+    cfg = {
+        "name": "tiny_aeon", "device": "cpu", "strategy": {"name": "naive"},
+        "benchmark": {"name": "forecast_aeon", "sources": ["lynx", "airline", "shampoo"]},
+        "model": {"hidden_size": 8}, "train": {"epochs": 1, "batch_size": 32},
+    }  # fmt: skip
+    result = run_experiment(cfg, out=tmp_path)
+    initial, E = result.error_matrices["mse"]
+    assert E.shape == (3, 3) and np.isfinite(E).all() and len(initial) == 3
+    assert result.metrics["mse_final"] == pytest.approx(E[-1].mean())

@@ -75,6 +75,11 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "continual forecasting: series from a different AR(2) oscillator and season per "
         "experience, windows predict the next steps (regression targets, MSE/MAE)",
     ),
+    "forecast_aeon": (
+        "clstm.data.forecast_aeon",
+        "continual forecasting of the real series that ship with aeon (airline, solar, lynx, "
+        "US changes, PBS, M1 yearly), one source per experience (needs clstm[ucr])",
+    ),
     "npz": (
         "clstm.data.npz",
         "your own datasets, one .npz file per experience (X_train, y_train, X_test, y_test)",

@@ -33,15 +33,44 @@ def _restore_torch_optim_submodules() -> None:
             setattr(torch.optim, child, module)
 
 
+def _save_checkpoint_fast(strategy, fname: str) -> None:
+    """Avalanche's ``save_checkpoint`` (the same dictionary, loaded by the same
+    ``maybe_load_checkpoint``), pickled with Python's C pickler where the strategy allows.
+
+    Why: dill pickles with Python's pure-Python pickler, ~5x slower (a checkpoint of a small
+    model took ~35 ms of a run's ~0.1 s of fixed cost). dill's loader reads standard pickles,
+    so only saving changes. Strategies holding what only dill can pickle (lambdas, local
+    classes) fall back to dill, as Avalanche does.
+    """
+    import copy
+    import io
+    import pickle
+
+    import dill
+    from avalanche.training.determinism.rng_manager import RNGManager
+
+    data = {
+        "strategy": copy.copy(strategy),
+        "rng_manager": RNGManager,
+        "exp_counter": strategy.clock.train_exp_counter,
+    }
+    buffer = io.BytesIO()
+    try:
+        torch.save(data, buffer, pickle_module=pickle)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        buffer = io.BytesIO()
+        torch.save(data, buffer, pickle_module=dill)
+    with open(fname, "wb") as handle:
+        handle.write(buffer.getbuffer())
+
+
 def save_strategy(strategy, path: str | Path) -> None:
     """Checkpoint ``strategy`` to ``path`` atomically (temporary file, then rename)."""
-    from avalanche.checkpointing import save_checkpoint
-
     _restore_torch_optim_submodules()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        save_checkpoint(strategy, str(tmp))
+        _save_checkpoint_fast(strategy, str(tmp))
         os.replace(tmp, path)
     except BaseException:  # e.g. disk full: a partial file must not keep the disk full
         tmp.unlink(missing_ok=True)

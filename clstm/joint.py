@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from avalanche.training import JointTraining
 
+from clstm.lean import LeanIteration
 
-class JointTrainingOnce(JointTraining):
+
+class JointTrainingOnce(LeanIteration, JointTraining):
     """Avalanche's ``JointTraining`` (one training run on the concatenation of all experiences).
 
     Avalanche's clock counts that run as one training experience. After training on a stream of

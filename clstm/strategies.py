@@ -142,7 +142,7 @@ class SeparateConfig:
 
 
 def _naive(config, **common):
-    from avalanche.training import Naive
+    from clstm.lean import LeanNaive as Naive
 
     return Naive(**common)
 
@@ -154,13 +154,13 @@ def _joint(config, **common):
 
 
 def _cumulative(config, **common):
-    from avalanche.training import Cumulative
+    from clstm.lean import LeanCumulative as Cumulative
 
     return Cumulative(**common)
 
 
 def _with_plugin(plugin, common):
-    from avalanche.training import Naive
+    from clstm.lean import LeanNaive as Naive
 
     return Naive(**{**common, "plugins": [*common["plugins"], plugin]})
 
@@ -202,7 +202,7 @@ def _si(config: SIConfig, **common):
 
 
 def _mas(config: MASConfig, **common):
-    from avalanche.training import MAS
+    from clstm.lean import LeanMAS as MAS
 
     return MAS(lambda_reg=config.lambda_reg, alpha=config.alpha, **common)
 
@@ -214,7 +214,7 @@ def _lwf(config: LwFConfig, **common):
 
 
 def _gem(config: GEMConfig, **common):
-    from avalanche.training import GEM
+    from clstm.lean import LeanGEM as GEM
 
     return GEM(
         patterns_per_exp=config.patterns_per_exp, memory_strength=config.memory_strength, **common
@@ -222,7 +222,7 @@ def _gem(config: GEMConfig, **common):
 
 
 def _agem(config: AGEMConfig, **common):
-    from avalanche.training import AGEM
+    from clstm.lean import LeanAGEM as AGEM
 
     return AGEM(patterns_per_exp=config.patterns_per_exp, sample_size=config.sample_size, **common)
 

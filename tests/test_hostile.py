@@ -398,7 +398,7 @@ def test_fault_checkpoint_write_failure_leaves_no_temporary_file(
         Path(fname).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device", str(fname))
 
-    monkeypatch.setattr("avalanche.checkpointing.save_checkpoint", full)
+    monkeypatch.setattr(checkpoint, "_save_checkpoint_fast", full)
     tiny_config["benchmark"]["n_experiences"] = 1
     with pytest.raises(Exception, match="No space left on device"):
         run_experiment(tiny_config, out=tmp_path)

@@ -248,9 +248,8 @@ def test_bucketing_replaces_plain_training_loaders(scenario):
     strategy.plugins.append(_Spy(seen))
     strategy.train(bench.scenario.train_stream[1])
     loader = seen[0]
-    # stacked samples: the sampler yields whole batches of indices (batch_size None)
-    batches = loader.sampler if loader.batch_size is None else loader.batch_sampler
-    assert isinstance(batches, LengthBucketBatchSampler)
+    # stacked samples (SampledBatches) or per-sample reads (a DataLoader): the bucketed batches
+    assert isinstance(loader.batch_sampler, LengthBucketBatchSampler)
 
 
 def test_bucketing_leaves_replay_loaders_alone():

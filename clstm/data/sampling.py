@@ -25,6 +25,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         pool_batches: int = 32,
         drop_last: bool = False,
         generator: torch.Generator | None = None,
+        as_tensors: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -33,6 +34,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         self.pool = max(1, pool_batches) * batch_size
         self.drop_last = drop_last
         self.generator = generator
+        self.as_tensors = as_tensors  # yield index tensors (for TensorBatches), not lists
 
     def __iter__(self) -> Iterator[list[int]]:
         order = torch.randperm(len(self.lengths), generator=self.generator)
@@ -44,7 +46,7 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         for k in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[k].tolist()
+            yield batches[k] if self.as_tensors else batches[k].tolist()
 
     def __len__(self) -> int:
         n = len(self.lengths)

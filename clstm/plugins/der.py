@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from avalanche.training import DER
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.storage_policy import ExperienceBalancedBuffer, ReservoirSamplingBuffer
-from avalanche.training.templates import SupervisedTemplate
+
+from clstm.lean import LeanIteration
 
 #: Stored logits at or below this were masked units (Avalanche masks with -1000, clstm's
 #: multi-task padding is -1e9); no trained logit comes near it.
@@ -105,7 +106,7 @@ def output_matching(output: torch.Tensor, stored: torch.Tensor, y: torch.Tensor)
     return (per_step * target_steps).sum() / len(output)
 
 
-class TargetDER(DER):
+class TargetDER(LeanIteration, DER, replaces=("training_epoch",)):
     """Avalanche's DER++ for targets other than one class per sequence (:mod:`clstm.targets`).
 
     Why a subclass: Avalanche 0.6's DER balances its memory over each sample's class, stores
@@ -115,16 +116,13 @@ class TargetDER(DER):
     experience-balanced (:class:`ExperienceBalancedBufferWithOutputs`), and the loss is, as in
     DER++, the target kind's loss on the current batch, plus ``alpha`` times
     :func:`output_matching` and ``beta`` times the target kind's loss on the memory batch. The
-    loss is computed in :meth:`criterion`, so the training loop is the template's own.
+    loss is computed in :meth:`criterion`, so the training loop is the template's own (DER's
+    differs from it only by its hard-coded loss), here :class:`clstm.lean.LeanIteration`'s.
     """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.storage_policy = ExperienceBalancedBufferWithOutputs(self.mem_size, adaptive_size=True)
-
-    def training_epoch(self, **kwargs):
-        # DER's loop differs from the template's only by its hard-coded loss (see criterion)
-        return SupervisedTemplate.training_epoch(self, **kwargs)
 
     def criterion(self):
         if not self.is_training or self.replay_loader is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 
 from avalanche.core import BasePlugin, BaseSGDPlugin, SupervisedPlugin
@@ -38,7 +39,8 @@ class LeanEvaluationPlugin(EvaluationPlugin):
     # forwarding closures for callbacks it has no method for; this class has a method for each.
     __getattribute__ = object.__getattribute__
 
-    def _update_metrics_and_loggers(self, strategy, callback: str):
+    def listens(self, callback: str) -> bool:
+        """Whether some metric or logger implements ``callback`` (clstm.lean calls only then)."""
         listened = self.__dict__.get("_listened")
         if listened is None:  # metrics and loggers are fixed once the strategy runs
             listened = self.__dict__["_listened"] = {}
@@ -47,9 +49,52 @@ class LeanEvaluationPlugin(EvaluationPlugin):
             active = listened[callback] = any(
                 _listens(type(x), callback) for x in [*self.metrics, *self.loggers]
             )
-        if not active:
+        return active
+
+    def _update_metrics_and_loggers(self, strategy, callback: str):
+        """Avalanche's method, doing the same for the metrics and loggers that implement
+        ``callback`` (the others' calls are no-ops), with the experience's logging view made
+        once per experience (Avalanche makes it on every callback: ~30 µs, eight times per
+        training iteration)."""
+        if not self.listens(callback):
             return []
-        return super()._update_metrics_and_loggers(strategy, callback)
+        original = strategy.experience
+        if original is not None:
+            view = self.__dict__.get("_logging_view")
+            if view is None or view[0] is not original:
+                view = self.__dict__["_logging_view"] = (original, original.logging())
+            strategy.experience = view[1]  # Avalanche's "set experience to LOGGING"
+        try:
+            if not self._active:
+                return []
+            plan = self.__dict__.setdefault("_plan", {})
+            if callback not in plan:  # metrics and loggers are fixed once the strategy runs
+                plan[callback] = (
+                    [getattr(m, callback) for m in self.metrics if _listens(type(m), callback)],
+                    [(lg.log_metrics, getattr(lg, callback, None)) for lg in self.loggers],
+                )
+            metrics, loggers = plan[callback]
+            for metric in metrics:
+                result = metric(strategy)
+                if isinstance(result, Sequence):
+                    for value in result:
+                        self.publish_metric_value(value)
+                elif result is not None:
+                    self.publish_metric_value(result)
+            values = self._metric_values
+            for log_metrics, on_callback in loggers:
+                log_metrics(values)
+                if on_callback is not None:
+                    on_callback(strategy, values)
+            self._metric_values = []
+        finally:
+            strategy.experience = original
+
+    def __getstate__(self):  # checkpoints do not carry the logging view
+        state = dict(self.__dict__)
+        state.pop("_logging_view", None)
+        state.pop("_plan", None)  # bound methods, made again after loading
+        return state
 
 
 def _forwarder(callback: str):

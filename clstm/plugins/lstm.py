@@ -99,7 +99,7 @@ class LSTMPlugin(SupervisedPlugin):
                 gamma=self.lr_gamma,
             )
             self.scheduler_plugin = LRSchedulerPlugin(
-                LambdaLR(strategy.optimizer, lambda epoch: factor(epoch)),
+                LambdaLR(strategy.optimizer, factor),  # a partial: picklable (checkpoints)
                 reset_scheduler=True,
                 reset_lr=True,
                 step_granularity="epoch",

@@ -50,11 +50,12 @@ class TrainingCurvesMetric(PluginMetric):
         self.reset()
 
     def after_training_iteration(self, strategy) -> None:
-        n = len(strategy.mb_y)
+        y = strategy.mb_y
+        n = len(y)
         with torch.no_grad():
             self._loss_sum = self._loss_sum + strategy.loss.detach().sum() * n
-            if kind_of(strategy.mb_y) != "regression":  # regression: no accuracy, only the MSE
-                correct, counted = count_correct(strategy.mb_output, strategy.mb_y)
+            if kind_of(y) != "regression":  # regression: no accuracy, only the MSE
+                correct, counted = count_correct(strategy.mb_output, y)
                 self._correct = self._correct + correct
                 self._targets = self._targets + counted
         self._count += n

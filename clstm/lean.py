@@ -1,0 +1,181 @@
+"""A lean training and evaluation iteration for Avalanche strategies; the plugins still compose.
+
+Why: Avalanche 0.6's ``SGDUpdate.training_epoch`` fires eight callbacks per iteration through
+``trigger_plugins``, which asks *every* plugin ``hasattr`` / ``getattr`` for each callback and
+calls it, though most plugins implement two or three callbacks and the rest are the base class's
+no-ops (a clstm run has about nine plugins: ~70 attribute lookups and ~60 empty calls per
+iteration). :class:`LeanIteration` resolves, once per epoch, which plugins implement each
+callback, and calls exactly those, in the same order, with the same arguments, at the same
+points of the loop; everything else about the loop is Avalanche's. A strategy whose class
+overrides a callback trigger (e.g. DER's ``_before_forward``, which draws its memory batch)
+keeps that override: it is called as Avalanche would.
+
+A plugin *implements* a callback when its class (or the instance) defines it other than as the
+no-op of Avalanche's plugin base classes (``avalanche.core``: each callback is ``pass`` there).
+Plugins that answer every attribute (Avalanche's ``EvaluationPlugin`` builds forwarding closures
+in ``__getattribute__``) are always called; a plugin may instead say which callbacks it needs
+with ``listens(callback) -> bool`` (clstm's :class:`~clstm.plugins.evaluation.LeanEvaluationPlugin`
+does). The resolution is redone at the start of every epoch, so plugins added between epochs are
+seen; a plugin added *during* an epoch is called from the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avalanche.training import AGEM, GEM, MAS, Cumulative, Naive
+from avalanche.training.templates import SupervisedTemplate
+
+#: the module of Avalanche's plugin base classes, whose callbacks all do nothing
+_AVALANCHE_BASES = "avalanche.core"
+TRAIN_CALLBACKS = (
+    "before_training_iteration",
+    "before_forward",
+    "after_forward",
+    "before_backward",
+    "after_backward",
+    "before_update",
+    "after_update",
+    "after_training_iteration",
+)
+EVAL_CALLBACKS = (
+    "before_eval_iteration",
+    "before_eval_forward",
+    "after_eval_forward",
+    "after_eval_iteration",
+)
+
+
+def implements(plugin: Any, callback: str) -> bool:
+    """Whether calling ``plugin``'s ``callback`` can do anything (see the module docstring)."""
+    listens = getattr(type(plugin), "listens", None)
+    if listens is not None:
+        return bool(listens(plugin, callback))
+    if type(plugin).__getattribute__ is not object.__getattribute__:
+        return hasattr(plugin, callback)  # answers every attribute: call it as Avalanche does
+    own = getattr(plugin, "__dict__", {})
+    if callback in own:
+        return callable(own[callback])  # set on the instance
+    owner = next((c for c in type(plugin).__mro__ if callback in vars(c)), None)
+    # Avalanche's plugin base classes (BasePlugin, BaseSGDPlugin, SupervisedPlugin, ...) define
+    # every callback as ``pass``, each class its own copy
+    return owner is not None and owner.__module__ != _AVALANCHE_BASES
+
+
+def _caller(strategy, callback: str):
+    """A function firing ``callback`` exactly as the template's ``_<callback>`` would."""
+    trigger = "_" + callback
+    if getattr(type(strategy), trigger) is not getattr(SupervisedTemplate, trigger):
+        return getattr(strategy, trigger)  # the strategy adds work of its own (DER's memory)
+    methods = [getattr(p, callback) for p in strategy.plugins if implements(p, callback)]
+    if not methods:
+        return _nothing
+    if len(methods) == 1:
+        (method,) = methods
+        return lambda **kwargs: method(strategy, **kwargs)
+
+    def fire(**kwargs):
+        for method in methods:
+            method(strategy, **kwargs)
+
+    return fire
+
+
+def _nothing(**kwargs) -> None:
+    return None
+
+
+def _template_loop(name: str):
+    """Avalanche's own ``training_epoch`` / ``eval_epoch`` (what LeanIteration stands in for)."""
+    from avalanche.training.templates.base_sgd import BaseSGDTemplate
+    from avalanche.training.templates.update_type.sgd_update import SGDUpdate
+
+    return vars(SGDUpdate).get(name) or vars(BaseSGDTemplate)[name]
+
+
+class LeanIteration:
+    """Mixin (put it first among the bases) replacing Avalanche's training and evaluation epoch
+    loops by the same loops with the callbacks resolved once per epoch."""
+
+    def __init_subclass__(cls, replaces: tuple[str, ...] = (), **kwargs):
+        # Only Avalanche's own loops may be replaced: a strategy with a loop of its own (DER's
+        # hard-coded loss) would silently lose it, unless the subclass says it replaces it.
+        super().__init_subclass__(**kwargs)
+        rest = cls.__mro__[cls.__mro__.index(LeanIteration) + 1 :]
+        for name in set(("training_epoch", "eval_epoch")) - set(replaces):
+            owner = next((c for c in rest if name in vars(c)), None)
+            if owner is not None and owner.__dict__[name] is not _template_loop(name):
+                raise TypeError(
+                    f"{cls.__name__}: {owner.__name__} has its own {name}; LeanIteration would "
+                    "replace it"
+                )
+
+    def training_epoch(self, **kwargs):
+        """Avalanche's ``SGDUpdate.training_epoch``, callbacks resolved once per epoch."""
+        fire = {c: _caller(self, c) for c in TRAIN_CALLBACKS}
+        before_iteration, after_iteration = (
+            fire["before_training_iteration"],
+            fire["after_training_iteration"],
+        )
+        before_forward, after_forward = fire["before_forward"], fire["after_forward"]
+        before_backward, after_backward = fire["before_backward"], fire["after_backward"]
+        before_update, after_update = fire["before_update"], fire["after_update"]
+        for batch in self.dataloader:
+            self.mbatch = batch
+            if self._stop_training:
+                break
+            self._unpack_minibatch()
+            before_iteration(**kwargs)
+            self.optimizer.zero_grad()
+            self.loss = self._make_empty_loss()
+            before_forward(**kwargs)
+            self.mb_output = self.forward()
+            after_forward(**kwargs)
+            self.loss += self.criterion()
+            before_backward(**kwargs)
+            self.backward()
+            after_backward(**kwargs)
+            before_update(**kwargs)
+            self.optimizer_step()
+            after_update(**kwargs)
+            after_iteration(**kwargs)
+
+    def eval_epoch(self, **kwargs):
+        """Avalanche's ``SGDUpdate.eval_epoch``, callbacks resolved once per evaluation."""
+        fire = {c: _caller(self, c) for c in EVAL_CALLBACKS}
+        before_iteration, after_iteration = (
+            fire["before_eval_iteration"],
+            fire["after_eval_iteration"],
+        )
+        before_forward, after_forward = fire["before_eval_forward"], fire["after_eval_forward"]
+        for batch in self.dataloader:
+            self.mbatch = batch
+            self._unpack_minibatch()
+            before_iteration(**kwargs)
+            before_forward(**kwargs)
+            self.mb_output = self.forward()
+            after_forward(**kwargs)
+            self.loss = self.criterion()
+            after_iteration(**kwargs)
+
+
+# The Avalanche strategies clstm builds, with the lean loops. Defined here (not made on the fly)
+# so that checkpoints pickle them by reference.
+class LeanNaive(LeanIteration, Naive):
+    """Avalanche's ``Naive`` with :class:`LeanIteration`'s loops."""
+
+
+class LeanCumulative(LeanIteration, Cumulative):
+    """Avalanche's ``Cumulative`` with :class:`LeanIteration`'s loops."""
+
+
+class LeanMAS(LeanIteration, MAS):
+    """Avalanche's ``MAS`` with :class:`LeanIteration`'s loops."""
+
+
+class LeanGEM(LeanIteration, GEM):
+    """Avalanche's ``GEM`` with :class:`LeanIteration`'s loops."""
+
+
+class LeanAGEM(LeanIteration, AGEM):
+    """Avalanche's ``AGEM`` with :class:`LeanIteration`'s loops."""

@@ -57,6 +57,7 @@ class Setting:
     eval_batch_size: int = 512
     lr: float = 0.003
     seed: int = 0
+    grad_clip: float | None = 1.0  # on both sides: clstm's train.grad_clip and the hand loop's
 
     def config(self, **top) -> dict:
         """The clstm config dict for this workload."""
@@ -81,6 +82,7 @@ class Setting:
                 "batch_size": self.batch_size,
                 "lr": self.lr,
                 "lr_schedule": "exponential",
+                "grad_clip": self.grad_clip,
             },
             "eval": {"batch_size": self.eval_batch_size},
             "checkpoint": "off",
@@ -97,11 +99,18 @@ class Setting:
             f"{self.n_experiences} experiences x {self.n_train} train / {self.n_test} test "
             f"sequences, length {lengths}, {self.n_features} features, {self.n_classes} classes; "
             f"LSTM hidden {self.hidden}; {self.epochs} epochs, batch {self.batch_size}, "
-            f"eval batch {self.eval_batch_size}"
+            f"eval batch {self.eval_batch_size}; gradient clipping "
+            + (f"at norm {self.grad_clip:g}" if self.grad_clip else "off")
+            + " on both sides"
         )
 
 
+# the issue's small model: LSTM 32, 30 steps (2 features: the synthetic benchmark needs
+# n_classes <= n_features), 3 datasets x 3000 sequences, 5 epochs
+TINY = dict(n_train=3000, seq_len=30, n_features=2, n_classes=2, hidden=32, epochs=5)
 FULL = {
+    "tiny": Setting(**TINY),
+    "tiny_noclip": Setting(**TINY, grad_clip=None),
     "small": Setting(),
     "large": Setting(n_train=1000, seq_len=100, hidden=128, epochs=4),
     "varlen": Setting(n_train=1000, n_test=300, seq_len=(8, 256), n_classes=2, epochs=8),
@@ -109,6 +118,8 @@ FULL = {
     "replay": Setting(n_experiences=10, n_train=1000, n_test=200, seq_len=(10, 30), epochs=2),
 }
 QUICK = {
+    "tiny": Setting(**{**TINY, "n_train": 64, "n_test": 32, "epochs": 1}),
+    "tiny_noclip": Setting(**{**TINY, "n_train": 64, "n_test": 32, "epochs": 1}, grad_clip=None),
     "small": Setting(n_train=64, n_test=32, seq_len=10, epochs=1),
     "large": Setting(n_train=64, n_test=32, seq_len=20, hidden=128, epochs=1),
     "varlen": Setting(n_train=64, n_test=32, seq_len=(8, 64), n_classes=2, epochs=1),
@@ -225,13 +236,16 @@ def hand_loop(train, test, setting: Setting) -> list[list[float]]:
 
     rows = [evaluate()]
     for x, y in train:
-        hand_train(model, x, y, setting.lr, setting.epochs, setting.batch_size)
+        hand_train(model, x, y, setting.lr, setting.epochs, setting.batch_size, setting.grad_clip)
         rows.append(evaluate())
     return rows
 
 
-def hand_train(model, x, y, lr: float, epochs: int, batch_size: int) -> None:
-    """One dataset, hand-written: Adam from lr0, LR lr0 * exp(-e / E) per epoch, norm clipped."""
+def hand_train(
+    model, x, y, lr: float, epochs: int, batch_size: int, clip: float | None = 1.0
+) -> None:
+    """One dataset, hand-written: Adam from lr0, LR lr0 * exp(-e / E) per epoch, the gradient
+    norm clipped to ``clip`` (None: not clipped)."""
     import torch
 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -244,7 +258,8 @@ def hand_train(model, x, y, lr: float, epochs: int, batch_size: int) -> None:
             loss = loss_fn(model(x[index]), y[index])
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
         schedule.step()
 
@@ -352,7 +367,7 @@ def section_overhead(sizes, repeats, log) -> dict:
 
     torch.set_flush_denormal(True)  # every contender: the same arithmetic speed
     tables = {}
-    for key in ("small", "large"):
+    for key in OVERHEAD:
         setting = sizes[key]
         log(f"overhead, {key}: {setting.describe()}")
         bench = build_benchmark(setting)
@@ -367,16 +382,70 @@ def section_overhead(sizes, repeats, log) -> dict:
         }
         results = alternate(contenders, repeats, log)
         tables[key] = {"setting": setting.describe(), "results": results}
-    tables["fixed"] = fixed_cost_per_iteration(sizes["small"], max(repeats, 3), log)
+    tables["fixed"] = fixed_cost_per_iteration(sizes["small"], max(repeats, 5), log)
+    tables["per_run"] = fixed_cost_per_run(max(repeats, 5), log)
     return tables
 
 
+@contextlib.contextmanager
+def previous_iteration():
+    """clstm's training iteration as it was before issue 15 (for the before/after table):
+    Avalanche's own epoch loops (every callback offered to every plugin), batches through a
+    ``DataLoader`` with index lists, Avalanche's evaluator dispatch (a logging view of the
+    experience and every metric and logger offered each callback) and a divergence check
+    through ``torch.isfinite``."""
+    import torch
+    from avalanche.training.plugins import EvaluationPlugin
+    from avalanche.training.templates.base_sgd import BaseSGDTemplate
+    from avalanche.training.templates.update_type.sgd_update import SGDUpdate
+    from torch.utils.data import DataLoader
+
+    import clstm.plugins.bucketing as bucketing
+    from clstm.data import batches as batches_module
+    from clstm.lean import LeanIteration
+    from clstm.plugins.divergence import DivergenceGuard, RunDiverged
+    from clstm.plugins.evaluation import LeanEvaluationPlugin
+
+    def loader(dataset, batch_sampler, *, pin_memory):
+        stacked = batches_module.stacked(dataset)
+        return DataLoader(stacked, sampler=batch_sampler, batch_size=None, pin_memory=pin_memory)
+
+    def update(self, strategy, callback):
+        if not self.listens(callback):
+            return []
+        return EvaluationPlugin._update_metrics_and_loggers(self, strategy, callback)
+
+    def before_backward(self, strategy, **kwargs):
+        if not bool(torch.isfinite(strategy.loss).all()):
+            raise RunDiverged("non-finite loss")
+
+    patches = [
+        (LeanIteration, "training_epoch", SGDUpdate.training_epoch),
+        (LeanIteration, "eval_epoch", BaseSGDTemplate.eval_epoch),
+        (bucketing, "loader", loader),
+        (LeanEvaluationPlugin, "_update_metrics_and_loggers", update),
+        (DivergenceGuard, "before_backward", before_backward),
+    ]
+    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
 def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
-    """Milliseconds per training iteration when the model costs almost nothing.
+    """Milliseconds per training iteration when the model costs almost nothing, and per
+    training call (one experience).
 
     The model is a linear layer on each sequence's first step, so what is left is the loop's
-    own cost: loading the batch, Adam, clipping, and whatever machinery surrounds them. One
-    experience of ``setting`` (with at most 3 epochs), training only.
+    own cost: loading the batch, Adam, clipping, and whatever machinery surrounds them. Each
+    contender trains one experience of ``setting`` for 1 and for 6 epochs; the cost per
+    iteration is the slope between the two (so a cost paid once per experience - stacking the
+    samples, building loaders - does not count as per-iteration), the cost per training call
+    the intercept.
     """
     import torch
     from avalanche.training import Naive
@@ -389,13 +458,11 @@ def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
     from clstm.plugins.training_curves import TrainingCurvesMetric
     from clstm.strategies import build_strategy
 
-    epochs = min(setting.epochs, 3)
     bench = build_benchmark(setting)
     experience = bench.scenario.train_stream[0]
     x, y = stream_tensors([experience])[0]
-    n_iterations = epochs * math.ceil(len(y) / setting.batch_size)
-    cfg = load_config(setting.config(train={"epochs": epochs, "batch_size": setting.batch_size,
-                                            "lr": setting.lr}))  # fmt: skip
+    per_epoch = math.ceil(len(y) / setting.batch_size)
+    short, long = 1, 6
 
     class FirstStep(nn.Module):
         def __init__(self):
@@ -405,10 +472,10 @@ def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
         def forward(self, batch):
             return self.fc(batch[:, 0])
 
-    def hand(r):
+    def hand(epochs):
         hand_train(FirstStep(), x, y, setting.lr, epochs, setting.batch_size)
 
-    def avalanche(r):
+    def avalanche(epochs):
         model = FirstStep()
         Naive(
             model=model, optimizer=torch.optim.Adam(model.parameters(), lr=setting.lr),
@@ -416,34 +483,119 @@ def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
             train_epochs=epochs, device="cpu", evaluator=EvaluationPlugin(loggers=[]),
         ).train(experience)  # fmt: skip
 
-    def clstm(metrics: bool):
-        def run(r):
-            model = FirstStep()
+    def clstm(metrics: bool, previous: bool = False):
+        def run(epochs):
+            cfg = load_config(setting.config(train={
+                "epochs": epochs, "batch_size": setting.batch_size, "lr": setting.lr}))  # fmt: skip
             chosen = [TrainingCurvesMetric(), AccuracyMatrixMetric()] if metrics else []
             evaluator = LeanEvaluationPlugin(*chosen, loggers=[])
-            build_strategy(cfg, model=model, device=torch.device("cpu"), evaluator=evaluator).train(
-                experience
+            strategy = build_strategy(
+                cfg, model=FirstStep(), device=torch.device("cpu"), evaluator=evaluator
             )
+            with previous_iteration() if previous else contextlib.nullcontext():
+                strategy.train(experience)
 
         return run
 
-    log(f"fixed cost per iteration: {n_iterations} iterations, a linear model")
+    contenders = {
+        "hand-written loop (Adam, clipping, LR schedule)": hand,
+        "Avalanche Naive, no plugins, no metrics": avalanche,
+        "clstm before (Avalanche's loops, DataLoader, Avalanche's evaluator dispatch), with its "
+        "training metrics": clstm(True, previous=True),
+        "clstm's strategy (LSTM plugin, divergence guard, loaders), no metrics": clstm(False),
+        "clstm's strategy with its training metrics": clstm(True),
+    }
+    log(f"fixed cost per iteration: {per_epoch} iterations per epoch, {short} and {long} epochs")
     with silenced_output():  # Avalanche warns that an evaluator without loggers logs nothing
         results = alternate(
             {
-                "hand-written loop (Adam, clipping, LR schedule)": hand,
-                "Avalanche Naive, no plugins, no metrics": avalanche,
-                "clstm's strategy (LSTM plugin, divergence guard, loaders), no metrics": clstm(
-                    False
-                ),
-                "clstm's strategy with its training metrics": clstm(True),
+                f"{name}|{epochs}": (lambda r, f=f, e=epochs: f(e))
+                for name, f in contenders.items()
+                for epochs in (short, long)
             },
             repeats,
             lambda message: None,
         )
-    return {name: [1000 * t / n_iterations for t in r["times"]] for name, r in results.items()} | {
-        "n_iterations": n_iterations
-    }
+    out = {}
+    for name in contenders:
+        a, b = (results[f"{name}|{e}"]["times"] for e in (short, long))
+        slopes = [(tb - ta) / ((long - short) * per_epoch) for ta, tb in zip(a, b, strict=True)]
+        intercepts = [ta - s * short * per_epoch for ta, s in zip(a, slopes, strict=True)]
+        out[name] = {"ms_per_iteration": [1000 * v for v in slopes],
+                     "ms_per_call": [1000 * v for v in intercepts]}  # fmt: skip
+    return out | {"n_iterations": per_epoch, "epochs": [short, long]}
+
+
+def fixed_cost_per_run(repeats: int, log) -> dict:
+    """What a run costs beyond training and evaluating: milliseconds of each part of
+    ``clstm.run_experiment`` on a tiny workload (3 experiences of 64 sequences, 1 epoch), timed
+    by wrapping the functions that do it, median over ``repeats`` runs; with checkpoints off
+    and on (the default, ``keep``)."""
+    import importlib
+
+    from clstm.runner import run_experiment
+
+    setting = Setting(n_train=64, n_test=32, seq_len=10, epochs=1)
+    bench = build_benchmark(setting)
+    parts = {
+        "TensorBoard writer (TensorboardLogger)": (
+            "avalanche.logging.tensorboard_logger", "TensorboardLogger.__init__"),
+        "accuracy-matrix heatmap images": ("clstm.plugins.accuracy_matrix",
+                                           "AccuracyMatrixMetric.heatmap"),
+        "HParams": ("clstm.outcome", "write_hparams"),
+        "checkpoints (save_strategy)": ("clstm.checkpoint", "save_strategy"),
+        "provenance (git state, versions)": ("clstm.runner", "_provenance"),
+        "TensorBoard view file": ("clstm.runner", "_update_tensorboard_view"),
+        "JSON files (meta.json, metrics.json)": ("clstm.runner", "write_json_atomic"),
+        "text files (config.yaml, CSV)": ("clstm.runner", "write_text_atomic"),
+        "building model and strategy": ("clstm.strategies", "build_strategy"),
+        "training (strategy.train)": ("avalanche.training.templates.base", "BaseTemplate.train"),
+        "evaluation (strategy.eval)": ("avalanche.training.templates.base", "BaseTemplate.eval"),
+    }  # fmt: skip
+    spent: dict[str, float] = {}
+    saved = []
+
+    def wrap(label, module, attr):
+        owner = importlib.import_module(module)
+        *path, last = attr.split(".")
+        for p in path:
+            owner = getattr(owner, p)
+        original = owner.__dict__[last] if last in owner.__dict__ else getattr(owner, last)
+        depth = [0]
+
+        def timed_part(*args, **kwargs):
+            depth[0] += 1
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+
+        saved.append((owner, last, original))
+        setattr(owner, last, timed_part)
+
+    out = {}
+    try:
+        for label, (module, attr) in parts.items():
+            wrap(label, module, attr)
+        for checkpoint in ("off", "keep"):
+            runs = []
+            for _ in range(repeats):
+                spent.clear()
+                with tempfile.TemporaryDirectory() as folder:
+                    started = time.perf_counter()
+                    run_experiment(setting.config(checkpoint=checkpoint), benchmark=bench,
+                                   out=folder, quiet=True)  # fmt: skip
+                    total = time.perf_counter() - started
+                runs.append({"run": total, **spent})
+            out[checkpoint] = {k: [1000 * r.get(k, 0.0) for r in runs] for k in ["run", *parts]}
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+    log(f"fixed cost per run: {setting.describe()}")
+    return out | {"setting": setting.describe()}
 
 
 def section_varlen(sizes, repeats, log) -> dict:
@@ -626,11 +778,22 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
 
+#: overhead settings: key -> label in the report
+OVERHEAD = {
+    "tiny": "small model, clipping on both sides",
+    "tiny_noclip": "small model, clipping off on both sides",
+    "small": "quickstart's model",
+    "large": "larger model",
+}
+
+
 def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
     lines: list[str] = []
     met: list[bool] = []
     lines += ["## 1. Training-loop overhead", ""]
-    for key, label in (("small", "quickstart's model"), ("large", "larger model")):
+    for key, label in OVERHEAD.items():
+        if key not in data["overhead"]:  # measured before this setting existed
+            continue
         table = data["overhead"][key]
         res = table["results"]
         base = median(res["hand-written loop"]["times"])
@@ -651,37 +814,87 @@ def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
                 f"{paired_ratio(r['times'], hand):.2f} | {acc:.3f} |"
             )
         ratio = paired_ratio(res["clstm"]["times"], hand)
-        met.append(ratio <= 1.05)
+        target = 1.02 if key == "large" else 1.05
+        met.append(ratio <= target)
         lines += [
             "",
-            f"Target clstm ≤ 1.05× the hand-written loop (median of the ratios of runs made "
-            f"back to back, which cancels most of the machine's drift): {ratio:.2f}× — "
+            f"Target clstm ≤ {target:.2f}× the hand-written loop (median of the ratios of runs "
+            f"made back to back, which cancels most of the machine's drift): {ratio:.2f}× — "
             f"{verdict(met[-1])}.",
             "",
         ]
     fixed = dict(data["overhead"].get("fixed") or {})
-    if fixed:
-        n = fixed.pop("n_iterations")
-        base = median(fixed["hand-written loop (Adam, clipping, LR schedule)"])
+    if fixed and "epochs" in fixed:
+        n, (short, long) = fixed.pop("n_iterations"), fixed.pop("epochs")
+        hand = fixed["hand-written loop (Adam, clipping, LR schedule)"]
+        base = median(hand["ms_per_iteration"])
         lines += [
             "**Fixed cost per training iteration** (what is left when the model costs almost "
-            f"nothing: a linear layer on the first step; {n} iterations of one experience, "
-            "training only, medians):",
+            f"nothing: a linear layer on the first step; one experience of {n} iterations per "
+            f"epoch trained for {short} and for {long} epochs: the cost per iteration is the "
+            "slope between the two, the cost per training call the intercept; medians over "
+            "repetitions):",
             "",
-            "| loop | ms per iteration | more than the hand-written loop |",
-            "|---|---|---|",
+            "| loop | ms per iteration | more than the hand-written loop | ms per training call |",
+            "|---|---|---|---|",
             *(
-                f"| {name} | {median(ms):.3f} | {median(ms) - base:+.3f} |"
-                for name, ms in fixed.items()
+                f"| {name} | {median(r['ms_per_iteration']):.3f} | "
+                f"{median(r['ms_per_iteration']) - base:+.3f} | {median(r['ms_per_call']):.1f} |"
+                for name, r in fixed.items()
             ),
             "",
-            "On the quickstart's model a training iteration costs a few milliseconds, so this "
-            "fixed cost is what separates clstm from the hand-written loop there; most of it is "
-            "Avalanche's template (eight plugin callbacks per iteration, its loss "
-            "accumulation, a `DataLoader`), which every strategy clstm composes with runs on. "
-            "With a larger model the same cost is a few percent (the larger model above). "
-            "Meeting the target on the small model would take a training loop that bypasses "
-            "Avalanche's callbacks, giving up composition with its strategies and plugins.",
+        ]
+        now = median(fixed["clstm's strategy with its training metrics"]["ms_per_iteration"])
+        met.append(now - base <= 0.05)
+        lines += [
+            f"Target ≤ +0.05 ms per iteration over the hand-written loop (clstm with its "
+            f"training metrics): {now - base:+.3f} ms — {verdict(met[-1])}.",
+            "",
+            'What "before" was and what changed (issue 15): Avalanche\'s epoch loops offered '
+            "each of the eight per-iteration callbacks to every plugin (~70 attribute lookups, "
+            "~60 empty calls); `clstm.lean.LeanIteration` calls only the plugins that implement "
+            "a callback, resolved once per epoch, in the same order (tested against Avalanche's "
+            "template). Batches came through a `DataLoader` (fetcher, `default_convert`, "
+            "profiler scopes: ~50 µs a batch); they are now cut directly, with the same random "
+            "draws. The evaluator made a logging copy of the experience on every callback; it "
+            "is made once per experience. The training curves did ~8 tensor operations per "
+            "iteration; they keep references and fold them every 256 batches. What remains per "
+            "iteration (cProfile of the linear model): Avalanche's template itself (the "
+            "`zeros(1)` loss the criterion is added to, moving the batch to the device, the "
+            "experience lookups in `forward`, the Clock and stop/periodic-eval callbacks), "
+            "cutting the task labels with each batch, and the divergence check's float read. "
+            "Per training call (one experience): the experience's samples are read once through "
+            "Avalanche's dataset layers (~13 µs a sample) and stacked, which the hand-written "
+            "loop, handed ready tensors, does not pay.",
+            "",
+        ]
+    per_run = dict(data["overhead"].get("per_run") or {})
+    if per_run:
+        setting = per_run.pop("setting")
+        parts = list(per_run["keep"])
+        lines += [
+            f"**Fixed cost per run** ({setting}; milliseconds of each part of "
+            "`run_experiment`, timed by wrapping the functions that do it; medians):",
+            "",
+            "| part | checkpoints off (ms) | checkpoints on, the default (ms) |",
+            "|---|---|---|",
+            *(
+                f"| {part} | {median(per_run['off'][part]):.1f} | "
+                f"{median(per_run['keep'][part]):.1f} |"
+                for part in parts
+            ),
+            "",
+        ]
+        for mode in ("off", "keep"):
+            r = per_run[mode]
+            work = median(r["training (strategy.train)"]) + median(r["evaluation (strategy.eval)"])
+            per_run[mode + "_beyond"] = median(r["run"]) - work
+        beyond = per_run["keep_beyond"]
+        met.append(beyond <= 100)
+        lines += [
+            f"Beyond training and evaluation a run costs {beyond:.0f} ms with checkpoints "
+            f"({per_run['off_beyond']:.0f} ms without). Target ≤ 100 ms beyond importing the "
+            f"libraries: {verdict(met[-1])}.",
             "",
         ]
     return lines, met

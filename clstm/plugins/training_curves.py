@@ -23,9 +23,15 @@ class TrainingCurvesMetric(PluginMetric):
 
     Why not Avalanche's ``loss_metrics(epoch=True)`` and ``accuracy_metrics(epoch=True)``: they
     keep per-task running means and call ``torch.unique`` on the task labels of every batch.
-    Here each batch adds
-    to two tensors on the model's device (no host synchronisation), read once per epoch.
+    Here each batch only keeps references to its (detached) loss, outputs and targets, on the
+    model's device; every :data:`FOLD_EVERY` batches, and at the end of the epoch, they are
+    folded into two sums with a few tensor operations over all of them (concatenated where the
+    batches' outputs have one shape), read once per epoch: ~1 µs per training iteration instead
+    of ~8 tensor operations (~40 µs on a CPU), and no host synchronisation.
     """
+
+    #: batches kept before they are folded into the sums (bounds the memory held)
+    FOLD_EVERY = 256
 
     def __init__(self):
         super().__init__()
@@ -37,9 +43,36 @@ class TrainingCurvesMetric(PluginMetric):
         self._correct: torch.Tensor | int = 0
         self._targets: torch.Tensor | int = 0  # sequences, or target steps/bits (clstm.targets)
         self._count = 0
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def _fold(self) -> None:
+        """Add the kept batches to the sums."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        with torch.no_grad():
+            losses = torch.cat([loss.reshape(-1)[:1] if loss.numel() == 1 else loss.sum()[None]
+                                for loss, _, _ in pending])  # fmt: skip
+            sizes = torch.tensor([len(y) for _, _, y in pending], dtype=losses.dtype)
+            self._loss_sum = self._loss_sum + (losses * sizes.to(losses.device)).sum()
+            y0 = pending[0][2]
+            if kind_of(y0) == "regression":  # regression: no accuracy, only the MSE
+                return
+            shapes = {(out.shape[1:], y.shape[1:]) for _, out, y in pending}
+            if len(shapes) == 1:  # one operation over all the batches
+                groups = [
+                    (torch.cat([o for _, o, _ in pending]), torch.cat([y for _, _, y in pending]))
+                ]
+            else:  # e.g. per-step outputs trimmed to each batch's longest sequence
+                groups = [(out, y) for _, out, y in pending]
+            for out, y in groups:
+                correct, counted = count_correct(out, y)
+                self._correct = self._correct + correct
+                self._targets = self._targets + counted
 
     def result(self) -> tuple[float, float] | None:
         """``(mean loss, accuracy)`` of the epoch so far, or None before its first batch."""
+        self._fold()
         if not self._count:
             return None
         targets = float(self._targets)
@@ -51,14 +84,10 @@ class TrainingCurvesMetric(PluginMetric):
 
     def after_training_iteration(self, strategy) -> None:
         y = strategy.mb_y
-        n = len(y)
-        with torch.no_grad():
-            self._loss_sum = self._loss_sum + strategy.loss.detach().sum() * n
-            if kind_of(y) != "regression":  # regression: no accuracy, only the MSE
-                correct, counted = count_correct(strategy.mb_output, y)
-                self._correct = self._correct + correct
-                self._targets = self._targets + counted
-        self._count += n
+        self._pending.append((strategy.loss.detach(), strategy.mb_output.detach(), y))
+        self._count += len(y)
+        if len(self._pending) >= self.FOLD_EVERY:
+            self._fold()
 
     def after_training_epoch(self, strategy) -> list[MetricValue] | None:
         values = self.result()

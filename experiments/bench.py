@@ -397,7 +397,6 @@ def profile_iteration(setting: Setting, log, top: int = 14) -> dict:
     import pstats
 
     import torch
-    from torch import nn
 
     from clstm.config import load_config
     from clstm.plugins import AccuracyMatrixMetric
@@ -413,13 +412,8 @@ def profile_iteration(setting: Setting, log, top: int = 14) -> dict:
     cfg = load_config(setting.config(train={"epochs": epochs, "batch_size": setting.batch_size,
                                             "lr": setting.lr}))  # fmt: skip
 
-    class FirstStep(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(x.shape[-1], setting.n_classes)
-
-        def forward(self, batch):
-            return self.fc(batch[:, 0])
+    def FirstStep():  # noqa: N802 - reads as the model class it makes
+        return first_step_model(x.shape[-1], setting.n_classes)
 
     evaluator = LeanEvaluationPlugin(TrainingCurvesMetric(), AccuracyMatrixMetric(), loggers=[])
     strategy = build_strategy(cfg, model=FirstStep(), device=torch.device("cpu"),
@@ -496,6 +490,22 @@ def previous_iteration():
             setattr(owner, name, value)
 
 
+def first_step_model(n_inputs: int, n_classes: int):
+    """A linear layer on each sequence's first step: a model that costs almost nothing, so a
+    training loop's own cost is what is measured."""
+    from torch import nn
+
+    class FirstStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(n_inputs, n_classes)
+
+        def forward(self, batch):
+            return self.fc(batch[:, 0])
+
+    return FirstStep()
+
+
 def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
     """Milliseconds per training iteration when the model costs almost nothing, and per
     training call (one experience).
@@ -524,13 +534,8 @@ def fixed_cost_per_iteration(setting: Setting, repeats: int, log) -> dict:
     per_epoch = math.ceil(len(y) / setting.batch_size)
     short, long = 1, 6
 
-    class FirstStep(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(x.shape[-1], setting.n_classes)
-
-        def forward(self, batch):
-            return self.fc(batch[:, 0])
+    def FirstStep():  # noqa: N802 - reads as the model class it makes
+        return first_step_model(x.shape[-1], setting.n_classes)
 
     def hand(epochs):
         hand_train(FirstStep(), x, y, setting.lr, epochs, setting.batch_size)

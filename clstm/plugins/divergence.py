@@ -38,6 +38,7 @@ class DivergenceGuard(SupervisedPlugin):
         self._since = 0  # iterations since the last check
         self._first = 0  # the iteration (of the epoch) after the last passed check
         self._saved: list[torch.Tensor] | None = None  # the weights at the last passed check
+        self._period = 1  # iterations between checks, resolved once per epoch (_every)
 
     def _every(self, strategy) -> int:
         if self.check_every is not None:
@@ -47,13 +48,14 @@ class DivergenceGuard(SupervisedPlugin):
     def before_training_epoch(self, strategy, **kwargs):
         """Runs before each training epoch: the weights now are the last good ones."""
         self._bad, self._since, self._first = None, 0, 0
-        if self._every(strategy) > 1:
+        self._period = self._every(strategy)
+        if self._period > 1:
             self._save(strategy)
 
     def before_backward(self, strategy, **kwargs):
         """Runs after the loss is computed, before ``loss.backward()``."""
         loss = strategy.loss
-        if self._every(strategy) > 1:  # accumulated on the device: no host sync here
+        if self._period > 1:  # accumulated on the device: no host sync here
             bad = ~torch.isfinite(loss.detach()).all()
             self._bad = bad if self._bad is None else self._bad | bad
             return
@@ -71,15 +73,14 @@ class DivergenceGuard(SupervisedPlugin):
 
     def after_update(self, strategy, **kwargs):
         """Runs after each optimizer step: every ``check_every`` iterations, the check."""
-        every = self._every(strategy)
-        if every > 1:
+        if self._period > 1:
             self._since += 1
-            if self._since >= every:
+            if self._since >= self._period:
                 self._check(strategy)
 
     def after_training_epoch(self, strategy, **kwargs):
         """Runs after each training epoch: the iterations since the last check are checked."""
-        if self._every(strategy) > 1 and self._since:
+        if self._period > 1 and self._since:
             self._check(strategy)
 
     def _save(self, strategy) -> None:
@@ -103,7 +104,7 @@ class DivergenceGuard(SupervisedPlugin):
         raise RunDiverged(
             f"training loss became non-finite in experience {clock.train_exp_counter + 1}, epoch "
             f"{clock.train_exp_epochs + 1}, between iterations {first} and {last} (checked every "
-            f"{self._every(strategy)} on the GPU; the weights are restored to iteration "
+            f"{self._period} iterations; the weights are restored to iteration "
             f"{first - 1}); lower train.lr or set train.grad_clip"
         )
 

@@ -68,6 +68,12 @@ class EWCConfig:
         "separate", "one penalty per experience, or online EWC (one decayed Fisher estimate)"
     )
     decay_factor: float = param(0.9, "online EWC: decay of the previous Fisher", gt=0.0, le=1.0)
+    fisher: Literal["batch", "per_sample"] = param(
+        "batch",
+        "Fisher estimate: batch (Avalanche's: squared gradients of mini-batch mean losses, "
+        "smaller by up to the batch size) or per_sample (the empirical Fisher, each sample's "
+        "squared loss gradient, as Kirkpatrick et al. and Ehret et al.; one pass per sample)",
+    )
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,7 @@ def _ewc(config: EWCConfig, **common):
         ewc_lambda=config.ewc_lambda,
         mode=config.mode,
         decay_factor=config.decay_factor if config.mode == "online" else None,
+        fisher=config.fisher,
     )
     return _with_plugin(plugin, common)
 

@@ -83,6 +83,20 @@ class SIConfig:
     name: Literal["si"] = param("si", "strategy")
     si_lambda: float = param(10.0, "penalty weight", ge=0.0)
     eps: float = param(1e-7, "damping of the importance denominator", gt=0.0)
+    max_importance: float | None = param(
+        0.001,
+        "cap on each weight's importance (Avalanche's 0.001); null: no cap (Zenke et al., "
+        "Ehret et al.)",
+        gt=0.0,
+    )
+    nonnegative: bool = param(
+        False, "clamp each experience's importance increment at 0 (Ehret et al.)"
+    )
+    task_loss_only: bool = param(
+        False,
+        "path integral of the task loss's gradient times the update it alone would make "
+        "(Ehret et al.'s --si_task_loss_only; a second backward pass per iteration)",
+    )
 
 
 @dataclass(frozen=True)
@@ -205,7 +219,14 @@ def _ewc(config: EWCConfig, **common):
 def _si(config: SIConfig, **common):
     from clstm.plugins.si import TorchSIPlugin
 
-    return _with_plugin(TorchSIPlugin(si_lambda=config.si_lambda, eps=config.eps), common)
+    plugin = TorchSIPlugin(
+        si_lambda=config.si_lambda,
+        eps=config.eps,
+        max_importance=config.max_importance,
+        nonnegative=config.nonnegative,
+        task_loss_only=config.task_loss_only,
+    )
+    return _with_plugin(plugin, common)
 
 
 def _mas(config: MASConfig, **common):

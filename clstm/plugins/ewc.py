@@ -78,7 +78,7 @@ def per_sample_fisher(model, criterion, dataset, device, batch_size: int) -> dic
             for i in range(len(x)):
                 out = avalanche_forward(model, x[i : i + 1], tasks[i : i + 1])
                 grads = torch.autograd.grad(criterion(out, y[i : i + 1]), params, allow_unused=True)
-                for (name, _), grad in zip(named, grads):
+                for (name, _), grad in zip(named, grads, strict=True):
                     if grad is not None:
                         importances[name].data += grad.detach().pow(2)
             count += len(x)

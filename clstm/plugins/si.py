@@ -1,6 +1,9 @@
-"""``TorchSIPlugin``: Avalanche's synaptic intelligence, made to work on CPU and on CUDA."""
+"""``TorchSIPlugin``: Avalanche's synaptic intelligence, made to work on CPU and on CUDA, with
+the importance variants of Ehret et al. (2021) as options."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin, SynapticIntelligencePlugin
@@ -29,7 +32,37 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
        ``omega += c * trajectory / (delta^2 + eps)``, clipped, Avalanche's sign convention).
 
     Avalanche calls these helpers by class name, so the hooks that call them are overridden.
+
+    Options (Avalanche's behaviour by default):
+
+    - ``max_importance``: Avalanche caps each weight's importance at 0.001 (``clip_to``); with a
+      penalty ``lambda / 2 * sum importance * (theta - theta*)^2`` that cap bounds how much any
+      weight can be protected. ``None``: no cap (Zenke et al. 2017; Ehret et al. 2021).
+    - ``nonnegative``: each experience's importance increment is clamped at 0 before it is added
+      (Ehret et al.'s ``utils/si_regularizer.py``), so that no weight is pushed *away* from its
+      old value; Avalanche adds it unclamped.
+    - ``task_loss_only``: the path integral uses the gradient of the task loss alone (the
+      strategy's ``criterion()``, without the penalties plugins add) times the update the
+      optimizer would make from that gradient alone (Adam's or SGD's, from its current state),
+      as Ehret et al.'s ``--si_task_loss_only``; by default it uses the gradient of the whole
+      loss after clipping times the actual change of each weight. Costs a second backward pass
+      per iteration.
     """
+
+    def __init__(
+        self,
+        si_lambda: float,
+        eps: float = 1e-7,
+        *,
+        max_importance: float | None = 0.001,
+        nonnegative: bool = False,
+        task_loss_only: bool = False,
+    ):
+        super().__init__(si_lambda=si_lambda, eps=eps)
+        self.max_importance = max_importance
+        self.nonnegative = nonnegative
+        self.task_loss_only = task_loss_only
+        self._task_step = None  # (name, task gradient, would-be update) of the iteration
 
     def before_training_exp(self, strategy, **kwargs):
         """Runs before each training experience: the anchor weights (a copy) and a new path."""
@@ -38,10 +71,35 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
 
     def before_training_iteration(self, strategy, **kwargs):
         """Runs before each update: remembers the weights (a copy)."""
-        _copy_into(self.syn_data["old_theta"], _allowed(strategy.model, self.excluded_parameters))
+        if not self.task_loss_only:
+            _copy_into(
+                self.syn_data["old_theta"], _allowed(strategy.model, self.excluded_parameters)
+            )
+
+    def before_backward(self, strategy, **kwargs):
+        """Runs before the backward pass: (task_loss_only) the task loss's gradient and the update
+        it alone would make, then the penalty (Avalanche's)."""
+        if self.task_loss_only:
+            params = _allowed(strategy.model, self.excluded_parameters)
+            grads = torch.autograd.grad(
+                strategy.criterion(), [p for _, p in params], retain_graph=True, allow_unused=True
+            )
+            steps = would_be_update(strategy.optimizer, [p for _, p in params], grads)
+            self._task_step = [
+                (name, grad, step)
+                for (name, _), grad, step in zip(params, grads, steps, strict=True)
+                if grad is not None
+            ]
+        super().before_backward(strategy, **kwargs)
 
     def after_training_iteration(self, strategy, **kwargs):
         """Runs after each update: adds ``grad * delta_theta`` to each weight's path integral."""
+        if self.task_loss_only:
+            trajectory = self.syn_data["trajectory"]
+            for name, grad, step in self._task_step or ():
+                trajectory[name].data += (grad * step).flatten().to(trajectory[name].data.device)
+            self._task_step = None
+            return
         params = _allowed(strategy.model, self.excluded_parameters)
         _copy_into(self.syn_data["new_theta"], params)
         _copy_into(self.syn_data["grad"], [(n, p.grad) for n, p in params if p.grad is not None])
@@ -52,18 +110,79 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
     def after_training_exp(self, strategy, **kwargs):
         """Runs after each training experience: accumulates each weight's importance."""
         SupervisedPlugin.after_training_exp(self, strategy, **kwargs)
-        self._update_importance(strategy.model, clip_to=0.001, c=1, eps=self.eps)
+        self._update_importance(strategy.model, clip_to=self.max_importance, c=1, eps=self.eps)
 
     @torch.no_grad()
-    def _update_importance(self, net, clip_to: float, c: float, eps: float) -> None:
+    def _update_importance(self, net, clip_to: float | None, c: float, eps: float) -> None:
         ewc_data, syn_data = self.ewc_data, self.syn_data
         _copy_into(syn_data["new_theta"], _allowed(net, self.excluded_parameters))
         for name in syn_data["cum_trajectory"]:
             delta = syn_data["new_theta"][name].data - ewc_data[0][name].data
-            syn_data["cum_trajectory"][name].data += (
-                c * syn_data["trajectory"][name].data / (torch.square(delta) + eps)
-            )
+            increment = c * syn_data["trajectory"][name].data / (torch.square(delta) + eps)
+            if self.nonnegative:  # importance is -cum_trajectory: its increment -increment >= 0
+                increment = increment.clamp(max=0)
+            syn_data["cum_trajectory"][name].data += increment
         for name in syn_data["cum_trajectory"]:
             importance = -syn_data["cum_trajectory"][name].data  # Avalanche's sign convention
-            ewc_data[1][name].data = torch.clamp(importance.clone(), max=clip_to)
+            if clip_to is not None:
+                importance = torch.clamp(importance, max=clip_to)
+            ewc_data[1][name].data = importance.clone()
             ewc_data[0][name].data = syn_data["new_theta"][name].data.clone()
+
+
+@torch.no_grad()
+def would_be_update(optimizer, params, grads) -> list[torch.Tensor | None]:
+    """The change ``optimizer.step()`` would make to each of ``params`` if their gradients were
+    ``grads``, from the optimizer's current state, which is left unchanged (Adam, and SGD with or
+    without momentum: clstm's ``train.optimizer`` choices)."""
+    groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    steps = []
+    for p, grad in zip(params, grads, strict=True):
+        group = groups.get(id(p))
+        if grad is None or group is None:
+            steps.append(None)
+            continue
+        state = optimizer.state.get(p, {})
+        if isinstance(optimizer, torch.optim.Adam):
+            steps.append(_adam_update(p, grad, state, group))
+        elif isinstance(optimizer, torch.optim.SGD):
+            steps.append(_sgd_update(p, grad, state, group))
+        else:
+            raise ValueError(
+                f"si.task_loss_only needs the update an Adam or SGD optimizer would make; "
+                f"{type(optimizer).__name__} is neither: set train.optimizer to adam or sgd"
+            )
+    return steps
+
+
+def _adam_update(p, grad, state, group) -> torch.Tensor:
+    if group.get("amsgrad") or group.get("maximize") or group.get("decoupled_weight_decay"):
+        raise ValueError(
+            "si.task_loss_only: Adam with amsgrad, maximize or decoupled weight decay (AdamW) "
+            "is not supported"
+        )
+    beta1, beta2 = group["betas"]
+    if group["weight_decay"]:
+        grad = grad + group["weight_decay"] * p
+    step = int(state["step"]) + 1 if "step" in state else 1
+    m = state["exp_avg"] * beta1 + (1 - beta1) * grad if "exp_avg" in state else (1 - beta1) * grad
+    v = (
+        state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
+        if "exp_avg_sq" in state
+        else (1 - beta2) * grad * grad
+    )
+    lr = float(group["lr"])
+    denom = v.sqrt() / math.sqrt(1 - beta2**step) + group["eps"]
+    return -(lr / (1 - beta1**step)) * m / denom
+
+
+def _sgd_update(p, grad, state, group) -> torch.Tensor:
+    if group.get("nesterov") or group.get("maximize"):
+        raise ValueError("si.task_loss_only: SGD with nesterov or maximize is not supported")
+    if group["weight_decay"]:
+        grad = grad + group["weight_decay"] * p
+    momentum = group["momentum"]
+    buf = state.get("momentum_buffer")
+    if momentum and buf is not None:
+        grad = buf * momentum + (1 - group["dampening"]) * grad
+    return -float(group["lr"]) * grad

@@ -35,6 +35,12 @@ class TensorBatches(Dataset):
     def __init__(self, tensors: Sequence[Any], shape: tuple[int, int] | None = None):
         self.tensors = tuple(tensors)
         self.shape = shape  # (T, F + 1) of a sample as read
+        # A column holding one value throughout (the task labels of one experience) is served
+        # as a broadcast view of that value: no gather per batch, and no write can reach it.
+        self.constant = [
+            t[:1] if t.dim() == 1 and len(t) and bool((t == t[0]).all()) else None
+            for t in self.tensors[1:]
+        ]
         self.parts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if isinstance(self.tensors[0], list):
             self.parts = self.tensors[0]
@@ -56,10 +62,10 @@ class TensorBatches(Dataset):
     def __getitem__(self, indices: Sequence[int] | torch.Tensor) -> list[torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
         if self.parts is None:
-            x = self.tensors[0][index]
+            x = self.tensors[0].index_select(0, index)  # as x[index], without its dispatch
             if self.shape is not None:
                 x = pad_item(x, self.shape[0], self.shape[1] - 1)
-            return [x, *(t[index] for t in self.tensors[1:])]
+            return [x, *self._columns(index)]
         steps, channels = self.shape
         part_of, rows = self.part_of[index], self.row_of[index]
         x = self.parts[0][1].new_zeros(len(index), steps, channels)
@@ -67,7 +73,15 @@ class TensorBatches(Dataset):
             at = (part_of == p).nonzero().squeeze(1)
             if len(at):
                 x[at] = pad_item(stored[rows[at]], steps, channels - 1)
-        return [x, *(t[index] for t in self.tensors[1:])]
+        return [x, *self._columns(index)]
+
+    def _columns(self, index: torch.Tensor) -> list[torch.Tensor]:
+        """The batch's targets, task labels and any further columns."""
+        n = len(index)
+        return [
+            t.index_select(0, index) if c is None else c.expand(n)
+            for t, c in zip(self.tensors[1:], self.constant, strict=True)
+        ]
 
 
 def _has_transforms(dataset: Any) -> bool:

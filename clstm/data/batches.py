@@ -35,12 +35,6 @@ class TensorBatches(Dataset):
     def __init__(self, tensors: Sequence[Any], shape: tuple[int, int] | None = None):
         self.tensors = tuple(tensors)
         self.shape = shape  # (T, F + 1) of a sample as read
-        # A column holding one value throughout (the task labels of one experience) is served
-        # as a broadcast view of that value: no gather per batch, and no write can reach it.
-        self.constant = [
-            t[:1] if t.dim() == 1 and len(t) and bool((t == t[0]).all()) else None
-            for t in self.tensors[1:]
-        ]
         self.parts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         if isinstance(self.tensors[0], list):
             self.parts = self.tensors[0]
@@ -77,11 +71,7 @@ class TensorBatches(Dataset):
 
     def _columns(self, index: torch.Tensor) -> list[torch.Tensor]:
         """The batch's targets, task labels and any further columns."""
-        n = len(index)
-        return [
-            t.index_select(0, index) if c is None else c.expand(n)
-            for t, c in zip(self.tensors[1:], self.constant, strict=True)
-        ]
+        return [t.index_select(0, index) for t in self.tensors[1:]]
 
 
 def _has_transforms(dataset: Any) -> bool:

@@ -219,14 +219,8 @@ def _ewc(config: EWCConfig, **common):
 def _si(config: SIConfig, **common):
     from clstm.plugins.si import TorchSIPlugin
 
-    plugin = TorchSIPlugin(
-        si_lambda=config.si_lambda,
-        eps=config.eps,
-        max_importance=config.max_importance,
-        nonnegative=config.nonnegative,
-        task_loss_only=config.task_loss_only,
-    )
-    return _with_plugin(plugin, common)
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    return _with_plugin(TorchSIPlugin(**options), common)
 
 
 def _mas(config: MASConfig, **common):

@@ -35,6 +35,11 @@ for study in "${copy_studies[@]}"; do
   fi
   if [ -d "results/$study" ]; then studies+=("$study"); fi
 done
+# Seed-0 runs of the EWC and SI protocols with Avalanche's importance estimates (each run's
+# config.yaml says how it was made), reported for comparison when on disk.
+for study in ehret2021_permuted_copy_ewc_batch_fisher ehret2021_permuted_copy_si_avalanche; do
+  if [ -d "results/$study" ]; then studies+=("$study"); fi
+done
 clstm report "${studies[@]/#/results/}" --out results/reference --markdown results/REFERENCE.md
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'

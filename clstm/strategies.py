@@ -74,6 +74,19 @@ class EWCConfig:
         "smaller by up to the batch size) or per_sample (the empirical Fisher, each sample's "
         "squared loss gradient, as Kirkpatrick et al. and Ehret et al.; one pass per sample)",
     )
+    fisher_samples: int | None = param(
+        None,
+        "per_sample only: average over this many random training samples (Ehret et al.'s "
+        "n_fisher); null: all of them",
+        ge=1,
+    )
+
+    def __post_init__(self) -> None:
+        if self.fisher_samples is not None and self.fisher != "per_sample":
+            raise ValueError(
+                "strategy.fisher_samples needs strategy.fisher: per_sample (the batch estimate "
+                "reads every sample)"
+            )
 
 
 @dataclass(frozen=True)
@@ -212,6 +225,7 @@ def _ewc(config: EWCConfig, **common):
         mode=config.mode,
         decay_factor=config.decay_factor if config.mode == "online" else None,
         fisher=config.fisher,
+        fisher_samples=config.fisher_samples,
     )
     return _with_plugin(plugin, common)
 

@@ -177,3 +177,28 @@ def test_si_task_loss_only_path_integral(tmp_path):
     differs = [not torch.allclose(task_only[1][n], plain[1][n]) for n in plain[1]]
     assert any(differs)
     assert result.accuracy_matrix.shape == (2, 2)
+
+
+def test_fisher_from_a_random_subset_of_samples():
+    bench = _bench("sequence")
+    torch.manual_seed(0)
+    model = build_model(load_config({}, ["model.hidden_size=8"]).model, benchmark=bench)
+    everything = _importances(  # first: the heads grow (drawing random numbers) only once
+        RecurrentEWCPlugin(ewc_lambda=1.0, fisher="per_sample"), model, bench, batch_size=16
+    )
+    plugin = RecurrentEWCPlugin(ewc_lambda=1.0, fisher="per_sample", fisher_samples=5)
+    torch.manual_seed(3)
+    five = _importances(plugin, model, bench, batch_size=16)
+    torch.manual_seed(3)  # the subset is drawn from torch's generator: reproducible
+    again = _importances(plugin, model, bench, batch_size=16)
+    assert all(torch.equal(five[n], again[n]) for n in five)
+    assert any(not torch.allclose(five[n], everything[n]) for n in five)
+
+
+def test_fisher_samples_without_the_per_sample_estimate_is_refused():
+    from clstm.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fisher_samples needs strategy.fisher: per_sample"):
+        load_config({"strategy": {"name": "ewc", "fisher_samples": 200}})
+    with pytest.raises(ValueError, match="fisher_samples"):
+        RecurrentEWCPlugin(ewc_lambda=1.0, fisher_samples=200)

@@ -39,11 +39,14 @@ class RecurrentEWCPlugin(EWCPlugin):
       alone). One forward and backward pass per sample (:func:`per_sample_fisher`).
     """
 
-    def __init__(self, *args, fisher: str = "batch", **kwargs):
+    def __init__(self, *args, fisher: str = "batch", fisher_samples: int | None = None, **kwargs):
         if fisher not in FISHER_ESTIMATES:
             raise ValueError(f"fisher must be one of {FISHER_ESTIMATES}, got {fisher!r}")
+        if fisher_samples is not None and (fisher != "per_sample" or fisher_samples < 1):
+            raise ValueError("fisher_samples must be >= 1, and is for fisher='per_sample' only")
         super().__init__(*args, **kwargs)
         self.fisher = fisher
+        self.fisher_samples = fisher_samples
 
     def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, **kw):
         """Diagonal Fisher of each parameter on ``dataset`` (see the class docstring)."""
@@ -52,6 +55,11 @@ class RecurrentEWCPlugin(EWCPlugin):
                 return super().compute_importances(
                     model, criterion, optimizer, dataset, device, batch_size, **kw
                 )
+            if self.fisher_samples is not None and self.fisher_samples < len(dataset):
+                # a random subset, as Ehret et al.'s n_fisher: drawn from torch's generator, so
+                # runs stay deterministic (and resume restores it)
+                chosen = torch.randperm(len(dataset))[: self.fisher_samples]
+                dataset = dataset.subset(chosen.sort().values.tolist())
             return per_sample_fisher(model, criterion, dataset, device, batch_size)
 
 

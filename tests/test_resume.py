@@ -75,10 +75,18 @@ class StopOnce(SupervisedPlugin):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("strategy", ["ewc", "si", "lwf", "gem", "der", "agem"])
+EHRET_EWC = {"name": "ewc", "mode": "online", "fisher": "per_sample", "fisher_samples": 20}
+EHRET_SI = {"name": "si", "max_importance": None, "nonnegative": True, "task_loss_only": True}
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    ["ewc", "si", "lwf", "gem", "der", "agem", EHRET_EWC, EHRET_SI],
+    ids=["ewc", "si", "lwf", "gem", "der", "agem", "ewc_per_sample", "si_task_loss_only"],
+)
 def test_resume_restores_method_state(tmp_path, tiny_config, strategy):
     FIRED.clear()
-    tiny_config["strategy"] = {"name": strategy}
+    tiny_config["strategy"] = strategy if isinstance(strategy, dict) else {"name": strategy}
     full = run_experiment(tiny_config, out=tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
         run_experiment(tiny_config, out=tmp_path / "cut", plugins=[StopOnce()])

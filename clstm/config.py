@@ -77,6 +77,17 @@ class ModelConfig:
         "right-padded, read each sequence at its last real step; ~7x faster on CPU), auto: packed "
         "on CUDA, padded on CPU; bidirectional models always pack",
     )
+    elman_output: bool = param(
+        False,
+        "vanilla RNN (one layer, one direction): each step's hidden state passes through a tanh "
+        "layer of its size, not fed back - an Elman layer's output (Ehret et al. 2021's RNN)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.elman_output and (self.type != "rnn" or self.num_layers != 1 or self.bidirectional):
+            raise ValueError(
+                "model.elman_output needs model.type: rnn, num_layers: 1 and bidirectional: false"
+            )
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ class RecurrentEncoder(nn.Module):
     batch's longest sequence (outputs at a sequence's padding steps are zeros when packed, and
     never depend on them when padded: the recurrence only runs forward).
 
+    With ``elman_output=True`` (a one-layer, one-direction vanilla RNN) each step's hidden state
+    ``h_t`` is mapped to the layer's output ``y_t = tanh(W_ho h_t + b_ho)``, of the same size, which
+    is not fed back: the output of an Elman layer, as in Ehret et al. 2021's ``SimpleRNN`` (their
+    ``mnets/simple_rnn.py``, ``basic_rnn_step``); ``W_ho`` and ``b_ho`` start uniform in
+    ``[-1/sqrt(H), 1/sqrt(H)]``, as theirs (and as ``nn.Linear`` initialises).
+
     With ``stateful=True`` the final hidden state of one forward pass is the initial state of the
     next (detached: truncated back-propagation), for consecutive windows of long series of equal
     length; :meth:`reset_state` forgets it. ``LSTMPlugin`` calls it at every experience boundary.
@@ -47,8 +53,14 @@ class RecurrentEncoder(nn.Module):
         stateful: bool = False,
         packing: str = "auto",
         per_step: bool = False,
+        elman_output: bool = False,
     ):
         super().__init__()
+        if elman_output and (cell != "rnn" or num_layers != 1 or bidirectional):
+            raise ValueError(
+                "an Elman output layer needs a one-layer, one-direction vanilla RNN "
+                "(model.type: rnn, num_layers: 1, bidirectional: false)"
+            )
         if packing not in ("auto", "packed", "padded"):
             raise ValueError(f"packing must be auto, packed or padded, got '{packing}'")
         if cell not in _CELLS:
@@ -69,6 +81,7 @@ class RecurrentEncoder(nn.Module):
             batch_first=True,
         )
         self.out_features = hidden_size * (2 if bidirectional else 1)
+        self.elman = nn.Linear(hidden_size, hidden_size) if elman_output else None
         self.state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
 
     def reset_state(self) -> None:
@@ -76,6 +89,10 @@ class RecurrentEncoder(nn.Module):
         self.state = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._recurrence(x)
+        return out if self.elman is None else torch.tanh(self.elman(out))
+
+    def _recurrence(self, x: torch.Tensor) -> torch.Tensor:
         values, lengths = split_mask(x)  # (B, T, F), (B,)
         t_min, t_max = (int(v) for v in torch.aminmax(lengths))
         if t_min < 1:
@@ -184,6 +201,8 @@ def parameter_count(config, benchmark) -> int:
     for layer in range(config.num_layers):
         width = inputs if layer == 0 else h * directions
         total += directions * gates * h * (width + h + 2)
+    if config.elman_output:
+        total += h * (h + 1)
     out = h * directions
     features = benchmark.features_per_experience or [benchmark.n_features]
     if projection:
@@ -234,6 +253,7 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         stateful=stateful,
         packing=config.packing,
         per_step=per_step,
+        elman_output=config.elman_output,
     )
     if config.init_hh == "orthogonal":
         init_orthogonal_hh(encoder.rnn)

@@ -130,3 +130,36 @@ def test_orthogonal_hh_initialisation_is_orthogonal_per_gate(cell):
         weight = getattr(encoder.rnn, f"weight_hh_l{layer}").detach()
         for block in weight.chunk(gates, dim=0):
             torch.testing.assert_close(block @ block.T, torch.eye(6), atol=1e-5, rtol=0)
+
+
+def test_elman_output_layer_is_a_tanh_layer_on_each_hidden_state_not_fed_back():
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(
+        n_features=3, cell="rnn", hidden_size=5, per_step=True, elman_output=True
+    ).eval()
+    x = pad_sequences(_sequences([4, 7], seed=4))
+    values, _ = split_mask(x)
+    with torch.no_grad():
+        hidden, _ = encoder.rnn(values)  # the recurrence alone: h_t does not see y_{t-1}
+        expected = torch.tanh(hidden @ encoder.elman.weight.T + encoder.elman.bias)
+        got = encoder(x)
+        alone = encoder(pad_sequences(_sequences([4, 7], seed=4)[:1]))
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got[0, :4], alone[0], atol=1e-6, rtol=0)  # padding-invariant
+    bound = 1 / 5**0.5  # their W_ho / b_ho start uniform in [-1/sqrt(H), 1/sqrt(H)]
+    assert encoder.elman.weight.abs().max() <= bound and encoder.elman.bias.abs().max() <= bound
+
+
+def test_elman_output_counts_its_parameters_and_needs_a_plain_rnn():
+    from clstm.config import ConfigError
+    from clstm.data.sequences import SequenceBenchmark
+    from clstm.models import parameter_count
+
+    cfg = load_config({}, ["model.type=rnn", "model.hidden_size=12", "model.elman_output=true"])
+    bench = SequenceBenchmark(scenario=None, n_features=5, n_classes=7, experience_names=["a"])
+    model = build_model(cfg.model, benchmark=bench)
+    assert model.encoder.elman is not None
+    assert parameter_count(cfg.model, bench) == sum(p.numel() for p in model.parameters())
+    for bad in (["model.type=lstm"], ["model.type=rnn", "model.num_layers=2"]):
+        with pytest.raises(ConfigError, match="elman_output needs"):
+            load_config({}, [*bad, "model.elman_output=true"])

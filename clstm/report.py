@@ -24,6 +24,7 @@ import io
 import math
 import os
 import re
+import textwrap
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -584,7 +585,7 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
             mean = np.nanmean(curves, axis=0)
             std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
         colour, line, marker = styles[name]
-        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=name)
+        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=_wrapped(name, 36))
         if std is not None:
             half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
             ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
@@ -598,9 +599,22 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
     ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
                   rotation=30, ha="right", fontsize=7)  # fmt: skip
     ax.set_xlabel("after training on")
-    ax.legend(fontsize=7, ncol=2)
+    if max((len(n) for n in names), default=0) > LEGEND_INSIDE_CHARS:
+        # long run names (config values) would cover the curves: the legend goes to the right
+        ax.legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+#: run names longer than this put the accuracy figure's legend beside the plot
+LEGEND_INSIDE_CHARS = 28
+
+
+def _wrapped(label: str, width: int) -> str:
+    """A long run name broken into lines (at its commas and spaces) for a legend or a title."""
+    return textwrap.fill(label, width=width, break_long_words=False, break_on_hyphens=False)
 
 
 def matrices_figure(groups: dict[str, RunGroup]):
@@ -634,7 +648,7 @@ def matrices_figure(groups: dict[str, RunGroup]):
             labels = [str(k) for k in range(R.shape[1])]
         ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
         ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(_wrapped(name, 34), fontsize=7 if len(name) > 34 else 8)
         measure = "MSE" if regression else "accuracy"
         ax.set_xlabel(f"{measure} on the test set of", fontsize=7)
         ax.set_ylabel("after training on", fontsize=7)
@@ -669,7 +683,8 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
                           ("matrices", matrices_figure(groups))):  # fmt: skip
             stem = f"{experiment}_{kind}"
             for ext in ("png", "pdf"):
-                fig.savefig(out / f"{stem}.{ext}", dpi=PNG_DPI)
+                # bbox "tight": a legend beside the plot or a wrapped title is never cut off
+                fig.savefig(out / f"{stem}.{ext}", dpi=PNG_DPI, bbox_inches="tight")
             plt.close(fig)
             made.setdefault(experiment, []).append(f"{stem}.png")
     return made

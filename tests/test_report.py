@@ -301,3 +301,28 @@ def test_experiences_that_differ_between_seeds_are_labelled_by_position(sweep_wi
     naive.completed[1] = {**naive.completed[1], "experience_names": ["b", "a"]}
     panel = next(ax for ax in matrices_figure(groups).axes if ax.get_title() == "naive")
     assert [t.get_text() for t in panel.get_xticklabels()] == ["exp 1", "exp 2"]
+
+
+def test_long_run_names_wrap_and_the_legend_leaves_the_plot(sweep_with_a_failure, tmp_path):
+    """Rows named by their config values (``si [strategy.eps=0.001, ...]``) must not overlap
+    each other's titles or cover the curves, and nothing may be cut off the saved figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from PIL import Image
+
+    from clstm.report import accuracy_figure, figures, matrices_figure
+
+    groups = collect(sweep_with_a_failure)["tiny"]
+    long = "naive [strategy.eps=0.001, strategy.max_importance=null, strategy.nonnegative=true]"
+    groups = {long if name == "naive" else name: g for name, g in groups.items()}
+    panel = next(ax for ax in matrices_figure(groups).axes if ax.get_title().startswith("naive"))
+    assert max(len(line) for line in panel.get_title().splitlines()) <= 34
+    assert panel.get_title().replace("\n", " ") == long
+    curves = accuracy_figure("tiny", groups)
+    legend = curves.axes[0].get_legend()
+    legend_box = legend.get_window_extent(curves.canvas.get_renderer())
+    assert legend_box.x0 > curves.axes[0].get_window_extent().x1  # beside the plot, not on it
+    made = figures({"tiny": groups}, tmp_path)
+    with Image.open(tmp_path / made["tiny"][0]) as png:  # saved whole (a tight bounding box)
+        assert png.size[0] / 300 >= legend_box.x1 / curves.dpi - 0.1

@@ -135,23 +135,21 @@ def would_be_update(optimizer, params, grads) -> list[torch.Tensor | None]:
     """The change ``optimizer.step()`` would make to each of ``params`` if their gradients were
     ``grads``, from the optimizer's current state, which is left unchanged (Adam, and SGD with or
     without momentum: clstm's ``train.optimizer`` choices)."""
+    if isinstance(optimizer, torch.optim.Adam):
+        update = _adam_update
+    elif isinstance(optimizer, torch.optim.SGD):
+        update = _sgd_update
+    else:
+        raise ValueError(
+            f"si.task_loss_only needs the update an Adam or SGD optimizer would make; "
+            f"{type(optimizer).__name__} is neither: set train.optimizer to adam or sgd"
+        )
     groups = {id(p): g for g in optimizer.param_groups for p in g["params"]}
     steps = []
     for p, grad in zip(params, grads, strict=True):
         group = groups.get(id(p))
-        if grad is None or group is None:
-            steps.append(None)
-            continue
-        state = optimizer.state.get(p, {})
-        if isinstance(optimizer, torch.optim.Adam):
-            steps.append(_adam_update(p, grad, state, group))
-        elif isinstance(optimizer, torch.optim.SGD):
-            steps.append(_sgd_update(p, grad, state, group))
-        else:
-            raise ValueError(
-                f"si.task_loss_only needs the update an Adam or SGD optimizer would make; "
-                f"{type(optimizer).__name__} is neither: set train.optimizer to adam or sgd"
-            )
+        missing = grad is None or group is None
+        steps.append(None if missing else update(p, grad, optimizer.state.get(p, {}), group))
     return steps
 
 
@@ -165,12 +163,8 @@ def _adam_update(p, grad, state, group) -> torch.Tensor:
     if group["weight_decay"]:
         grad = grad + group["weight_decay"] * p
     step = int(state["step"]) + 1 if "step" in state else 1
-    m = state["exp_avg"] * beta1 + (1 - beta1) * grad if "exp_avg" in state else (1 - beta1) * grad
-    v = (
-        state["exp_avg_sq"] * beta2 + (1 - beta2) * grad * grad
-        if "exp_avg_sq" in state
-        else (1 - beta2) * grad * grad
-    )
+    m = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * grad  # moments start at zero
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * grad * grad
     lr = float(group["lr"])
     denom = v.sqrt() / math.sqrt(1 - beta2**step) + group["eps"]
     return -(lr / (1 - beta1**step)) * m / denom

@@ -451,7 +451,10 @@ def build(cls: type, data: Any, prefix: str = "", owners: Callable | None = None
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:  # a __post_init__ cross-field check
-        raise ConfigError(f"{section}: {exc}") from None
+        message = str(exc)  # named after its key already ("model.x needs ..."): no prefix
+        if not message.startswith(f"{section}."):
+            message = f"{section}: {message}"
+        raise ConfigError(message) from None
 
 
 def _field_default(f: dataclasses.Field) -> Any:

@@ -19,8 +19,9 @@ class Recorder(SupervisedPlugin):
     """Records every callback with the strategy's state at that point."""
 
     def __init__(self):
-        super().__init__()
+        SupervisedPlugin.__init__(self)
         self.seen = []
+        self.loss_shapes = set()  # of the loss where plugins see it (not compared)
 
 
 def _record(callback):
@@ -35,8 +36,12 @@ def _record(callback):
         if callback in ("after_forward", "after_eval_forward") or "backward" in callback:
             state.append(float(strategy.mb_output.detach().sum()))
         loss = getattr(strategy, "loss", None)
-        if isinstance(loss, torch.Tensor) and "iteration" in callback:
+        if isinstance(loss, torch.Tensor) and (
+            "iteration" in callback or "backward" in callback or "update" in callback
+        ):
             state.append(float(loss.detach().sum()))
+            if callback == "before_backward":
+                self.loss_shapes.add(tuple(loss.shape))
         if "update" in callback:
             state.append(float(next(strategy.model.parameters()).detach().sum()))
             state.append(strategy.optimizer.param_groups[0]["lr"])
@@ -47,6 +52,19 @@ def _record(callback):
 
 for _callback in CALLBACKS:
     setattr(Recorder, _callback, _record(_callback))
+
+
+# Without a plugin on before_forward / after_forward the lean loop makes the loss the criterion's
+# output itself, not Avalanche's zeros(1) + criterion: the same values must follow.
+class NoForwardRecorder(SupervisedPlugin):
+    """Records every callback but ``before_forward`` and ``after_forward``."""
+
+    __init__ = Recorder.__init__
+
+
+for _callback in CALLBACKS:
+    if _callback not in ("before_forward", "after_forward"):
+        setattr(NoForwardRecorder, _callback, _record(_callback))
 
 
 def _avalanche_loops(monkeypatch):
@@ -79,6 +97,27 @@ def test_callbacks_fire_as_in_avalanches_template(tmp_path, tiny_config, monkeyp
     assert len(lean.seen) > 100
     assert lean.seen == reference.seen  # callbacks, order, arguments, strategy state
     np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
+    assert lean.loss_shapes == reference.loss_shapes == {(1,)}  # Avalanche's loss, both ways
+
+
+@pytest.mark.parametrize(
+    ("strategy", "copy"),
+    [("naive", False), ("ewc", False), ("lwf", False), ("gem", False), ("mas", False),
+     ("joint", False), ("replay", True)],
+)  # fmt: skip
+def test_the_loss_without_forward_listeners_is_the_criterions_with_the_same_values(
+    tmp_path, tiny_config, monkeypatch, strategy, copy
+):
+    cfg = {**(COPY if copy else tiny_config), "strategy": {"name": strategy}}
+    lean = NoForwardRecorder()
+    fast = run_experiment(cfg, out=tmp_path / "lean", plugins=[lean])
+    _avalanche_loops(monkeypatch)
+    reference = NoForwardRecorder()
+    slow = run_experiment(cfg, out=tmp_path / "avalanche", plugins=[reference])
+    assert len(lean.seen) > 100
+    assert lean.seen == reference.seen  # the same losses, outputs, weights and LRs
+    np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
+    assert lean.loss_shapes == {()} and reference.loss_shapes == {(1,)}
 
 
 def test_only_callbacks_a_plugin_implements_are_called():

@@ -68,6 +68,35 @@ def test_training_curves_equal_avalanches_epoch_metrics(bench):
     assert ours["train/loss"] == ([1, 2], [losses[1], losses[3]])
 
 
+def test_training_curves_fold_batches_of_any_shape_into_the_epoch_means(monkeypatch):
+    # Per-step outputs are trimmed to each batch's longest sequence, so kept batches differ in
+    # shape; the sums must be the same whichever batches are folded together and when.
+    from types import SimpleNamespace
+
+    from clstm.targets import NO_TARGET
+
+    monkeypatch.setattr(TrainingCurvesMetric, "FOLD_EVERY", 2)  # fold after every 2 batches
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for n, steps in [(3, 4), (2, 4), (4, 6), (1, 2), (2, 5)]:
+        y = torch.randint(0, 3, (n, steps), generator=gen)
+        y[0, -1] = NO_TARGET  # a step without a target is not counted
+        output = torch.randn(n, steps, 3, generator=gen)
+        loss = torch.rand((1,) if n % 2 else (), generator=gen)  # Avalanche's shape and plain
+        batches.append((loss, output, y))
+    metric = TrainingCurvesMetric()
+    for loss, output, y in batches:
+        metric.after_training_iteration(SimpleNamespace(loss=loss, mb_output=output, mb_y=y))
+    mean_loss, accuracy = metric.result()
+    expected_loss = sum(float(loss) * len(y) for loss, _, y in batches) / sum(
+        len(y) for _, _, y in batches
+    )
+    right = sum(int(((o.argmax(-1) == y) & (y != NO_TARGET)).sum()) for _, o, y in batches)
+    counted = sum(int((y != NO_TARGET).sum()) for _, _, y in batches)
+    assert mean_loss == pytest.approx(expected_loss, rel=1e-6)
+    assert accuracy == pytest.approx(right / counted, rel=1e-12)
+
+
 def _every_metric(matrix):
     return [
         accuracy_metrics(epoch=True, experience=True, stream=True),

@@ -53,6 +53,11 @@ class TensorBatches(Dataset):
         tensors = [x for _, x in self.parts or []] + list(self.tensors[1 if self.parts else 0 :])
         return sum(t.numel() * t.element_size() for t in tensors)
 
+    def devices(self) -> set[torch.device]:
+        """The devices of the stored tensors (every batch is cut on these)."""
+        stored = [x for _, x in self.parts or []] + list(self.tensors[1 if self.parts else 0 :])
+        return {t.device for t in stored}
+
     def __getitem__(self, indices: Sequence[int] | torch.Tensor) -> list[torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
         if self.parts is None:

@@ -43,28 +43,30 @@ class TrainingCurvesMetric(PluginMetric):
         self._correct: torch.Tensor | int = 0
         self._targets: torch.Tensor | int = 0  # sequences, or target steps/bits (clstm.targets)
         self._count = 0
-        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._losses: list[torch.Tensor] = []  # kept batches: detached losses,
+        self._outputs: list[torch.Tensor] = []  # detached outputs,
+        self._ys: list[torch.Tensor] = []  # targets
+        self._sizes: list[int] = []  # and sequences per batch
 
     def _fold(self) -> None:
-        """Add the kept batches to the sums."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        """Add the kept batches to the sums (a few tensor operations over all of them)."""
+        losses, outputs, ys, sizes = self._losses, self._outputs, self._ys, self._sizes
+        if not losses:
             return
+        self._losses, self._outputs, self._ys, self._sizes = [], [], [], []
         with torch.no_grad():
-            losses = torch.cat([loss.reshape(-1)[:1] if loss.numel() == 1 else loss.sum()[None]
-                                for loss, _, _ in pending])  # fmt: skip
-            sizes = torch.tensor([len(y) for _, _, y in pending], dtype=losses.dtype)
-            self._loss_sum = self._loss_sum + (losses * sizes.to(losses.device)).sum()
-            y0 = pending[0][2]
-            if kind_of(y0) == "regression":  # regression: no accuracy, only the MSE
+            try:  # a loss per batch, each of one element (Avalanche's have shape [1])
+                per_batch = torch.stack(losses).reshape(len(losses))
+            except RuntimeError:  # shapes differ, or a loss of several elements
+                per_batch = torch.stack([loss.sum() for loss in losses])
+            weights = torch.tensor(sizes, dtype=per_batch.dtype, device=per_batch.device)
+            self._loss_sum = self._loss_sum + (per_batch * weights).sum()
+            if kind_of(ys[0]) == "regression":  # regression: no accuracy, only the MSE
                 return
-            shapes = {(out.shape[1:], y.shape[1:]) for _, out, y in pending}
-            if len(shapes) == 1:  # one operation over all the batches
-                groups = [
-                    (torch.cat([o for _, o, _ in pending]), torch.cat([y for _, _, y in pending]))
-                ]
-            else:  # e.g. per-step outputs trimmed to each batch's longest sequence
-                groups = [(out, y) for _, out, y in pending]
+            try:  # one operation over all the batches where their outputs have one shape
+                groups = [(torch.cat(outputs), torch.cat(ys))]
+            except RuntimeError:  # e.g. per-step outputs trimmed to each batch's longest sequence
+                groups = list(zip(outputs, ys, strict=True))
             for out, y in groups:
                 correct, counted = count_correct(out, y)
                 self._correct = self._correct + correct
@@ -84,9 +86,13 @@ class TrainingCurvesMetric(PluginMetric):
 
     def after_training_iteration(self, strategy) -> None:
         y = strategy.mb_y
-        self._pending.append((strategy.loss.detach(), strategy.mb_output.detach(), y))
-        self._count += len(y)
-        if len(self._pending) >= self.FOLD_EVERY:
+        n = len(y)
+        self._losses.append(strategy.loss.detach())
+        self._outputs.append(strategy.mb_output.detach())
+        self._ys.append(y)
+        self._sizes.append(n)
+        self._count += n
+        if len(self._sizes) >= self.FOLD_EVERY:
             self._fold()
 
     def after_training_epoch(self, strategy) -> list[MetricValue] | None:

@@ -36,6 +36,7 @@ strategy keeps the template's own method (a strategy overriding one keeps its ov
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from avalanche.models.utils import is_multi_task_module
@@ -89,8 +90,7 @@ def _caller(strategy, callback: str):
     if not methods:
         return _nothing
     if len(methods) == 1:
-        (method,) = methods
-        return lambda **kwargs: method(strategy, **kwargs)
+        return functools.partial(methods[0], strategy)  # a call in C, no Python frame of its own
 
     def fire(**kwargs):
         for method in methods:

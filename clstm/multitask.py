@@ -6,7 +6,7 @@ import torch
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
-from clstm.models import RecurrentEncoder
+from clstm.models import RecurrentEncoder, dropped
 
 #: Logit given to the classes another task's head has and this one lacks.
 PAD_LOGIT = -1e9
@@ -58,7 +58,7 @@ class _SharedEncoder(MultiTaskModule):
             if not 0 <= task_label < len(self.adapters):
                 raise ValueError(f"no input projection for task {task_label}")
             x = self.adapters[task_label](x)
-        return self.dropout(self.encoder(x))
+        return dropped(self.dropout, self.encoder(x))
 
 
 class MultiTaskSequenceClassifier(_SharedEncoder):

@@ -163,3 +163,29 @@ def test_elman_output_counts_its_parameters_and_needs_a_plain_rnn():
     for bad in (["model.type=lstm"], ["model.type=rnn", "model.num_layers=2"]):
         with pytest.raises(ConfigError, match="elman_output needs"):
             load_config({}, [*bad, "model.elman_output=true"])
+
+
+@pytest.mark.parametrize("multitask", [False, True])
+def test_dropout_applies_in_training_only_and_p0_draws_nothing(multitask):
+    from clstm.multitask import MultiTaskSequenceClassifier
+
+    def build(p):
+        torch.manual_seed(0)
+        encoder = RecurrentEncoder(n_features=3, hidden_size=16)
+        if multitask:  # the shared encoder's features, which every task's head reads
+            model = MultiTaskSequenceClassifier(encoder, dropout=p)
+            return lambda x: model.features(x, 0), model
+        model = SequenceClassifier(encoder, 4, dropout=p)
+        return model, model
+
+    x = torch.cat([torch.randn(8, 5, 3), torch.ones(8, 5, 1)], dim=-1)
+    (plain, _), (dropped, module) = build(0.0), build(0.5)
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    first = plain(x)
+    assert torch.equal(torch.get_rng_state(), state)  # p = 0 draws no random numbers
+    assert torch.equal(plain(x), first)
+    module.train()
+    assert not torch.equal(dropped(x), dropped(x))  # a fresh mask per call
+    module.eval()
+    assert torch.equal(dropped(x), dropped(x))

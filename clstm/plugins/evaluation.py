@@ -76,10 +76,12 @@ class LeanEvaluationPlugin(EvaluationPlugin):
             metrics, loggers = plan[callback]
             for metric in metrics:
                 result = metric(strategy)
+                if result is None:  # most calls (an ABC isinstance check costs more)
+                    continue
                 if isinstance(result, Sequence):
                     for value in result:
                         self.publish_metric_value(value)
-                elif result is not None:
+                else:
                     self.publish_metric_value(result)
             values = self._metric_values
             for log_metrics, on_callback in loggers:

@@ -627,16 +627,22 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
         matrices = {"test": AccuracyMatrixMetric(stream="test")}
     if bench.has_validation:
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
-    tensorboard = TensorboardLogger(run_dir)  # TensorBoard run "<run name>/seed<k>"
-    loggers = [tensorboard] if quiet else [tensorboard, ProgressLogger(bench.experience_names)]
-    evaluator = LeanEvaluationPlugin(
-        TrainingCurvesMetric(),
-        *matrices.values(),
-        loggers=loggers,
-        # clstm reads the metrics' own results; keeping every value emitted (heatmap images
-        # included) only grew memory and every checkpoint (~0.5 MB after three experiences)
-        collect_all=False,
-    )
+    # Resuming, the strategy built here is replaced by the checkpoint's, loggers included: a
+    # TensorBoard logger made now would only leave an empty events file in the run directory.
+    tensorboard = None if resuming else TensorboardLogger(run_dir)  # run "<run name>/seed<k>"
+    loggers = [tensorboard] if tensorboard is not None else []
+    if not quiet:
+        loggers.append(ProgressLogger(bench.experience_names))
+    with warnings.catch_warnings():  # "No loggers specified" (resuming quietly): they come back
+        warnings.filterwarnings("ignore", "No loggers specified")
+        evaluator = LeanEvaluationPlugin(
+            TrainingCurvesMetric(),
+            *matrices.values(),
+            loggers=loggers,
+            # clstm reads the metrics' own results; keeping every value emitted (heatmap images
+            # included) only grew memory and every checkpoint (~0.5 MB after three experiences)
+            collect_all=False,
+        )
     strategy = build_strategy(
         cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
         windows_per_series=bench.windows_per_series, target=bench.target,

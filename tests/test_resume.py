@@ -61,6 +61,16 @@ def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy):
     assert not (run_dir / "checkpoint.pt").exists()  # removed once complete (checkpoint: remove)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert len(meta["resumed"]) == 1 and len(meta["timings"]) == 3
+    # One events file per process that logged, none left empty by the resume's throwaway logger
+    events = sorted(run_dir.glob("events.out.tfevents.*"))
+    assert len(events) == 2
+    assert all(_events_in(path) > 1 for path in events)  # more than the file-version header
+
+
+def _events_in(path) -> int:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return sum(1 for _ in EventFileLoader(str(path)).Load())
 
 
 FIRED = []

@@ -24,7 +24,7 @@ run forecast_regimes "$regression"
 run forecast_aeon "$real_series"
 studies=(seq_digits_split seq_digits_permuted ucr_stream mnist1d_split mnist1d_permuted
          forecast_regimes forecast_aeon)
-# Ehret et al. 2021's Copy Task protocols: 35-70 min per run on one core, so only with COPY_SEEDS
+# Ehret et al. 2021's Copy Task protocols: 35-85 min per run on one core, so only with COPY_SEEDS
 # set (e.g. COPY_SEEDS=0-4, about a day; the committed tables used seed 0 of each).
 # Studies with runs on disk enter the report either way.
 copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si
@@ -35,9 +35,12 @@ for study in "${copy_studies[@]}"; do
   fi
   if [ -d "results/$study" ]; then studies+=("$study"); fi
 done
-# Seed-0 runs of the EWC and SI protocols with Avalanche's importance estimates (each run's
-# config.yaml says how it was made), reported for comparison when on disk.
-for study in ehret2021_permuted_copy_ewc_batch_fisher ehret2021_permuted_copy_si_avalanche; do
+# Seed-0 runs made before the files set model.elman_output: true (nn.RNN alone, directories
+# renamed *_rnn), and of the EWC and SI protocols with Avalanche's importance estimates (each
+# run's config.yaml says how it was made): reported for comparison when on disk. The report puts
+# runs of one experiment in one table, each row named by the config values that differ.
+for study in "${copy_studies[@]/%/_rnn}" ehret2021_permuted_copy_ewc_batch_fisher \
+             ehret2021_permuted_copy_si_avalanche; do
   if [ -d "results/$study" ]; then studies+=("$study"); fi
 done
 clstm report "${studies[@]/#/results/}" --out results/reference --markdown results/REFERENCE.md

@@ -1,6 +1,7 @@
 """Loggers of a run: concise console progress (an Avalanche logger) and TensorBoard views.
 
-A run's TensorBoard events are written by Avalanche's own ``TensorboardLogger`` into the run
+A run's TensorBoard events are written by Avalanche's ``TensorboardLogger`` (through
+:class:`RunTensorboardLogger`, which opens its file lazily once unpickled) into the run
 directory itself, so ``tensorboard --logdir <out>/<experiment>`` names each run
 ``<run name>/seed<k>``. The experiment folder gets its own small events file with the HParams
 experiment config and a Custom Scalars layout (:func:`update_experiment_view`). The console
@@ -15,9 +16,35 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from avalanche.logging import BaseLogger
+from avalanche.logging import BaseLogger, TensorboardLogger
 
 from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS
+
+
+class RunTensorboardLogger(TensorboardLogger):
+    """Avalanche's ``TensorboardLogger``, whose writer, once unpickled, opens when first used.
+
+    Why: Avalanche 0.6's ``__setstate__`` opens a ``SummaryWriter`` at once, so merely loading
+    a run's checkpoint (``torch.load``, e.g. to look at its weights) left an empty events file
+    in the run directory. Unpickled, this logger keeps only the folder and file suffix; the
+    writer (and its events file) is made when something is logged or ``writer`` is read, as
+    when a run resumes.
+    """
+
+    def __setstate__(self, state) -> None:
+        self.__dict__["_unopened"] = state  # (log_dir, filename_suffix), as Avalanche pickles
+
+    def __getattr__(self, name: str):  # only for attributes not found the normal way
+        unopened = self.__dict__.get("_unopened")
+        if name != "writer" or unopened is None:
+            raise AttributeError(name)
+        writer = self.__dict__["writer"] = self._make_writer(*unopened)
+        del self.__dict__["_unopened"]
+        return writer
+
+    def __getstate__(self):
+        unopened = self.__dict__.get("_unopened")
+        return unopened if unopened is not None else super().__getstate__()
 
 
 class ProgressLogger(BaseLogger):

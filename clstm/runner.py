@@ -598,10 +598,9 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     is restored from the run's checkpoint and the loop continues after its last experience.
     """
     import torch
-    from avalanche.logging import TensorboardLogger
 
     from clstm.checkpoint import load_strategy, save_strategy
-    from clstm.logging import ProgressLogger
+    from clstm.logging import ProgressLogger, RunTensorboardLogger
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, RunDiverged
     from clstm.plugins.evaluation import LeanEvaluationPlugin
@@ -629,7 +628,7 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
         matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
     # Resuming, the strategy built here is replaced by the checkpoint's, loggers included: a
     # TensorBoard logger made now would only leave an empty events file in the run directory.
-    tensorboard = None if resuming else TensorboardLogger(run_dir)  # run "<run name>/seed<k>"
+    tensorboard = None if resuming else RunTensorboardLogger(run_dir)  # "<run name>/seed<k>"
     loggers = [tensorboard] if tensorboard is not None else []
     if not quiet:
         loggers.append(ProgressLogger(bench.experience_names))

@@ -89,15 +89,22 @@ COPY = {
 def test_callbacks_fire_as_in_avalanches_template(tmp_path, tiny_config, monkeypatch, strategy,
                                                    copy):  # fmt: skip
     cfg = {**(COPY if copy else tiny_config), "strategy": {"name": strategy}}
-    lean = Recorder()
+    lean, reference = _both_loops(cfg, Recorder, tmp_path, monkeypatch)
+    assert lean.loss_shapes == reference.loss_shapes == {(1,)}  # Avalanche's loss, both ways
+
+
+def _both_loops(cfg, recorder, tmp_path, monkeypatch):
+    """Runs ``cfg`` with the lean loops, then with Avalanche's, each with a fresh recorder;
+    checks both recorded the same callbacks and state and got the same accuracy matrix."""
+    lean = recorder()
     fast = run_experiment(cfg, out=tmp_path / "lean", plugins=[lean])
     _avalanche_loops(monkeypatch)
-    reference = Recorder()
+    reference = recorder()
     slow = run_experiment(cfg, out=tmp_path / "avalanche", plugins=[reference])
     assert len(lean.seen) > 100
     assert lean.seen == reference.seen  # callbacks, order, arguments, strategy state
     np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
-    assert lean.loss_shapes == reference.loss_shapes == {(1,)}  # Avalanche's loss, both ways
+    return lean, reference
 
 
 @pytest.mark.parametrize(
@@ -109,14 +116,7 @@ def test_the_loss_without_forward_listeners_is_the_criterions_with_the_same_valu
     tmp_path, tiny_config, monkeypatch, strategy, copy
 ):
     cfg = {**(COPY if copy else tiny_config), "strategy": {"name": strategy}}
-    lean = NoForwardRecorder()
-    fast = run_experiment(cfg, out=tmp_path / "lean", plugins=[lean])
-    _avalanche_loops(monkeypatch)
-    reference = NoForwardRecorder()
-    slow = run_experiment(cfg, out=tmp_path / "avalanche", plugins=[reference])
-    assert len(lean.seen) > 100
-    assert lean.seen == reference.seen  # the same losses, outputs, weights and LRs
-    np.testing.assert_array_equal(fast.accuracy_matrix, slow.accuracy_matrix)
+    lean, reference = _both_loops(cfg, NoForwardRecorder, tmp_path, monkeypatch)
     assert lean.loss_shapes == {()} and reference.loss_shapes == {(1,)}
 
 

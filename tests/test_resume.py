@@ -120,3 +120,16 @@ def test_resume_skips_completed_runs_and_refuses_a_changed_config(tmp_path, tiny
             tiny_config, out=tmp_path, resume=True, overrides=["checkpoint=keep", "train.lr=0.5"],
             run_name=first.run_dir.parent.name,
         )  # fmt: skip
+
+
+def test_loading_a_checkpoint_writes_nothing_into_the_run_directory(tmp_path, tiny_config):
+    import torch
+
+    result = run_experiment({**tiny_config, "checkpoint": "keep"}, out=tmp_path)
+    files = sorted(result.run_dir.iterdir())
+    strategy = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["strategy"]
+    assert sorted(result.run_dir.iterdir()) == files  # no empty events file from unpickling
+    logger = next(lg for lg in strategy.evaluator.loggers if type(lg).__name__.endswith("Logger"))
+    logger.writer.add_scalar("probe", 1.0, 0)  # opened when used, in the run's directory
+    logger.writer.flush()
+    assert len(sorted(result.run_dir.iterdir())) == len(files) + 1

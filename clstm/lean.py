@@ -146,7 +146,6 @@ def _direct_loss(strategy, fire: dict) -> bool:
 
 def _template_loop(name: str):
     """Avalanche's own ``training_epoch`` / ``eval_epoch`` (what LeanIteration stands in for)."""
-    from avalanche.training.templates.base_sgd import BaseSGDTemplate
     from avalanche.training.templates.update_type.sgd_update import SGDUpdate
 
     return vars(SGDUpdate).get(name) or vars(BaseSGDTemplate)[name]

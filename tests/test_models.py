@@ -77,6 +77,25 @@ def test_read_out_is_the_last_real_step():
             torch.testing.assert_close(features[i], out[0, -1])
 
 
+@pytest.mark.parametrize("per_step", [False, True])
+def test_batches_without_padding_skip_the_lengths_and_compute_the_same(per_step, monkeypatch):
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(n_features=3, hidden_size=8, per_step=per_step)
+    full = pad_sequences(_sequences([6, 6, 6]))
+    assert encoder._fills_batch(full)
+    assert not encoder._fills_batch(pad_sequences(_sequences([6, 5])))
+    fast = encoder(full)
+    fast.pow(2).sum().backward()
+    fast_grads = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    monkeypatch.setattr(RecurrentEncoder, "_fills_batch", lambda self, x: False)
+    slow = encoder(full)
+    slow.pow(2).sum().backward()
+    assert torch.equal(fast, slow)
+    for a, p in zip(fast_grads, encoder.parameters(), strict=True):
+        assert torch.equal(a, p.grad)
+
+
 def test_stateful_encoder_carries_and_resets_state():
     torch.manual_seed(0)
     encoder = RecurrentEncoder(n_features=3, hidden_size=8, stateful=True).eval()

@@ -136,6 +136,54 @@ def test_stacked_batches_are_the_collated_samples(bench):
     assert stacked(dataset, max_bytes=100) is None
 
 
+def _same_batches(dataset):
+    """``stacked`` reads ``dataset`` as whole tensors (asserted), and gets exactly what reading
+    every sample through Avalanche's layers gets."""
+    from clstm.data.batches import _rows_of_sequences
+
+    assert _rows_of_sequences(dataset) is not None
+    fast, slow = stacked(dataset), stacked(dataset, direct_reads=False)
+    assert fast.shape == slow.shape and len(fast) == len(slow) == len(dataset)
+    assert (fast.parts is None) == (slow.parts is None)
+    for got, want in zip(fast.parts or [], slow.parts or [], strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+    start = 1 if fast.parts is not None else 0
+    for a, b in zip(fast.tensors[start:], slow.tensors[start:], strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:7]
+    expected = torch.utils.data.default_collate([dataset[int(i)] for i in index])
+    for a, b in zip(fast[index], expected, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_stacked_reads_whole_tensors_exactly(bench):
+    from avalanche.benchmarks.utils import concat_datasets
+
+    from clstm.data import copy_task
+    from clstm.data.arrays import benchmark_from_arrays
+
+    first, second = (e.dataset for e in bench.scenario.train_stream)
+    _same_batches(first.train())  # one leaf, every row
+    _same_batches(bench.scenario.test_stream[1].dataset.eval())
+    _same_batches(first.subset([7, 3, 3, 40, 0]))  # rows picked, repeated, reordered
+    _same_batches(concat_datasets([second.subset([5, 1]), first, second.subset([0])]))  # replay
+    rng = np.random.default_rng(0)  # leaves of different shapes: stored apart, padded per batch
+    short = [rng.standard_normal((int(t), 1)) for t in rng.integers(5, 30, 12)]
+    mixed = benchmark_from_arrays(
+        [(rng.standard_normal((12, 6, 3)), np.arange(12) % 2), (short, np.arange(12) % 3)],
+        [(rng.standard_normal((4, 6, 3)), np.arange(4) % 2), (short[:4], np.arange(4) % 3)],
+        scenario="class",
+    )
+    wide, long = (e.dataset for e in mixed.scenario.train_stream)
+    _same_batches(concat_datasets([long.subset([3, 0, 9]), wide.subset([2, 2]), long]))
+    copy = copy_task.build(copy_task.Config(n_train=20, n_test=8, n_experiences=2))
+    _same_batches(copy.scenario.train_stream[1].dataset)  # per-step targets, task label 1
+    # a dataset that is not clstm's sequences is still read sample by sample
+    plain = torch.utils.data.TensorDataset(torch.zeros(4, 3, 2), torch.zeros(4))
+    assert stacked(plain) is not None
+
+
 def test_stacked_loading_changes_no_number(tmp_path, tiny_config, monkeypatch):
     import clstm.data.batches as batches
     import clstm.plugins.loading as loading

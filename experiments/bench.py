@@ -949,8 +949,12 @@ def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
                 f"**Noisy:** the hand-written loop's own runs took {min(hand):.2f}–"
                 f"{max(hand):.2f} s ({spread:.1f}×) in this table, so the machine's speed "
                 "changed between runs made back to back too; this verdict is not reliable. "
-                "Rerun the section on a quiet machine "
-                "(`python experiments/bench.py --sections overhead --repeats 8`).",
+                "Other processes on the machine are one cause; a virtual machine's host is "
+                "another, which no setting here controls (seen on 2026-11-30 with nothing else "
+                "running on the VM). The per-batch and per-iteration tables below alternate "
+                "much shorter measurements and are less affected. Rerun the section "
+                "(`python experiments/bench.py --sections overhead --repeats 8`) where timings "
+                "are stable.",
                 "",
             ]
         if key == "tiny_noclip":

@@ -24,7 +24,7 @@ run forecast_regimes "$regression"
 run forecast_aeon "$real_series"
 studies=(seq_digits_split seq_digits_permuted ucr_stream mnist1d_split mnist1d_permuted
          forecast_regimes forecast_aeon)
-# Ehret et al. 2021's Copy Task protocols: 35-85 min per run on one core, so only with COPY_SEEDS
+# Ehret et al. 2021's Copy Task protocols: 35-125 min per run on one core, so only with COPY_SEEDS
 # set (e.g. COPY_SEEDS=0-4, about a day; the committed tables used seed 0 of each).
 # Studies with runs on disk enter the report either way.
 copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si

@@ -115,7 +115,8 @@ KEY_HPARAMS = ("strategy", "benchmark.variant", "benchmark.datasets")
 HPARAM_METRICS = ("cl/ACC", "cl/BWT", "cl/forgetting", "cl/learning_accuracy")
 #: the same for regression runs (errors: lower is better; clstm.plugins.error_matrix)
 HPARAM_ERROR_METRICS = ("cl/mse_final", "cl/mse_increase", "cl/mse_forgetting", "cl/mse_learning")
-#: Custom Scalars charts added when an experiment holds regression runs
+#: Custom Scalars charts of regression runs (an experiment of regression runs alone shows only
+#: these; the accuracy charts below are for classification runs)
 ERROR_SCALARS = {
     "final MSE (experiences seen; lower is better)": ["Multiline", [r"^cl/mse_final$"]],
     "MSE forgetting (final minus best earlier)": ["Multiline", [r"^cl/mse_forgetting$"]],
@@ -211,7 +212,9 @@ def update_experiment_view(experiment_dir: Path) -> None:
     tags = (HPARAM_METRICS if targets - {"regression"} else ()) + (
         HPARAM_ERROR_METRICS if regression else ()
     )
-    layout = {name: dict(charts) for name, charts in CUSTOM_SCALARS.items()}
+    # the charts of the target kinds present: an accuracy chart of regression runs stays empty
+    layout = {name: dict(charts) if targets - {"regression"} else {}
+              for name, charts in CUSTOM_SCALARS.items()}  # fmt: skip
     if regression:
         layout["clstm: every run"].update(ERROR_SCALARS)
     experiment = api_pb2.Experiment(

@@ -122,6 +122,37 @@ def test_naive_forgets_replay_and_der_forget_less_and_every_output_follows_the_t
     assert not any(t.startswith("accuracy/") for t in tags)
 
 
+def test_tensorboard_of_forecasts_shows_errors_only_and_the_joint_final_error(tmp_path):
+    """The experiment's Custom Scalars hold error charts alone (no empty accuracy charts), its
+    HParams the error metrics, and a joint run (last row only) its final errors as scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from clstm.sweep import run_sweep
+
+    run_sweep(TINY, seeds=(0,), grid={"strategy.name": ["naive", "joint"]}, out=tmp_path)
+    root = tmp_path / "tiny_forecast"
+    events = EventAccumulator(str(root)).Reload()
+    layout = layout_pb2.Layout.FromString(
+        events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    )
+    charts = [list(c.multiline.tag) for c in layout.category[0].chart]
+    assert charts == [["^cl/mse_final$"], ["^cl/mse_forgetting$"]]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    ).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {
+        "cl/mse_final", "cl/mse_increase", "cl/mse_forgetting", "cl/mse_learning"
+    }  # fmt: skip
+    joint = load_run(root / "joint" / "seed0")
+    scalars = EventAccumulator(str(joint.run_dir)).Reload()
+    for m in ("mse", "mae"):
+        (final,) = scalars.Scalars(f"cl/{m}_final")
+        assert final.step == 3 and final.value == pytest.approx(joint.metrics[f"{m}_final"])
+    assert "cl/mse_forgetting" not in scalars.Tags()["scalars"]  # needs intermediate models
+
+
 FIRED = []  # module state: a checkpoint restores plugins, not this list
 
 

@@ -190,6 +190,18 @@ def test_tensorboard_has_loss_heatmaps_and_hparams_matching_metrics_json(tmp_pat
     assert final["cl/forgetting"].value == pytest.approx(result.metrics["forgetting"])
 
 
+def test_a_joint_run_logs_its_acc_for_tensorboard_and_hparams(tmp_path, tiny_config):
+    """Joint training has no intermediate models: only the last row, hence ACC alone, which
+    TensorBoard gets at step T (beside the sequential runs' final ACC) as metrics.json has it."""
+    tiny_config["strategy"] = {"name": "joint"}
+    result = run_experiment(tiny_config, out=tmp_path)
+    events = EventAccumulator(str(result.run_dir))
+    events.Reload()
+    (acc,) = events.Scalars("cl/ACC")
+    assert acc.step == 3 and acc.value == pytest.approx(result.metrics["acc"])
+    assert "cl/forgetting" not in events.Tags()["scalars"] and result.metrics["forgetting"] is None
+
+
 def test_experiment_folder_has_one_hparams_config_and_a_custom_scalars_layout(
     tmp_path, tiny_config
 ):

@@ -24,7 +24,8 @@ metric emits, with ``x_plot`` = number of experiences trained so far (0 for the 
 - ``cl/ACC``, ``cl/learning_accuracy`` and, once two experiences are trained, ``cl/BWT``,
   ``cl/forgetting``, ``cl/forgetting_learned`` and ``forgetting/expNN``; ``cl/FWT`` when the
   initial row was measured. Each is the :mod:`clstm.metrics` function of the leading ``k x k``
-  block of ``R`` after ``k`` experiences (see there for the formulas);
+  block of ``R`` after ``k`` experiences (see there for the formulas). When only the last row
+  of that block is measured (joint training: no intermediate models), ``cl/ACC`` alone;
 - ``accuracy_matrix``: the rows measured so far as a heatmap image.
 """
 
@@ -213,6 +214,15 @@ class AccuracyMatrixMetric(PluginMetric):
         known = initial is not None and not np.isnan(initial[:k]).any()
         return block, initial[:k] if known else None
 
+    def final_row(self, k: int) -> np.ndarray | None:
+        """Row ``k - 1`` of the matrix on the first ``k`` experiences (the model after ``k``
+        experiences), or None while any of it is unmeasured. All that ACC (and the final error)
+        needs: a joint run, which has no intermediate models, measures this row alone."""
+        row = self._rows.get(k, {})
+        if k == 0 or any(j not in row or np.isnan(row[j]) for j in range(k)):
+            return None
+        return np.array([row[j] for j in range(k)])
+
     def values_after(self, k: int) -> dict[str, float | None]:
         """Scalars describing the model after ``k`` training experiences (see module docstring)."""
         values: dict[str, float | None] = {
@@ -220,6 +230,9 @@ class AccuracyMatrixMetric(PluginMetric):
         }
         measured = self.leading_block(k)
         if measured is None:
+            last = self.final_row(k)  # joint: ACC alone, as metrics.json has it
+            if last is not None:
+                values["cl/ACC"] = float(np.mean(last))  # clm.average_accuracy: the last row's mean
             return values
         summary = clm.summarize(*measured)
         values.update(

@@ -11,7 +11,8 @@ one instance per error measure. ``E[i][j]`` is the mean error per target value o
   ``cl/<measure>_increase`` (final minus right after learning, positive = forgotten) and
   ``cl/<measure>_forgetting`` (final minus the best earlier value); ``cl/<measure>_forward_change``
   when the initial row was measured (negative = earlier experiences lowered the error): the
-  :mod:`clstm.metrics` error summaries of the leading ``k x k`` block;
+  :mod:`clstm.metrics` error summaries of the leading ``k x k`` block (only
+  ``cl/<measure>_final`` when the block's last row alone is measured: joint training);
 - ``error_matrix_<measure>``: the rows so far as a heatmap, coloured relative to the largest error.
 """
 
@@ -51,6 +52,9 @@ class ErrorMatrixMetric(AccuracyMatrixMetric):
         }
         measured = self.leading_block(k)
         if measured is None:
+            last = self.final_row(k)  # joint: the final error alone, as metrics.json has it
+            if last is not None:
+                values[f"cl/{m}_final"] = float(np.mean(last))  # clm.average_error: last row's mean
             return values
         s = clm.summarize_errors(*measured)
         values.update(

@@ -15,28 +15,21 @@ TensorBoard events (in the run directory itself). Every file is written atomical
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import functools
 import os
-import platform
 import random
 import shutil
-import subprocess
-import sys
-import threading
 import time
 import traceback
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from clstm import __version__, outcome
-from clstm.config import ExperimentConfig, config_hash, load_config, to_dict, to_yaml
+from clstm import outcome, provenance
+from clstm.config import ExperimentConfig, load_config, to_dict, to_yaml
 from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for callers
     ClstmError,
     ConfigError,
@@ -65,8 +58,6 @@ from clstm.rundir import (
     safe_component,
 )
 from clstm.schema import check_threads
-
-PACKAGES = ("torch", "avalanche-lib", "numpy", "scikit-learn", "tensorboard", "pyyaml")
 
 
 @dataclass
@@ -224,7 +215,7 @@ def run_experiment(
     cfg_dict = to_dict(cfg)
     if _plan(run_dir, cfg_dict, overwrite, resume, cli) == "done":  # early: nothing to build
         return load_run(run_dir)
-    prefetch_provenance()  # while the benchmark is built
+    provenance.prefetch()  # while the benchmark is built
     with quiet_library_warnings():
         if threads is not None:
             import torch
@@ -339,9 +330,9 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         run_dir.mkdir(parents=True, exist_ok=True)
         if resuming:
             meta = read_json_file(run_dir / "meta.json")
-            meta.setdefault("resumed", []).append(_now())
+            meta.setdefault("resumed", []).append(provenance.now())
         else:
-            meta = _provenance(cfg, device, command, _now())
+            meta = provenance.provenance(cfg, device, command, provenance.now())
             meta["run_name"] = name
             meta["identity"] = identity_hash(to_dict(cfg))
             meta["hparams"] = _hparams_of(cfg)
@@ -372,7 +363,7 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
             write_text_atomic(
                 run_dir / f"{stem}.csv", outcome.matrix_csv(bench.experience_names, matrix, first)
             )
-        meta.update(status=status, error=error, ended=_now(), wall_time_s=round(wall, 3))
+        meta.update(status=status, error=error, ended=provenance.now(), wall_time_s=round(wall, 3))
         meta["timings"] = timings
         write_json_atomic(run_dir / "meta.json", meta)
     except OSError as exc:  # disk full, read-only, removed under us: record it where possible
@@ -459,7 +450,7 @@ def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: d
         return
     try:
         write_json_atomic(run_dir / "meta.json", {**meta, "status": status, "error": error,
-                                                  "ended": _now()})  # fmt: skip
+                                                  "ended": provenance.now()})  # fmt: skip
         if metrics and not (run_dir / "metrics.json").exists():
             write_json_atomic(run_dir / "metrics.json", metrics)
     except (OSError, ValueError):
@@ -711,85 +702,3 @@ def _train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, m
     finally:
         tensorboard.writer.close()
     return status, error, failure, timings, matrices
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-@functools.cache
-def _package_versions() -> dict[str, str | None]:
-    """Versions of the packages a run records. Read once per process (~10 ms of metadata
-    scans): the modules a process runs are those it imported, whatever is installed later."""
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
-def prefetch_provenance() -> None:
-    """Read the package versions and the git state in a background thread, so that the two
-    ``git`` processes (~30 ms) overlap with building the benchmark instead of delaying the run."""
-    threading.Thread(target=_package_versions, daemon=True).start()
-    threading.Thread(target=_git_state, args=(CHECKOUT,), daemon=True).start()
-
-
-def _provenance(cfg, device, command, started_at: str) -> dict:
-    import torch
-
-    versions = dict(_package_versions())
-    return {
-        "experiment": cfg.name,
-        "strategy": cfg.strategy.name,
-        "seed": cfg.seed,
-        "status": "running",
-        "error": None,
-        "command": list(command) if command is not None else list(sys.argv),
-        "cwd": os.getcwd(),
-        "config_hash": config_hash(cfg),
-        "clstm_version": __version__,
-        "python": platform.python_version(),
-        "packages": versions,
-        "git": _git_state(CHECKOUT),
-        "host": platform.node(),
-        "platform": platform.platform(),
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "started": started_at,
-        "ended": None,
-        "wall_time_s": None,
-        "timings": [],
-    }
-
-
-#: the checkout (or installed package's parent) clstm runs from
-CHECKOUT = Path(__file__).resolve().parent.parent
-
-
-@functools.lru_cache(maxsize=4)
-def _git_state(path: Path) -> dict | None:
-    """Commit and dirtiness of the git checkout clstm runs from, or ``None`` outside one.
-
-    Read once per process: the code a process runs is what it imported when it started, so
-    a later commit or edit (during a long sweep) must not be recorded for its runs."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": bool(dirty)}

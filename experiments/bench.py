@@ -644,7 +644,7 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
                                            "AccuracyMatrixMetric.heatmap"),
         "HParams": ("clstm.outcome", "write_hparams"),
         "checkpoints (save_strategy)": ("clstm.checkpoint", "save_strategy"),
-        "provenance (git state, versions)": ("clstm.runner", "_provenance"),
+        "provenance (git state, versions)": ("clstm.provenance", "provenance"),
         "TensorBoard view file": ("clstm.runner", "_update_tensorboard_view"),
         "JSON files (meta.json, metrics.json)": ("clstm.runner", "write_json_atomic"),
         "text files (config.yaml, CSV)": ("clstm.runner", "write_text_atomic"),

@@ -106,7 +106,7 @@ def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_fai
     matplotlib.use("Agg")
     from PIL import Image
 
-    from clstm.report import accuracy_figure, figures, matrices_figure, strategy_style
+    from clstm.report_figures import accuracy_figure, figures, matrices_figure, strategy_style
 
     groups = collect(sweep_with_a_failure)["tiny"]
     names = json.loads(
@@ -130,7 +130,8 @@ def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_fai
 
 
 def test_a_strategy_keeps_its_colour_across_reports():
-    from clstm.report import RunGroup, strategy_style
+    from clstm.report import RunGroup
+    from clstm.report_figures import strategy_style
 
     def group(strategy, lr):
         return RunGroup("e", strategy, config={"strategy": {"name": strategy}, "lr": lr})
@@ -305,7 +306,7 @@ def test_experiences_that_differ_between_seeds_are_labelled_by_position(sweep_wi
     import matplotlib
 
     matplotlib.use("Agg")
-    from clstm.report import matrices_figure
+    from clstm.report_figures import matrices_figure
 
     groups = collect(sweep_with_a_failure)["tiny"]
     naive = groups["naive"]
@@ -323,7 +324,7 @@ def test_long_run_names_wrap_and_the_legend_leaves_the_plot(sweep_with_a_failure
     matplotlib.use("Agg")
     from PIL import Image
 
-    from clstm.report import accuracy_figure, figures, matrices_figure
+    from clstm.report_figures import accuracy_figure, figures, matrices_figure
 
     groups = collect(sweep_with_a_failure)["tiny"]
     long = "naive [strategy.eps=0.001, strategy.max_importance=null, strategy.nonnegative=true]"

@@ -129,7 +129,7 @@ FINAL = ("completed", "diverged")
 
 def run_name_of(cfg: ExperimentConfig, overrides: Sequence[str], run_name: str | None) -> str:
     """The run's folder name: ``run_name`` made safe, else the strategy + the overridden values."""
-    from clstm.config import load_yaml
+    from clstm.yamlio import load_yaml
 
     if run_name is not None:
         if not str(run_name).strip():

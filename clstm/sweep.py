@@ -43,14 +43,13 @@ from clstm.config import (
     ExperimentConfig,
     apply_override,
     build,
-    load_yaml,
-    read_yaml,
     to_dict,
 )
 from clstm.errors import ClstmError, ConfigError, Interrupted, interruption_cause
 from clstm.io import write_json_atomic
 from clstm.rundir import RunLock, check_out, identity_hash, run_dir_path, run_name_for
 from clstm.schema import check_threads
+from clstm.yamlio import load_yaml, read_yaml
 
 #: a sweep with more runs than this needs ``allow_large=True`` (``--allow-large-sweep``)
 MAX_RUNS = 10_000

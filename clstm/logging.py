@@ -212,11 +212,10 @@ def update_experiment_view(experiment_dir: Path) -> None:
     tags = (HPARAM_METRICS if targets - {"regression"} else ()) + (
         HPARAM_ERROR_METRICS if regression else ()
     )
-    # the charts of the target kinds present: an accuracy chart of regression runs stays empty
-    layout = {name: dict(charts) if targets - {"regression"} else {}
-              for name, charts in CUSTOM_SCALARS.items()}  # fmt: skip
-    if regression:
-        layout["clstm: every run"].update(ERROR_SCALARS)
+    # the charts of the target kinds present (an accuracy chart of regression runs stays empty)
+    ((category, accuracy_charts),) = CUSTOM_SCALARS.items()
+    charts = dict(accuracy_charts) if targets - {"regression"} else {}
+    layout = {category: charts | (ERROR_SCALARS if regression else {})}
     experiment = api_pb2.Experiment(
         hparam_infos=infos,
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in tags],

@@ -168,6 +168,20 @@ class DERConfig:
 
 
 @dataclass(frozen=True)
+class CoresetsConfig:
+    """Replay of a random coreset per experience, trained to the previous model's outputs."""
+
+    name: Literal["coresets"] = param("coresets", "strategy")
+    coreset_size: int = param(100, "sequences kept per experience", ge=1)
+    batch_size_mem: int | None = param(
+        None, "replayed sequences per iteration, over all earlier experiences (null: "
+        "train.batch_size)", ge=1,
+    )
+    alpha: float = param(1.0, "weight of the distillation term", ge=0.0)
+    temperature: float = param(2.0, "distillation temperature", gt=0.0)
+
+
+@dataclass(frozen=True)
 class SeparateConfig:
     """One fresh model per experience, each experience evaluated with its own model."""
 
@@ -293,6 +307,13 @@ def _der(config: DERConfig, **common):
     )
 
 
+def _coresets(config: CoresetsConfig, **common):
+    from clstm.plugins.coresets import CoresetDistillationPlugin
+
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    return _with_plugin(CoresetDistillationPlugin(**options), common)
+
+
 def _separate(config: SeparateConfig, **common):
     from clstm.plugins.separate import SeparateModelsPlugin
 
@@ -350,6 +371,10 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "der": StrategyEntry(
         DERConfig, _der, ALL, "dark experience replay (DER++)",
         sequence_scenarios=("domain", "class"),
+    ),
+    "coresets": StrategyEntry(
+        CoresetsConfig, _coresets, ALL,
+        "replay of a coreset per experience, distilled from the previous model (Ehret et al.)",
     ),
     "separate": StrategyEntry(
         SeparateConfig, _separate, ALL,

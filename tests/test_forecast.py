@@ -92,11 +92,13 @@ def test_naive_forgets_replay_and_der_forget_less_and_every_output_follows_the_t
     bench = {**TINY["benchmark"], "n_series": 8, "length": 300, "context": 24, "horizon": 3}
     train = {"epochs": 6, "batch_size": 64, "lr": 0.005}
     results = {}
-    for strategy in ("naive", "replay", "der"):  # DER stores and matches each window's forecast
-        memory = {"naive": {}, "replay": {"mem_size": 600}, "der": {"mem_size": 600, "alpha": 1.0}}
-        memory = memory[strategy]
+    memory = {
+        "naive": {}, "replay": {"mem_size": 600}, "der": {"mem_size": 600, "alpha": 1.0},
+        "coresets": {"coreset_size": 200, "alpha": 1.0},  # matches the teacher's forecasts
+    }  # fmt: skip
+    for strategy in memory:  # DER stores and matches each window's forecast
         cfg = {**TINY, "benchmark": bench, "train": train, "model": {"hidden_size": 32},
-               "strategy": {"name": strategy, **memory}}  # fmt: skip
+               "strategy": {"name": strategy, **memory[strategy]}}  # fmt: skip
         results[strategy] = run_experiment(cfg, out=tmp_path)
     naive = results["naive"].metrics
     _, E = results["naive"].error_matrices["mse"]
@@ -104,6 +106,7 @@ def test_naive_forgets_replay_and_der_forget_less_and_every_output_follows_the_t
     assert naive["mse_forgetting"] > 0.2
     assert results["replay"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
     assert results["der"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
+    assert results["coresets"].metrics["mse_forgetting"] < 0.5 * naive["mse_forgetting"]
     # metrics.json: error matrices and summaries, the accuracy keys present and null
     m = json.loads((results["naive"].run_dir / "metrics.json").read_text())
     assert m["target"] == "regression" and m["accuracy_matrix"] is None and m["acc"] is None

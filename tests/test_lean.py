@@ -84,7 +84,7 @@ COPY = {
 @pytest.mark.parametrize(
     ("strategy", "copy"),
     [("naive", False), ("replay", False), ("ewc", False), ("lwf", False), ("gem", False),
-     ("mas", False), ("joint", False), ("der", True), ("replay", True)],
+     ("mas", False), ("joint", False), ("der", True), ("replay", True), ("coresets", True)],
 )  # fmt: skip
 def test_callbacks_fire_as_in_avalanches_template(tmp_path, tiny_config, monkeypatch, strategy,
                                                    copy):  # fmt: skip

@@ -91,8 +91,8 @@ EHRET_SI = {"name": "si", "max_importance": None, "nonnegative": True, "task_los
 
 @pytest.mark.parametrize(
     "strategy",
-    ["ewc", "si", "lwf", "gem", "der", "agem", EHRET_EWC, EHRET_SI],
-    ids=["ewc", "si", "lwf", "gem", "der", "agem", "ewc_per_sample", "si_task_loss_only"],
+    ["ewc", "si", "lwf", "gem", "der", "agem", "coresets", EHRET_EWC, EHRET_SI],
+    ids=["ewc", "si", "lwf", "gem", "der", "agem", "coresets", "ewc_per_sample", "si_task_loss_only"],
 )
 def test_resume_restores_method_state(tmp_path, tiny_config, strategy):
     FIRED.clear()

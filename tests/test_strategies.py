@@ -339,6 +339,55 @@ def test_der_replays_stored_logits(tmp_path):
     assert 0 < probe.records["before_training_exp"][1] <= 30
 
 
+@pytest.mark.parametrize("scenario", ["task", "domain"])
+def test_coresets_keep_a_coreset_per_experience_with_the_latest_model_as_teacher(
+    tmp_path, scenario
+):
+    from avalanche.models.utils import avalanche_forward
+
+    def coresets(strategy):  # before experience k: k coresets, every one taught by the model now
+        kept = _plugin(strategy, "CoresetDistillationPlugin").coresets
+        with torch.no_grad():
+            strategy.model.eval()
+            now = [avalanche_forward(strategy.model, x, t) for x, _, t, _ in kept]
+            strategy.model.train()
+        for (*_, soft), out in zip(kept, now, strict=True):
+            torch.testing.assert_close(soft, out, atol=1e-6, rtol=0)
+        return [(len(x), sorted(set(t.tolist()))) for x, _, t, _ in kept]
+
+    delta, probe = LossDelta(), Probe(before_training_exp=coresets)
+    _valid(_run(tmp_path, "coresets", scenario=scenario, probe=probe, coreset_size=20))
+    tasks = [[0], [1]] if scenario == "task" else [[0], [0]]
+    assert probe.records["before_training_exp"] == [[], [(20, tasks[0])], [(20, t) for t in tasks]]
+    _valid(_run(tmp_path / "b", "coresets", scenario=scenario, probe=delta, coreset_size=20))
+    # Nothing replayed in the first experience; then the student starts as its teacher (the
+    # term is 0 up to rounding) and drifts from it with the first update.
+    assert max(delta.delta[0]) == 0 and abs(delta.delta[1][0]) < 1e-5
+    assert min(delta.delta[1][1:]) > 0 and min(delta.delta[2][1:]) > 0
+
+
+def test_coresets_split_the_replayed_batch_and_weigh_the_distillation_by_t_squared():
+    from clstm.plugins.coresets import distillation_term, shares
+
+    assert shares(10, 3, torch.tensor([2, 0, 1])) == [3, 3, 4]
+    assert shares(10, 3, torch.tensor([0, 2, 1])) == [4, 3, 3]
+    assert shares(2, 3, torch.tensor([1, 2, 0])) == [0, 1, 1]
+    # a class per sequence: KL over the teacher's 2 classes (the student has grown a third)
+    out, soft = torch.tensor([[0.0, 2.0, 5.0]]), torch.tensor([[2.0, 0.0]])
+    p, q = torch.softmax(soft / 2, dim=1), torch.softmax(out[:, :2] / 2, dim=1)
+    kl = (p * (p / q).log()).sum()
+    term = distillation_term(out, soft, torch.tensor([1]), temperature=2.0)
+    assert term.item() == pytest.approx(4 * kl.item())
+    # bits per step: binary cross-entropy of the soft bits at the target steps only
+    out, soft = torch.tensor([[[2.0], [0.0], [9.0]]]), torch.tensor([[[0.0], [4.0], [0.0]]])
+    y = torch.tensor([[[-1.0], [1.0], [-1.0]]])  # only step 1 carries a target
+    s, t = torch.sigmoid(torch.tensor(0.0 / 2)), torch.sigmoid(torch.tensor(4.0 / 2))
+    bce = -(t * s.log() + (1 - t) * (1 - s).log())
+    assert distillation_term(out, soft, y, 2.0).item() == pytest.approx(4 * bce.item())
+    forecast = torch.tensor([[1.0, 3.0]])  # regression: the mean squared difference, no T
+    assert distillation_term(forecast, torch.zeros(1, 2), forecast, 2.0).item() == 5.0
+
+
 @pytest.mark.parametrize("scenario", ["task", "domain", "class"])
 def test_separate_models_never_forget_and_never_transfer(tmp_path, scenario):
     result = _run_scenario(tmp_path, "separate", scenario)

@@ -242,7 +242,7 @@ def test_der_output_matching_on_hand_computed_values():
     assert output_matching(forecast, torch.zeros(2, 2), forecast).item() == pytest.approx(39 / 4)
 
 
-@pytest.mark.parametrize("strategy", ["ewc", "replay", "der"])
+@pytest.mark.parametrize("strategy", ["ewc", "replay", "der", "coresets"])
 def test_resume_after_an_interruption_gives_the_same_per_step_run(tmp_path, strategy):
     from avalanche.training.plugins import SupervisedPlugin
 

@@ -33,10 +33,17 @@ ALL_UNITS = frozenset({-1})
 
 def distillation(kind: str, out, prev, steps, temperature: float):
     """The distillation term of one head (see the module docstring); ``steps`` ``(B, T')`` is
-    1 at real steps (per-step kinds)."""
+    1 at the steps distilled (per-step kinds). ``sequence``: the KL divergence over the previous
+    model's classes, mean over sequences (used by :mod:`clstm.plugins.coresets`; LwF itself keeps
+    Avalanche's, which also restricts the classes to those each task has seen)."""
     if kind == "regression":
         return F.mse_loss(out, prev)
     t = temperature
+    if kind == "sequence":  # over the previous model's classes (a growing head has more now)
+        out = out[:, : prev.shape[1]]
+        return F.kl_div(
+            torch.log_softmax(out / t, dim=1), torch.softmax(prev / t, dim=1), reduction="batchmean"
+        )
     if kind == "per_step":
         kl = F.kl_div(
             torch.log_softmax(out / t, dim=-1), torch.softmax(prev / t, dim=-1), reduction="none"

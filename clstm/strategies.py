@@ -174,8 +174,9 @@ class CoresetsConfig:
     name: Literal["coresets"] = param("coresets", "strategy")
     coreset_size: int = param(100, "sequences kept per experience", ge=1)
     batch_size_mem: int | None = param(
-        None, "replayed sequences per iteration, over all earlier experiences (null: "
-        "train.batch_size)", ge=1,
+        None,
+        "replayed sequences per iteration, over all earlier experiences (null: train.batch_size)",
+        ge=1,
     )
     alpha: float = param(1.0, "weight of the distillation term", ge=0.0)
     temperature: float = param(2.0, "distillation temperature", gt=0.0)

@@ -92,8 +92,9 @@ EHRET_SI = {"name": "si", "max_importance": None, "nonnegative": True, "task_los
 @pytest.mark.parametrize(
     "strategy",
     ["ewc", "si", "lwf", "gem", "der", "agem", "coresets", EHRET_EWC, EHRET_SI],
-    ids=["ewc", "si", "lwf", "gem", "der", "agem", "coresets", "ewc_per_sample", "si_task_loss_only"],
-)
+    ids=["ewc", "si", "lwf", "gem", "der", "agem", "coresets", "ewc_per_sample",
+         "si_task_loss_only"],
+)  # fmt: skip
 def test_resume_restores_method_state(tmp_path, tiny_config, strategy):
     FIRED.clear()
     tiny_config["strategy"] = strategy if isinstance(strategy, dict) else {"name": strategy}

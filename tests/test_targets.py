@@ -93,6 +93,44 @@ def test_permuted_copy_targets_are_the_pattern_with_its_steps_permuted():
     np.testing.assert_array_equal(x, copy_task.inputs(config, 20, 0))  # deterministic
 
 
+@pytest.mark.parametrize("variant", ["permuted", "padded", "pattern"])
+def test_the_ehret2021_draw_gives_the_tasks_their_code_makes(variant):
+    """Their data, transcribed step by step from ``CopyTask._generate_trial_samples``,
+    ``output_to_torch_tensor`` and ``generate_copy_tasks`` (mariacer/cl_in_rnns): time-major
+    ``rand() > 0.5``, each task's permutation a row shuffle of the flattened pattern's indices."""
+    n_train, n_test, w = 30, 6, 7
+    options = {"xor_iter": 2} if variant == "pattern" else {}
+    config = _copy(variant=variant, seed=42, draw="ehret2021", n_train=n_train, n_test=n_test,
+                   **options)  # fmt: skip
+    i, p = (25, 5) if variant == "padded" else (5, 5)
+    state = np.random.RandomState(42)
+    theirs = []
+    for n in (n_train, n_test):
+        x = np.where(state.rand(i + 1 + p, n, w) > 0.5, 1.0, 0)
+        x[p:] = 0  # input_len and pat_len -1 (i = p), or pat_len: zero after the pattern
+        flag = np.zeros((i + 1 + p, n, 1))
+        flag[i] = 1.0
+        theirs.append(np.concatenate([x, flag], axis=2).transpose(1, 0, 2))
+    bench = copy_task.build(config)
+    seeds = np.random.RandomState(42)
+    for exp in bench.scenario.train_stream:
+        rows = np.random.RandomState(seeds.randint(1000))
+        perms = [rows.permutation(np.arange(p * w).reshape(p, w)).flatten()
+                 for _ in range(options.get("xor_iter", 1))]  # fmt: skip
+        pattern = theirs[0][:, :p, :w].reshape(n_train, -1)
+        out = pattern[:, perms[0]]
+        if variant == "pattern":  # XOR with each separately permuted copy, in turn
+            out = pattern.astype(bool)
+            for perm in perms:
+                out = np.logical_xor(pattern[:, perm], out)
+        x, y = (torch.stack([torch.as_tensor(exp.dataset[k][c]) for k in range(n_train)])
+                for c in (0, 1))  # fmt: skip
+        np.testing.assert_array_equal(x.numpy()[..., : w + 1], theirs[0])
+        np.testing.assert_array_equal(y.numpy()[:, -p:].reshape(n_train, -1), out)
+    test_x = bench.scenario.test_stream[0].dataset[n_test - 1][0].numpy()[..., : w + 1]
+    np.testing.assert_array_equal(test_x, theirs[1][-1])  # drawn after the training set
+
+
 def test_padded_copy_and_pattern_manipulation():
     padded = _copy(variant="padded")
     x = copy_task.inputs(padded, 20, 0)

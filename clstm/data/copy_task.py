@@ -18,8 +18,16 @@ the transformation, drawn per task from ``seed``:
   time-permuted copies of itself (their ``--permute_xor --permute_xor_separate``).
 
 Sizes follow their ``generate_copy_tasks``: 100,000 training and 1,000 test sequences per task.
-The random draws are clstm's own (NumPy's ``default_rng`` seeded with ``seed``), so the data are
-the same on every run and machine but not bit-identical to theirs.
+By default (``draw: clstm``) the random draws are clstm's own (NumPy's ``default_rng`` seeded
+with ``seed``): the data are the same on every run and machine but not those of their code.
+``draw: ehret2021`` makes their code's draws instead, with NumPy's legacy ``RandomState`` as their
+``CopyTask`` and ``generate_copy_tasks`` do (``seed`` is their ``--data_random_seed``, 42 unless
+given): every input value is ``rand() > 0.5`` from ``RandomState(seed)``, an array of
+``(steps, n, width)`` in time-major order, the training sequences first, then the test sequences,
+the steps after the pattern zeroed; task ``t``'s permutations come from
+``RandomState(r_t).permutation``, ``r_t`` the ``t``-th ``randint(1000)`` of another
+``RandomState(seed)`` (for ``pattern``: ``xor_iter`` permutations drawn one after another).
+With ``seed: 42`` these are the tasks behind their published numbers.
 """
 
 from __future__ import annotations
@@ -64,6 +72,11 @@ class Config(StreamOptions):
     )
     xor_iter: int = param(1, "pattern: permuted copies XOR-ed into the target (r)", ge=1)
     seed: int = param(0, "data seed (inputs and each task's permutations)", ge=0, le=MAX_SEED)
+    draw: Literal["clstm", "ehret2021"] = param(
+        "clstm",
+        "how the data are drawn from seed: clstm's generator, or ehret2021: the draws of Ehret "
+        "et al.'s code (with seed 42, their tasks)",
+    )
     standardize: bool = param(False, "must stay off: the inputs are bits")
 
     def __post_init__(self) -> None:
@@ -107,10 +120,29 @@ def inputs(config: Config, n: int, stream: int) -> np.ndarray:
     return x
 
 
+def ehret2021_inputs(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The training and test inputs of ``draw: ehret2021`` (see the module docstring): their
+    values, in :func:`inputs`' layout."""
+    i, p, w = config.input_steps, config.pattern_steps, config.width
+    state = np.random.RandomState(config.seed)
+    split = []
+    for n in (config.n_train, config.n_test):
+        bits = state.rand(i + 1 + p, n, w)[:p] > 0.5  # (p, n, w): the pattern's steps
+        x = np.zeros((n, i + 1 + p, w + 1), dtype=np.float32)
+        x[:, :p, :w] = bits.transpose(1, 0, 2)
+        x[:, i, w] = 1.0  # stop bit
+        split.append(x)
+    return split[0], split[1]
+
+
 def permutations(config: Config, task: int) -> list[np.ndarray]:
     """Task ``task``'s step permutations of the pattern (``xor_iter`` for variant ``pattern``)."""
-    rng = np.random.default_rng([config.seed, 2, task])
     count = config.xor_iter if config.variant == "pattern" else 1
+    if config.draw == "ehret2021":
+        seeds = np.random.RandomState(config.seed).randint(1000, size=task + 1)
+        rng = np.random.RandomState(int(seeds[task]))
+    else:
+        rng = np.random.default_rng([config.seed, 2, task])
     return [rng.permutation(config.pattern_steps) for _ in range(count)]
 
 
@@ -137,7 +169,10 @@ def build(config: Config) -> SequenceBenchmark:
     """The stream: one experience per task, the same inputs, the task's own outputs."""
     from clstm.data.stepwise import target_benchmark
 
-    x_train, x_test = inputs(config, config.n_train, 0), inputs(config, config.n_test, 1)
+    if config.draw == "ehret2021":
+        x_train, x_test = ehret2021_inputs(config)
+    else:
+        x_train, x_test = inputs(config, config.n_train, 0), inputs(config, config.n_test, 1)
     lengths = (np.full(len(x_train), x_train.shape[1]), np.full(len(x_test), x_test.shape[1]))
     train, test = [], []
     for task in range(config.n_experiences):

@@ -125,5 +125,6 @@ class CoresetDistillationPlugin(SupervisedPlugin):
         self.coresets = []
         for x, y, t in kept:
             dataset = torch.utils.data.TensorDataset(x, y, t)
-            soft = torch.stack(stored_outputs(dataset, strategy.model, strategy.eval_mb_size, device))
+            soft = stored_outputs(dataset, strategy.model, strategy.eval_mb_size, device)
+            soft = torch.stack(soft)
             self.coresets.append(tuple(a.to(device) for a in (x, y, t, soft)))

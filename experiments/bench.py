@@ -680,6 +680,8 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
     try:
         for label, (module, attr) in parts.items():
             wrap(label, module, attr)
+        # meta.json is also written during the run, by the protocol loop
+        wrap("JSON files (meta.json, metrics.json)", "clstm.protocol", "write_json_atomic")
         for checkpoint in ("off", "keep"):
             runs = []
             for _ in range(repeats):

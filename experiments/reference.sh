@@ -28,7 +28,8 @@ studies=(seq_digits_split seq_digits_permuted ucr_stream mnist1d_split mnist1d_p
 # set (e.g. COPY_SEEDS=0-4, about a day; the committed tables used seed 0 of each).
 # Studies with runs on disk enter the report either way.
 copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si
-              ehret2021_permuted_copy_replay ehret2021_permuted_copy_joint)
+              ehret2021_permuted_copy_replay ehret2021_permuted_copy_coresets
+              ehret2021_permuted_copy_joint)
 for study in "${copy_studies[@]}"; do
   if [ -n "${COPY_SEEDS:-}" ]; then
     clstm run "experiments/$study.yaml" --seeds "$COPY_SEEDS" --threads 1 --resume --quiet || true

@@ -22,6 +22,9 @@ less per iteration). The term for experience ``e``'s share is
 :func:`clstm.plugins.lwf.distillation` at temperature ``T`` times ``T^2`` (Hinton et al. 2015; no
 ``T`` for regression), read where the stored targets are (a per-step target's steps); the term
 added to the loss is ``alpha`` times the sum over the earlier experiences of each share's mean.
+For classes and bits the term is a cross-entropy against soft targets, so its value includes the
+teacher's own entropy, a constant without gradient: a run's training loss reads higher than its
+task loss by that much (the Copy Task run with ``alpha`` 10 read about 43 per sequence).
 """
 
 from __future__ import annotations

@@ -53,6 +53,13 @@ def kind_of(y: torch.Tensor) -> str:
     )
 
 
+def target_steps(y: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` per-step targets (classes, or bits ``(B, T, W)``) -> ``(B, T)`` floats, 1 at the
+    steps that carry a target (not :data:`NO_TARGET`), 0 at input-only steps and padding."""
+    carried = y != NO_TARGET
+    return (carried.any(dim=-1) if y.dim() == 3 else carried).to(torch.float32)
+
+
 def _trimmed(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``y`` cut to the output's steps; steps beyond them must carry no target."""
     steps = output.shape[1]

@@ -35,7 +35,7 @@ from avalanche.models.utils import avalanche_forward
 
 from clstm.plugins.der import stored_outputs
 from clstm.plugins.lwf import distillation
-from clstm.targets import NO_TARGET, kind_of
+from clstm.targets import kind_of, target_steps
 
 
 def shares(total: int, groups: int, order: torch.Tensor) -> list[int]:
@@ -47,15 +47,6 @@ def shares(total: int, groups: int, order: torch.Tensor) -> list[int]:
     return counts
 
 
-def target_steps(y: torch.Tensor) -> torch.Tensor | None:
-    """``(B, T)``: 1 at the steps that carry a target (per-step kinds); ``None`` otherwise."""
-    if y.dim() == 3:
-        return (y != NO_TARGET).any(dim=-1).to(torch.float32)
-    if y.dim() == 2 and not y.is_floating_point():
-        return (y != NO_TARGET).to(torch.float32)
-    return None
-
-
 def distillation_term(out, soft, y, temperature: float) -> torch.Tensor:
     """The distillation term of one share: ``out`` the model's outputs, ``soft`` the teacher's
     (per-step outputs padded to the samples' steps), ``y`` the samples' targets (which steps
@@ -63,9 +54,9 @@ def distillation_term(out, soft, y, temperature: float) -> torch.Tensor:
     kind = kind_of(y)
     if kind == "regression":
         return distillation(kind, out, soft, None, temperature)
-    steps = target_steps(y)
-    if steps is not None:  # per-step outputs: the batch's steps only
-        steps, soft = steps[:, : out.shape[1]], soft[:, : out.shape[1]]
+    steps = None
+    if kind.startswith("per_step"):  # per-step outputs: the batch's steps only
+        steps, soft = target_steps(y[:, : out.shape[1]]), soft[:, : out.shape[1]]
     return distillation(kind, out, soft, steps, temperature) * temperature**2
 
 

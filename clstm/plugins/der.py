@@ -96,14 +96,13 @@ def output_matching(output: torch.Tensor, stored: torch.Tensor, y: torch.Tensor)
     matching against the task loss as in DER. Steps without a target (input steps, padding) are
     not matched: their outputs are trained to nothing.
     """
-    from clstm.targets import NO_TARGET
+    from clstm.targets import target_steps
 
     if output.dim() == 2:
         return F.mse_loss(output, stored)
     steps = output.shape[1]
-    target_steps = (y[:, :steps] != NO_TARGET).reshape(y.shape[0], steps, -1).any(dim=-1)
     per_step = (output - stored[:, :steps]).pow(2).mean(dim=-1)  # (B, T')
-    return (per_step * target_steps).sum() / len(output)
+    return (per_step * target_steps(y[:, :steps])).sum() / len(output)
 
 
 class TargetDER(LeanIteration, DER, replaces=("training_epoch",)):

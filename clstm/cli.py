@@ -165,6 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--tex-label", metavar="PREFIX", default="tab:", help="LaTeX label prefix (default tab:)"
     )
+    report.add_argument(
+        "--archive",
+        metavar="DIR",
+        help="also copy config.yaml, metrics.json and meta.json of every completed run into DIR "
+        "(to commit: `clstm report DIR` regenerates the report; later reports can read DIR "
+        "beside new runs)",
+    )
     report.add_argument("--bibtex", action="store_true", help="print the BibTeX entry and exit")
     return parser
 
@@ -370,7 +377,7 @@ def _report(args: argparse.Namespace) -> int:
         report = write_report(
             args.results_dirs, args.out, with_figures=not args.no_figures,
             markdown_path=args.markdown, command=command, columns=args.columns,
-            tex_caption=args.tex_caption, tex_label=args.tex_label,
+            tex_caption=args.tex_caption, tex_label=args.tex_label, archive=args.archive,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
@@ -384,6 +391,9 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(report.table)
+    if report.archived is not None:
+        copied, present = report.archived
+        print(f"archive: {args.archive} ({copied} run(s) copied, {present} already there)")
     print(
         f"report: {report.markdown_path} (report.tex, report.csv and figures beside it or in "
         "--out); numbers measured on other CPU models or library versions may differ slightly"

@@ -1,6 +1,7 @@
 """What a run records about where it ran (``meta.json``'s provenance): the command, the config's
 hash, clstm's, Python's and the core packages' versions, the git state of the checkout clstm runs
-from, the host, the device and the thread count. Used by :mod:`clstm.runner`."""
+from, the host, the CPU model (and GPU), the device and the thread count. Used by
+:mod:`clstm.runner`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`): the
+    same seed gives slightly different numbers on another CPU model, so every run records it."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def prefetch() -> None:
     """Read the package versions and the git state in a background thread, so that the two
     ``git`` processes (~30 ms) overlap with building the benchmark instead of delaying the run."""
@@ -67,6 +82,8 @@ def provenance(cfg, device, command, started_at: str) -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "device": str(device),
+        "cpu": cpu_model(),
+        **({"gpu": torch.cuda.get_device_name(device)} if str(device).startswith("cuda") else {}),
         "torch_threads": torch.get_num_threads(),
         "started": started_at,
         "ended": None,

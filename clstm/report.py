@@ -8,8 +8,9 @@ experiment and run name are those it recorded, not guessed from the folders.
 **Grouping.** A row is one *identity*: the experiment, the run name and the resolved config
 without the seed (``config.yaml``, see :mod:`clstm.rundir`). Runs of one run name whose configs
 differ are never averaged together: they become separate rows, each labelled with the keys that
-differ (``naive [train.lr=0.01]``). Two runs of one identity with the same seed (e.g. the same
-folder passed twice, or copies) are refused, naming both paths. Unreadable runs are skipped with
+differ (``naive [train.lr=0.01]``). A run found twice (the same folder, or a copy of it: identical
+``metrics.json``, e.g. an archive, :mod:`clstm.archive`) counts once; two different runs of one
+identity with the same seed are refused, naming both paths. Unreadable runs are skipped with
 a one-line warning that lists them.
 
 For every row, over its *completed* seeds: mean, sample standard deviation and a 95% confidence
@@ -196,6 +197,8 @@ def _collect_into(
         key = (m["experiment"], m["run_name"], ident)
         g = found.setdefault(key, RunGroup(m["experiment"], m["run_name"], ident, identity(config)))
         seed = m["seed"]
+        if seed in g.paths and same_run(g.paths[seed], run_dir):
+            continue  # a copy of a run read already (e.g. archived, clstm.archive): counted once
         if seed in g.paths:
             raise ConfigError(
                 f"seed {seed} of {m['experiment']}/{m['run_name']} appears twice with the same "
@@ -233,6 +236,18 @@ def _collect_into(
                 (experiment, run_name, str(ident)), RunGroup(experiment, run_name, str(ident))
             )  # fmt: skip
             g.not_completed.setdefault(status, []).append(seed)
+
+
+def same_run(a: Path, b: Path) -> bool:
+    """Two run folders holding one run: identical ``metrics.json`` (or, for runs that did not
+    complete, identical ``meta.json``)."""
+    for name in ("metrics.json", "meta.json"):
+        if (a / name).exists() or (b / name).exists():
+            try:
+                return (a / name).read_bytes() == (b / name).read_bytes()
+            except OSError:
+                return False
+    return False
 
 
 def _read_run(run_dir: Path) -> tuple[dict, dict]:
@@ -511,6 +526,7 @@ class Report:
     markdown_path: Path
     table: str  # the main table as plain text (what `clstm report` prints)
     skipped: list[str]  # runs that could not be read, each with the reason
+    archived: tuple[int, int] | None = None  # with archive: (runs copied, runs already there)
 
 
 def parse_columns(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -535,6 +551,7 @@ def write_report(
     columns: str | Sequence[str] | None = None,
     tex_caption: str | None = None,
     tex_label: str = "tab:",
+    archive: str | Path | None = None,
 ) -> Report:
     """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
 
@@ -542,7 +559,8 @@ def write_report(
     ``command``, the command that regenerates it. ``columns`` picks the metrics of the LaTeX and
     plain-text tables (default ACC, BWT, forgetting, learning accuracy; Markdown and CSV hold
     all); ``tex_caption`` (``{experiment}`` is replaced) and ``tex_label`` (a prefix to the
-    experiment's name) go into each LaTeX table.
+    experiment's name) go into each LaTeX table. ``archive`` copies the files behind every
+    completed run into that folder (:func:`clstm.archive.archive_runs`) before writing.
     """
     keys = parse_columns(columns)
     collected = collect(*results_dirs)
@@ -557,6 +575,11 @@ def write_report(
             f"the report's Markdown path {markdown_path} is a folder; give a file path",
             cli=f"report --markdown {markdown_path} is a folder; give a file path",
         )
+    archived = None
+    if archive is not None:
+        from clstm.archive import archive_runs
+
+        archived = archive_runs(collected, archive)
     from clstm.report_figures import figures  # matplotlib's import only where drawn
 
     made = figures(collected, out) if with_figures else {}
@@ -568,4 +591,4 @@ def write_report(
     write_text_atomic(md_path, header + markdown(collected, relative))
     write_text_atomic(out / "report.tex", latex(collected, keys, tex_caption, tex_label))
     write_text_atomic(out / "report.csv", csv_text(collected))
-    return Report(md_path, text_table(collected, keys), collected.skipped)
+    return Report(md_path, text_table(collected, keys), collected.skipped, archived)

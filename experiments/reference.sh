@@ -44,7 +44,13 @@ for study in "${copy_studies[@]/%/_rnn}" ehret2021_permuted_copy_ewc_batch_fishe
              ehret2021_permuted_copy_si_avalanche; do
   if [ -d "results/$study" ]; then studies+=("$study"); fi
 done
-clstm report "${studies[@]/#/results/}" --out results/reference --markdown results/REFERENCE.md
+# The files behind every number are kept in a committed archive (clstm report --archive): runs
+# made earlier, elsewhere or by another session count with those on disk (a run in both counts
+# once), and new ones are added to it.
+archive=results/reference/runs
+mkdir -p "$archive"
+clstm report "$archive" "${studies[@]/#/results/}" --out results/reference \
+  --markdown results/REFERENCE.md --archive "$archive"
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md

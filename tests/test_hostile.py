@@ -305,13 +305,20 @@ def test_fault_report_skips_unreadable_runs_and_reports_the_rest(finished, tmp_p
 
 
 def test_fault_report_refuses_duplicate_seeds_naming_the_paths(finished, tmp_path, capsys):
+    """Two different runs with one config and seed are never averaged; a copy of one run
+    (identical metrics.json, e.g. an archive) counts once."""
     config, out, run = _copy(finished, tmp_path)
     for copy in ("a", "b"):
         shutil.copytree(out, tmp_path / copy)
+    code, err = run_cli(["report", str(out), str(tmp_path / "a"), "--no-figures",
+                         "--out", str(tmp_path / "same")], capsys)  # fmt: skip
+    assert code == 0 and "| naive | 1 |" in (tmp_path / "same" / "report.md").read_text()
+    other = tmp_path / "b" / "tiny" / "naive" / "seed0" / "metrics.json"
+    other.write_text(json.dumps({**json.loads(other.read_text()), "wall_time_s": 1.0}))
     code, err = run_cli(["report", str(out), str(tmp_path / "a"), str(tmp_path / "b"),
                          "--no-figures", "--out", str(tmp_path / "rep")], capsys)  # fmt: skip
     assert code == 2 and "seed 0 of tiny/naive appears twice with the same config" in err
-    assert str(tmp_path / "a") in err and not (tmp_path / "rep").exists()
+    assert str(tmp_path / "b") in err and not (tmp_path / "rep").exists()
 
 
 def test_fault_report_splits_runs_whose_configs_differ(finished, tmp_path, capsys):

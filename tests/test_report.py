@@ -166,6 +166,49 @@ def test_report_command_writes_tables_and_figures(sweep_with_a_failure, tmp_path
     assert "results folder not found" in capsys.readouterr().err
 
 
+def test_an_archive_regenerates_the_report_and_accumulates_seeds(
+    sweep_with_a_failure, tmp_path, capsys
+):
+    """--archive keeps the three small files of every completed run (what a repository commits);
+    the archive alone gives the same table, read beside the raw runs it counts each run once,
+    and nothing archived is ever replaced."""
+    archive = tmp_path / "archive"
+
+    def report(*dirs, out, extra=()):
+        code = cli.main(["report", *map(str, dirs), "--no-figures", "--out", str(tmp_path / out),
+                         *extra])  # fmt: skip
+        return code, capsys.readouterr()
+
+    code, printed = report(sweep_with_a_failure, out="raw", extra=["--archive", str(archive)])
+    assert code == 0 and f"archive: {archive} (4 run(s) copied, 0 already there)" in printed.out
+    runs = sorted(p.relative_to(archive) for p in archive.rglob("seed*"))
+    assert [p.parts[:2] for p in runs] == [("tiny", "naive")] * 2 + [("tiny", "separate")] * 2
+    kept = ["config.yaml", "meta.json", "metrics.json"]
+    assert all(sorted(f.name for f in (archive / p).iterdir()) == kept for p in runs)
+    # (the failed, refused DER runs are not archived)
+
+    def completed_rows(out):  # the CSV rows of the completed runs (DER's failures are not archived)
+        text = (tmp_path / out / "report.csv").read_text().splitlines()
+        return [r for r in text if not r.startswith("tiny,der,")]
+
+    assert report(archive, out="archived")[0] == 0
+    assert completed_rows("archived") == completed_rows("raw")
+    code, printed = report(
+        archive, sweep_with_a_failure, out="both", extra=["--archive", str(archive)]
+    )
+    assert code == 0 and "(0 run(s) copied, 4 already there)" in printed.out
+    csv = "report.csv"
+    assert (tmp_path / "both" / csv).read_text() == (tmp_path / "raw" / csv).read_text()
+
+    kept = next(archive.rglob("seed0/metrics.json"))
+    kept.write_text(kept.read_text().replace('"status"', ' "status"'))  # another run, same seed
+    before = {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()}
+    code, printed = report(sweep_with_a_failure, out="again", extra=["--archive", str(archive)])
+    assert code == 2 and f"the archive already holds another run at {kept}" in printed.err
+    assert "\n" not in printed.err.strip() and not (tmp_path / "again").exists()
+    assert {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()} == before
+
+
 def test_bibtex(capsys):
     assert cli.main(["report", "--bibtex"]) == 0
     assert capsys.readouterr().out.startswith("@software{clstm,")

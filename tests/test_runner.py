@@ -82,6 +82,7 @@ def test_meta_json_provenance(completed):
     assert all(t["train_s"] > 0 and t["eval_s"] > 0 for t in meta["timings"])
     assert meta["initial_eval_s"] > 0  # the accuracy matrix's first row
     assert "git" in meta and "command" in meta and len(meta["config_hash"]) == 16
+    assert meta["cpu"] and meta["device"] == "cpu" and "gpu" not in meta  # the CPU's model name
 
 
 def test_tensorboard_holds_accuracy_and_forgetting_per_experience(completed):

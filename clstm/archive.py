@@ -73,3 +73,15 @@ def archive_runs(collected, dest: str | Path) -> tuple[int, int]:
 def _same_file(a: Path, b: Path) -> bool:
     """The same file, or identical content (a copy already archived)."""
     return a.resolve() == b.resolve() or a.read_bytes() == b.read_bytes()
+
+
+def same_run(a: Path, b: Path) -> bool:
+    """Two run folders holding one run: identical ``metrics.json`` (or, for runs that did not
+    complete, identical ``meta.json``)."""
+    for name in ("metrics.json", "meta.json"):
+        if (a / name).exists() or (b / name).exists():
+            try:
+                return (a / name).read_bytes() == (b / name).read_bytes()
+            except OSError:
+                return False
+    return False

@@ -172,6 +172,12 @@ def _parser() -> argparse.ArgumentParser:
         "(to commit: `clstm report DIR` regenerates the report; later reports can read DIR "
         "beside new runs)",
     )
+    report.add_argument(
+        "--published",
+        metavar="FILE",
+        help="YAML of published values (experiment: [{run, source, values}]): a table under "
+        "each experiment compares them with the runs (difference, inside the 95%% CI)",
+    )
     report.add_argument("--bibtex", action="store_true", help="print the BibTeX entry and exit")
     return parser
 
@@ -378,6 +384,7 @@ def _report(args: argparse.Namespace) -> int:
             args.results_dirs, args.out, with_figures=not args.no_figures,
             markdown_path=args.markdown, command=command, columns=args.columns,
             tex_caption=args.tex_caption, tex_label=args.tex_label, archive=args.archive,
+            published=args.published,
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)

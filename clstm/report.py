@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clstm.archive import same_run
 from clstm.errors import ConfigError, OutputError
 from clstm.io import write_text_atomic
 from clstm.rundir import (
@@ -238,18 +239,6 @@ def _collect_into(
             g.not_completed.setdefault(status, []).append(seed)
 
 
-def same_run(a: Path, b: Path) -> bool:
-    """Two run folders holding one run: identical ``metrics.json`` (or, for runs that did not
-    complete, identical ``meta.json``)."""
-    for name in ("metrics.json", "meta.json"):
-        if (a / name).exists() or (b / name).exists():
-            try:
-                return (a / name).read_bytes() == (b / name).read_bytes()
-            except OSError:
-                return False
-    return False
-
-
 def _read_run(run_dir: Path) -> tuple[dict, dict]:
     """A run's metrics (or, for a run killed before writing them, its status) and its config."""
     config = read_config_dict(run_dir)
@@ -354,9 +343,13 @@ def _zero_note(omitted: list[str]) -> str:
 
 
 def markdown(
-    collected: dict[str, dict[str, RunGroup]], figures: dict[str, list[str]] | None = None
+    collected: dict[str, dict[str, RunGroup]],
+    figures: dict[str, list[str]] | None = None,
+    after: dict[str, list[str]] | None = None,
 ) -> str:
-    """Markdown tables, one per experiment: mean ± std [± 95% CI half-width], seeds per row."""
+    """Markdown tables, one per experiment: mean ± std [± 95% CI half-width], seeds per row;
+    ``after``: lines to put under an experiment's table (the published values,
+    :mod:`clstm.published`)."""
     lines = []
     for experiment, groups in collected.items():
         columns, omitted = _columns(groups, [k for k, _, _ in METRICS])
@@ -377,6 +370,7 @@ def markdown(
         lines.append("")
         if omitted:
             lines += [_zero_note(omitted), ""]
+        lines += (after or {}).get(experiment, [])
         for figure in (figures or {}).get(experiment, []):
             lines += [f"![{Path(figure).stem}]({figure})", ""]
     legend = (
@@ -552,6 +546,7 @@ def write_report(
     tex_caption: str | None = None,
     tex_label: str = "tab:",
     archive: str | Path | None = None,
+    published: str | Path | None = None,
 ) -> Report:
     """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
 
@@ -560,10 +555,19 @@ def write_report(
     plain-text tables (default ACC, BWT, forgetting, learning accuracy; Markdown and CSV hold
     all); ``tex_caption`` (``{experiment}`` is replaced) and ``tex_label`` (a prefix to the
     experiment's name) go into each LaTeX table. ``archive`` copies the files behind every
-    completed run into that folder (:func:`clstm.archive.archive_runs`) before writing.
+    completed run into that folder (:func:`clstm.archive.archive_runs`) before writing;
+    ``published``, a file of published values (:mod:`clstm.published`), adds a comparison under
+    each experiment it names.
     """
     keys = parse_columns(columns)
+    after = {}
+    if published is not None:
+        from clstm.published import comparisons, load_published
+
+        entries = load_published(published)  # a faulty file is refused before anything is read
     collected = collect(*results_dirs)
+    if published is not None:
+        after = comparisons(collected, entries)
     out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
     if out.exists() and not out.is_dir():
         raise ConfigError(
@@ -588,7 +592,7 @@ def write_report(
         e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
     }
     header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
-    write_text_atomic(md_path, header + markdown(collected, relative))
+    write_text_atomic(md_path, header + markdown(collected, relative, after))
     write_text_atomic(out / "report.tex", latex(collected, keys, tex_caption, tex_label))
     write_text_atomic(out / "report.csv", csv_text(collected))
     return Report(md_path, text_table(collected, keys), collected.skipped, archived)

@@ -50,7 +50,7 @@ done
 archive=results/reference/runs
 mkdir -p "$archive"
 clstm report "$archive" "${studies[@]/#/results/}" --out results/reference \
-  --markdown results/REFERENCE.md --archive "$archive"
+  --markdown results/REFERENCE.md --archive "$archive" --published experiments/published/values.yaml
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md

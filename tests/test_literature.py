@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from clstm.config import load_config
 from clstm.data import mnist
 from clstm.data.registry import benchmark_module
 from clstm.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -488,3 +492,22 @@ def test_wisdm_windows_of_200_steps_from_the_raw_phone_files(tmp_path):
     assert torch.allclose(x[y == 1][:, :10, 0], torch.tensor(1.1))  # class B: x = 1.1
     with pytest.raises(DataError, match="WISDM: missing"):
         _build("wisdm", root=str(tmp_path / "empty"))
+
+
+def test_the_shipped_published_values_match_the_shipped_protocols():
+    """experiments/published/values.yaml compares each entry with the runs of its experiment
+    file: the file exists, its strategy is the entry's run, and its config has the entry's
+    values, so a renamed run or a changed protocol cannot leave the comparison silently empty."""
+    from clstm.config import load_config
+    from clstm.published import load_published
+    from clstm.rundir import flatten
+
+    entries = load_published(ROOT / "experiments" / "published" / "values.yaml")
+    assert {e.experiment for e in entries} >= {
+        "ehret2021_permuted_copy_ewc", "ehret2021_permuted_copy_si", "ehret2021_padded_copy"
+    }  # fmt: skip
+    for entry in entries:
+        config = load_config(ROOT / "experiments" / f"{entry.experiment}.yaml")
+        assert config.name == entry.experiment and config.strategy.name == entry.run
+        flat = flatten(dataclasses.asdict(config))
+        assert {k: flat[k] for k in entry.config} == entry.config, entry.experiment

@@ -209,6 +209,46 @@ def test_an_archive_regenerates_the_report_and_accumulates_seeds(
     assert {p: p.read_bytes() for p in archive.rglob("*") if p.is_file()} == before
 
 
+def test_published_values_are_compared_under_their_experiment(
+    sweep_with_a_failure, tmp_path, capsys
+):
+    naive = collect(sweep_with_a_failure)["tiny"]["naive"].stat("acc")
+    published = tmp_path / "published.yaml"
+    published.write_text(
+        "tiny:\n"
+        f"  - {{run: naive, source: Paper A Table 2, values: {{acc: {naive.mean - 0.01}}}}}\n"
+        "  - {run: separate, config: {train.lr: 99}, source: Paper B, values: {acc: 0.5}}\n"
+        "other_experiment:\n  - {run: naive, source: Paper C, values: {acc: 0.5}}\n"
+    )
+    args = ["report", str(sweep_with_a_failure), "--no-figures", "--published", str(published)]
+    assert cli.main([*args, "--out", str(tmp_path / "rep")]) == 0
+    text = (tmp_path / "rep" / "report.md").read_text()
+    low, high = naive.mean - naive.ci95, naive.mean + naive.ci95
+    inside = "yes" if naive.ci95 >= 0.01 else "no"
+    assert "Published: Paper A Table 2." in text
+    assert (
+        f"| naive | ACC | {naive.mean - 0.01:.4f} | {naive.mean:.4f} (2) | {low:.4f} – {high:.4f} "
+        f"| +0.0100 | {inside} |"
+    ) in text
+    assert "Published (Paper B): no row of this experiment is run separate, train.lr=99." in text
+    assert "Paper C" not in text  # an experiment this report does not hold
+    assert text.index("| naive | 2 |") < text.index("Published: Paper A")  # under the table
+
+    for entry, message in [
+        ("{run: naive, source: A, values: {acc: 98.66}}", "acc 98.66 is not a fraction in [0, 1]"),
+        ("{run: naive, source: A, values: {accuracy: 0.9}}", "unknown metric 'accuracy'"),
+        ("{run: naive, values: {acc: 0.9}}", "tiny entry 1: missing source"),
+        ("{run: naive, source: A, values: {acc: 0.9}, table: 2}", "unknown table"),
+    ]:
+        published.write_text(f"tiny:\n  - {entry}\n")
+        assert cli.main([*args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err and not (tmp_path / "bad").exists()
+    args[-1] = str(tmp_path / "missing.yaml")
+    assert cli.main([*args, "--out", str(tmp_path / "bad")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_bibtex(capsys):
     assert cli.main(["report", "--bibtex"]) == 0
     assert capsys.readouterr().out.startswith("@software{clstm,")

@@ -1,0 +1,146 @@
+"""Published values beside a report's rows (``clstm report ... --published FILE``).
+
+A reproduction is read against the paper's numbers; typed into a table by hand they drift from the
+runs. ``FILE`` maps experiment names (config ``name``) to lists of published results::
+
+    ehret2021_permuted_copy_ewc:
+      - run: ewc                             # the run name (the row, without its [...] keys)
+        config: {benchmark.draw: ehret2021}  # optional: only rows whose config has these values
+        source: Ehret et al. 2021, sequential/copy/README.rst, online EWC  # where they are from
+        values: {learning_accuracy: 0.9993, acc: 0.9866}  # clstm's units: fractions, not %
+
+Each experiment of the report with entries gets a comparison table under its own: per matching
+row and metric, the published value, clstm's mean with its seeds and 95% confidence interval, the
+difference (clstm minus published) and whether the published value lies inside the interval
+(undecided with one seed). Entries of experiments the report does not hold are ignored (one file
+serves many reports); an entry that matches no row of a reported experiment is named in the
+report, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from clstm.errors import ConfigError
+
+#: metrics that are fractions in [0, 1] (a value above 1 is a percentage typed by mistake)
+FRACTIONS = ("acc", "learning_accuracy", "forgetting", "forgetting_learned")
+
+
+@dataclass(frozen=True)
+class Published:
+    experiment: str
+    run: str
+    source: str
+    values: dict[str, float]
+    config: dict[str, object]
+
+
+def load_published(path: str | Path) -> list[Published]:
+    """Read and check ``path``; :class:`ConfigError` names the entry and field at fault."""
+    from clstm.report import METRICS
+    from clstm.yamlio import read_yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"published values file not found: {path}",
+            cli=f"report --published {path}: no such file",
+        )
+    known = {key for key, _, _ in METRICS}
+    entries = []
+    for experiment, items in read_yaml(path).items():
+        if not isinstance(items, list):
+            raise ConfigError(f"{path}: {experiment} must hold a list of entries")
+        for i, item in enumerate(items, 1):
+            entries.append(_entry(f"{path}, {experiment} entry {i}", str(experiment), item, known))
+    return entries
+
+
+def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
+    fields = ("run", "source", "values", "config")
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a mapping with run, source and values")
+    missing = [k for k in fields[:3] if not item.get(k)]
+    extra = sorted(set(item) - set(fields))
+    if missing or extra:
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unknown {', '.join(extra)} (fields: {', '.join(fields)})"] if extra else []
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    values = item["values"]
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: values must map metrics to numbers")
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown metric {key!r} (one of {', '.join(sorted(known))})"
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(f"{where}: {key} must be a number, not {value!r}")
+        if key in FRACTIONS and not 0 <= value <= 1:
+            raise ConfigError(
+                f"{where}: {key} {value} is not a fraction in [0, 1]; give percentages / 100"
+            )
+    config = item.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: config must map dotted keys to values")
+    values = {k: float(v) for k, v in values.items()}
+    return Published(experiment, str(item["run"]), str(item["source"]), values, dict(config))
+
+
+def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
+    """Markdown lines per experiment of ``collected``: the comparison tables."""
+    from clstm.report import METRICS
+    from clstm.rundir import flatten
+
+    titles = {key: title for key, title, _ in METRICS}
+    out: dict[str, list[str]] = {}
+    for entry in published:
+        groups = collected.get(entry.experiment)
+        if groups is None:
+            continue
+        rows = [
+            (label, g)
+            for label, g in groups.items()
+            if g.run_name == entry.run
+            and all(flatten(g.config).get(k, _MISSING) == v for k, v in entry.config.items())
+        ]
+        lines = out.setdefault(entry.experiment, [])
+        wanted = f"run {entry.run}" + "".join(f", {k}={v}" for k, v in entry.config.items())
+        if not rows:
+            lines += [f"Published ({entry.source}): no row of this experiment is {wanted}.", ""]
+            continue
+        lines += [
+            f"Published: {entry.source}.",
+            "",
+            "| row | metric | published | clstm (seeds) | 95% CI | clstm − published | "
+            "published inside the CI |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, g in rows:
+            for key, value in entry.values.items():
+                stat = g.stat(key)
+                if stat.mean is None:
+                    lines.append(f"| {label} | {titles[key]} | {value:.4f} | — (0) | — | — | — |")
+                    continue
+                ci = "—" if stat.ci95 is None else (
+                    f"{stat.mean - stat.ci95:.4f} – {stat.mean + stat.ci95:.4f}"
+                )  # fmt: skip
+                inside = "—" if stat.ci95 is None else (
+                    "yes" if abs(stat.mean - value) <= stat.ci95 else "no"
+                )  # fmt: skip
+                lines.append(
+                    f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
+                    f"{ci} | {stat.mean - value:+.4f} | {inside} |"
+                )
+        lines.append("")
+    return out
+
+
+_MISSING = object()

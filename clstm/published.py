@@ -7,14 +7,16 @@ runs. ``FILE`` maps experiment names (config ``name``) to lists of published res
       - run: ewc                             # the run name (the row, without its [...] keys)
         config: {benchmark.draw: ehret2021}  # optional: only rows whose config has these values
         source: Ehret et al. 2021, sequential/copy/README.rst, online EWC  # where they are from
+        label: Ehret et al. (2021)           # optional: the row's name in LaTeX (default: source)
         values: {learning_accuracy: 0.9993, acc: 0.9866}  # clstm's units: fractions, not %
 
-Each experiment of the report with entries gets a comparison table under its own: per matching
-row and metric, the published value, clstm's mean with its seeds and 95% confidence interval, the
-difference (clstm minus published) and whether the published value lies inside the interval
-(undecided with one seed). Entries of experiments the report does not hold are ignored (one file
-serves many reports); an entry that matches no row of a reported experiment is named in the
-report, never dropped silently.
+Each experiment of the report with entries gets, in Markdown, a comparison table under its own: per
+matching row and metric, the published value, clstm's mean with its seeds and 95% confidence
+interval, the difference (clstm minus published) and whether the published value lies inside the
+interval (undecided with one seed). Entries of experiments the report does not hold are ignored (one
+file serves many reports); an entry that matches no row of a reported experiment is named in the
+report, never dropped silently. In LaTeX the published values are rows below the runs' (named by
+``label``), in the table's columns ("--" where the paper gives none), as papers print them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Published:
     source: str
     values: dict[str, float]
     config: dict[str, object]
+    label: str = ""  # the LaTeX row's name; the source when empty
 
 
 def load_published(path: str | Path) -> list[Published]:
@@ -60,7 +63,7 @@ def load_published(path: str | Path) -> list[Published]:
 
 
 def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
-    fields = ("run", "source", "values", "config")
+    fields = ("run", "source", "values", "config", "label")
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping with run, source and values")
     missing = [k for k in fields[:3] if not item.get(k)]
@@ -91,7 +94,9 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config must map dotted keys to values")
     values = {k: float(v) for k, v in values.items()}
-    return Published(experiment, str(item["run"]), str(item["source"]), values, dict(config))
+    source = str(item["source"])
+    label = str(item.get("label") or source)
+    return Published(experiment, str(item["run"]), source, values, dict(config), label)
 
 
 def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
@@ -141,6 +146,16 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                 )
         lines.append("")
     return out
+
+
+def latex_rows(published: list[Published], experiment: str, keys: list[str], escape) -> list[str]:
+    """The LaTeX rows of ``experiment``'s published values in the columns ``keys`` (after a
+    ``\\midrule``); none when the file has no entry for it."""
+    rows = []
+    for entry in (e for e in published if e.experiment == experiment):
+        cells = [f"${entry.values[k]:.3f}$" if k in entry.values else "--" for k in keys]
+        rows.append(f"{escape(entry.label)} & -- & " + " & ".join(cells) + r" \\")
+    return [r"\midrule", *rows] if rows else []
 
 
 _MISSING = object()

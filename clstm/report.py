@@ -433,14 +433,18 @@ def latex(
     keys=DEFAULT_COLUMNS,
     caption: str | None = None,
     label: str = "tab:",
+    published=(),
 ) -> str:
     """One booktabs table per experiment, ready for ``\\input``.
 
     Columns: ``keys`` (default ACC, BWT, forgetting, learning accuracy); a column that is 0 in
     every run is omitted with a footnote. Cells are mean ± std in math mode (a true minus sign);
     bold marks the best mean and every row whose 95% CI overlaps it. ``caption`` may contain
-    ``{experiment}``; the table's label is ``label`` + the experiment's name.
+    ``{experiment}``; the table's label is ``label`` + the experiment's name. ``published``
+    (:func:`clstm.published.load_published`) adds the paper's values as rows below the runs'.
     """
+    from clstm.published import latex_rows
+
     out = []
     for experiment, groups in collected.items():
         columns, omitted = _columns(groups, keys)
@@ -470,6 +474,7 @@ def latex(
             out.append(
                 f"{_tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\"
             )
+        out += latex_rows(published, experiment, [k for k, _, _ in columns], _tex_escape)
         out += [r"\bottomrule", r"\end{tabular}"]
         notes = []
         if any(g.not_completed for g in groups.values()):
@@ -560,7 +565,7 @@ def write_report(
     each experiment it names.
     """
     keys = parse_columns(columns)
-    after = {}
+    after, entries = {}, []
     if published is not None:
         from clstm.published import comparisons, load_published
 
@@ -593,6 +598,6 @@ def write_report(
     }
     header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
     write_text_atomic(md_path, header + markdown(collected, relative, after))
-    write_text_atomic(out / "report.tex", latex(collected, keys, tex_caption, tex_label))
+    write_text_atomic(out / "report.tex", latex(collected, keys, tex_caption, tex_label, entries))
     write_text_atomic(out / "report.csv", csv_text(collected))
     return Report(md_path, text_table(collected, keys), collected.skipped, archived)

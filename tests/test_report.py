@@ -216,7 +216,8 @@ def test_published_values_are_compared_under_their_experiment(
     published = tmp_path / "published.yaml"
     published.write_text(
         "tiny:\n"
-        f"  - {{run: naive, source: Paper A Table 2, values: {{acc: {naive.mean - 0.01}}}}}\n"
+        f"  - {{run: naive, source: Paper A Table 2, label: A et al., values: "
+        f"{{acc: {naive.mean - 0.01}}}}}\n"
         "  - {run: separate, config: {train.lr: 99}, source: Paper B, values: {acc: 0.5}}\n"
         "other_experiment:\n  - {run: naive, source: Paper C, values: {acc: 0.5}}\n"
     )
@@ -232,6 +233,9 @@ def test_published_values_are_compared_under_their_experiment(
     ) in text
     assert "Published (Paper B): no row of this experiment is run separate, train.lr=99." in text
     assert "Paper C" not in text  # an experiment this report does not hold
+    tex = (tmp_path / "rep" / "report.tex").read_text()  # a row below the runs', in the columns
+    assert f"\\midrule\nA et al. & -- & ${naive.mean - 0.01:.3f}$ & -- & " in tex
+    assert "Paper B & -- & $0.500$ & " in tex  # named by its source without a label
     assert text.index("| naive | 2 |") < text.index("Published: Paper A")  # under the table
 
     for entry, message in [

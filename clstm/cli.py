@@ -272,7 +272,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         return _usage_error("--seed must be >= 0")
     try:
         check_threads(args.threads, cli=True)
-        from clstm.sweep import read_sweep_file
+        from clstm.grid import read_sweep_file
 
         raw, sweep = read_sweep_file(args.config)
     except ConfigError as exc:
@@ -324,7 +324,8 @@ def _run_or_sweep(args: argparse.Namespace, raw: dict, sweep: dict, command: lis
 
 def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
     from clstm.errors import ConfigError
-    from clstm.sweep import parse_grid, parse_seeds, run_sweep
+    from clstm.grid import parse_grid, parse_seeds
+    from clstm.sweep import run_sweep
 
     try:
         seeds = parse_seeds(

@@ -7,7 +7,8 @@ import yaml
 
 from clstm import cli
 from clstm.config import ConfigError, load_config
-from clstm.sweep import expand, parse_grid, parse_seeds, run_sweep
+from clstm.grid import expand, parse_grid, parse_seeds
+from clstm.sweep import run_sweep
 
 
 def test_parse_seeds():

@@ -12,6 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from clstm import cli
 from clstm import metrics as clm
+from clstm.published import Published
 from clstm.report import collect, csv_text, latex, markdown, summarize_values
 from clstm.runner import run_experiment
 from clstm.sweep import run_sweep
@@ -372,7 +373,11 @@ def test_latex_table_compiles(sweep_with_a_failure, tmp_path):
 
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not installed (apt-get install texlive-latex-recommended)")
-    (tmp_path / "report.tex").write_text(latex(collect(sweep_with_a_failure)))
+    published = [  # a paper's row below the runs' (clstm.published), with TeX's special characters
+        Published("tiny", "naive", "Paper & Co. 100%", {"acc": 0.5, "bwt": -0.1}, {}, "A_1 et al.")
+    ]
+    (tmp_path / "report.tex").write_text(latex(collect(sweep_with_a_failure), published=published))
+    assert "A\\_1 et al. & -- & $0.500$ & $-0.100$ & --" in (tmp_path / "report.tex").read_text()
     (tmp_path / "doc.tex").write_text(
         "\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
         "\\input{report.tex}Table~\\ref{tab:tiny}.\\end{document}\n"

@@ -24,8 +24,7 @@ import csv
 import io
 import math
 import os
-import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 from clstm.archive import same_run
 from clstm.errors import ConfigError, OutputError
 from clstm.io import write_text_atomic
+from clstm.report_latex import latex  # noqa: F401  (clstm.report.latex, as before)
 from clstm.rundir import (
     differences,
     flatten,
@@ -208,7 +208,7 @@ def _collect_into(
         g.paths[seed] = run_dir
         recorded.add((m["experiment"], m["run_name"], seed))
         if m["status"] == "completed":
-            g.completed.append(m)
+            g.completed.append({**m, "cpu": recorded_cpu(run_dir)})
         else:
             g.not_completed.setdefault(m["status"], []).append(seed)
     for path in sorted(root.rglob("sweep.json")):
@@ -237,6 +237,14 @@ def _collect_into(
                 (experiment, run_name, str(ident)), RunGroup(experiment, run_name, str(ident))
             )  # fmt: skip
             g.not_completed.setdefault(status, []).append(seed)
+
+
+def recorded_cpu(run_dir: Path) -> str:
+    """The CPU model a run's ``meta.json`` names (runs made before clstm recorded it: unknown)."""
+    try:
+        return str(read_json_file(run_dir / "meta.json").get("cpu") or "CPU not recorded")
+    except (OutputError, AttributeError):  # no meta.json, or not a JSON object
+        return "CPU not recorded"
 
 
 def _read_run(run_dir: Path) -> tuple[dict, dict]:
@@ -370,6 +378,10 @@ def markdown(
         lines.append("")
         if omitted:
             lines += [_zero_note(omitted), ""]
+        cpus = Counter(m["cpu"] for g in groups.values() for m in g.completed)
+        if cpus:  # the same seed gives slightly different numbers on another CPU model
+            machines = ", ".join(f"{cpu} ({n} runs)" for cpu, n in sorted(cpus.items()))
+            lines += [f"Measured on: {machines}.", ""]
         lines += (after or {}).get(experiment, [])
         for figure in (figures or {}).get(experiment, []):
             lines += [f"![{Path(figure).stem}]({figure})", ""]
@@ -409,82 +421,6 @@ def text_table(collected: dict[str, dict[str, RunGroup]], keys=DEFAULT_COLUMNS) 
             out.append("  " + _zero_note(omitted))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _tex_escape(text: str) -> str:
-    """Text safe inside LaTeX (run names hold ``_``, ``~``, ``[`` ...)."""
-    marker = "\x00"
-    text = text.replace("\\", marker)
-    for a, b in (("_", r"\_"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("$", r"\$"),
-                 ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                 ("^", r"\textasciicircum{}")):  # fmt: skip
-        text = text.replace(a, b)
-    return text.replace(marker, r"\textbackslash{}")
-
-
-def _tex_number(stat: Stat) -> str:
-    """``$-0.528 \\pm 0.012$``: math mode, so a negative number gets a real minus sign."""
-    text = f"{stat.mean:.3f}" + (rf" \pm {stat.std:.3f}" if stat.std is not None else "")
-    return f"${text}$"
-
-
-def latex(
-    collected: dict[str, dict[str, RunGroup]],
-    keys=DEFAULT_COLUMNS,
-    caption: str | None = None,
-    label: str = "tab:",
-    published=(),
-) -> str:
-    """One booktabs table per experiment, ready for ``\\input``.
-
-    Columns: ``keys`` (default ACC, BWT, forgetting, learning accuracy); a column that is 0 in
-    every run is omitted with a footnote. Cells are mean ± std in math mode (a true minus sign);
-    bold marks the best mean and every row whose 95% CI overlaps it. ``caption`` may contain
-    ``{experiment}``; the table's label is ``label`` + the experiment's name. ``published``
-    (:func:`clstm.published.load_published`) adds the paper's values as rows below the runs'.
-    """
-    from clstm.published import latex_rows
-
-    out = []
-    for experiment, groups in collected.items():
-        columns, omitted = _columns(groups, keys)
-        cols = "l" + "r" + "c" * len(columns)
-        key = re.sub(r"[^A-Za-z0-9:._-]", "-", experiment)  # \\label takes no escapes
-        text = (caption or "{experiment}: mean $\\pm$ std over seeds ($n$ seeds); bold: best "
-                "mean and every method whose 95\\% CI overlaps it.").replace(
-            "{experiment}", _tex_escape(experiment))  # fmt: skip
-        out += [
-            r"\begin{table}[t]", r"\centering", r"\small",
-            rf"\caption{{{text}}}", rf"\label{{{label}{key}}}",
-            rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-            "Method & $n$ & " + " & ".join(_tex_escape(t) for _, t, _ in columns) + r" \\",
-            r"\midrule",
-        ]  # fmt: skip
-        best = {key: _best(groups, key, higher) for key, _, higher in columns}
-        for name, g in groups.items():
-            cells = []
-            for key, _, _ in columns:
-                st = g.stat(key)
-                if st.mean is None:
-                    cells.append("--")
-                    continue
-                number = _tex_number(st)
-                cells.append(rf"{{\boldmath{number}}}" if name in best[key] else number)
-            flag = r"$^\dagger$" if g.not_completed else ""
-            out.append(
-                f"{_tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\"
-            )
-        out += latex_rows(published, experiment, [k for k, _, _ in columns], _tex_escape)
-        out += [r"\bottomrule", r"\end{tabular}"]
-        notes = []
-        if any(g.not_completed for g in groups.values()):
-            notes.append(r"$^\dagger$ some seeds did not complete (see the CSV).")
-        if omitted:
-            notes.append(_tex_escape(_zero_note(omitted)))
-        if notes:
-            out.append(r"\\[2pt]{\footnotesize " + " ".join(notes) + "}")
-        out += [r"\end{table}", ""]
-    return "\n".join(out)
 
 
 def csv_text(collected: dict[str, dict[str, RunGroup]]) -> str:

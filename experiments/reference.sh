@@ -24,37 +24,50 @@ run forecast_regimes "$regression"
 run forecast_aeon "$real_series"
 studies=(seq_digits_split seq_digits_permuted ucr_stream mnist1d_split mnist1d_permuted
          forecast_regimes forecast_aeon)
-# Ehret et al. 2021's Copy Task protocols: 35-125 min per run on one core, so only with COPY_SEEDS
-# set (e.g. COPY_SEEDS=0-4, about a day; the committed tables used seed 0 of each).
-# Studies with runs on disk enter the report either way.
-copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si
-              ehret2021_permuted_copy_replay ehret2021_permuted_copy_coresets
-              ehret2021_permuted_copy_joint)
-for study in "${copy_studies[@]}"; do
-  if [ -n "${COPY_SEEDS:-}" ]; then
-    clstm run "experiments/$study.yaml" --seeds "$COPY_SEEDS" --threads 1 --resume --quiet || true
-  fi
-  if [ -d "results/$study" ]; then studies+=("$study"); fi
-done
-# Seed-0 runs made before the files set model.elman_output: true (nn.RNN alone, directories
-# renamed *_rnn), and of the EWC and SI protocols with Avalanche's importance estimates (each
-# run's config.yaml says how it was made): reported for comparison when on disk. The report puts
-# runs of one experiment in one table, each row named by the config values that differ.
-for study in "${copy_studies[@]/%/_rnn}" ehret2021_permuted_copy_ewc_batch_fisher \
-             ehret2021_permuted_copy_si_avalanche; do
-  if [ -d "results/$study" ]; then studies+=("$study"); fi
-done
-# The files behind every number are kept in a committed archive (clstm report --archive): runs
-# made earlier, elsewhere or by another session count with those on disk (a run in both counts
-# once), and new ones are added to it.
+# The files behind every number are kept in a committed archive (clstm report --archive), one
+# folder per experiment: runs made earlier, elsewhere or by another session count with those on
+# disk (a run found in both counts once), and new ones are added to it.
 archive=results/reference/runs
 mkdir -p "$archive"
-clstm report "$archive" "${studies[@]/#/results/}" --out results/reference \
-  --markdown results/REFERENCE.md --archive "$archive" --published experiments/published/values.yaml
+inputs() {  # the archived and the on-disk runs of each study given
+  for study in "$@"; do
+    if [ -d "$archive/$study" ]; then echo "$archive/$study"; fi
+    if [ -d "results/$study" ]; then echo "results/$study"; fi
+  done
+}
+mapfile -t found < <(inputs "${studies[@]}")
+clstm report "${found[@]}" --out results/reference --markdown results/REFERENCE.md \
+  --archive "$archive"
+# Ehret et al. 2021's Copy Task protocols, on their tasks: 45-95 min per run on one core, so they
+# run only with COPY_SEEDS set (e.g. COPY_SEEDS=0-4, about a day); their archived runs are reported
+# either way, in a report of their own beside the published values (experiments/published/).
+copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si
+              ehret2021_permuted_copy_coresets ehret2021_permuted_copy_replay
+              ehret2021_permuted_copy_joint)
+if [ -n "${COPY_SEEDS:-}" ]; then
+  for study in "${copy_studies[@]}"; do
+    clstm run "experiments/$study.yaml" --seeds "$COPY_SEEDS" --threads 1 --resume --quiet || true
+  done
+fi
+mapfile -t found < <(inputs "${copy_studies[@]}")
+copy_md=results/.REFERENCE_copy.md  # figure links relative to results/, as REFERENCE.md's
+if [ "${#found[@]}" -gt 0 ]; then
+  clstm report "${found[@]}" --out results/reference/copy --markdown "$copy_md" \
+    --archive "$archive" --published experiments/published/values.yaml
+else
+  printf 'No Copy Task run is archived yet (COPY_SEEDS=0-4 bash experiments/reference.sh).\n\n' \
+    > "$copy_md"
+fi
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
   cat experiments/reference_notes.md
   cat experiments/reference_literature.md
+  printf '\n## The Copy Task (Ehret et al. 2021): their protocols on their tasks\n\n'
+  # experiments/reference_copy.md with the generated tables where its marker line is
+  awk -v tables="$copy_md" '$0 == "<!-- the generated tables -->" {
+      while ((getline line < tables) > 0) print line; next } { print }' \
+    experiments/reference_copy.md
 } > results/REFERENCE.md.tmp
+rm "$copy_md"
 mv results/REFERENCE.md.tmp results/REFERENCE.md

@@ -12,6 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from clstm import cli
 from clstm import metrics as clm
+from clstm.provenance import cpu_model
 from clstm.published import Published
 from clstm.report import collect, csv_text, latex, markdown, summarize_values
 from clstm.runner import run_experiment
@@ -162,7 +163,9 @@ def test_report_command_writes_tables_and_figures(sweep_with_a_failure, tmp_path
         "tiny_matrices.png",
         "tiny_matrices.pdf",
     } <= names
-    assert "![tiny_accuracy](tiny_accuracy.png)" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "![tiny_accuracy](tiny_accuracy.png)" in text
+    assert f"Measured on: {cpu_model()} (4 runs)." in text  # each run's meta.json names its CPU
     assert cli.main(["report", str(tmp_path / "nothing")]) == 2
     assert "results folder not found" in capsys.readouterr().err
 

@@ -380,7 +380,9 @@ def markdown(
             lines += [_zero_note(omitted), ""]
         cpus = Counter(m["cpu"] for g in groups.values() for m in g.completed)
         if cpus:  # the same seed gives slightly different numbers on another CPU model
-            machines = ", ".join(f"{cpu} ({n} runs)" for cpu, n in sorted(cpus.items()))
+            machines = ", ".join(
+                f"{cpu} ({n} run{'s' * (n != 1)})" for cpu, n in sorted(cpus.items())
+            )
             lines += [f"Measured on: {machines}.", ""]
         lines += (after or {}).get(experiment, [])
         for figure in (figures or {}).get(experiment, []):

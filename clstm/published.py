@@ -140,9 +140,10 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                 inside = "—" if stat.ci95 is None else (
                     "yes" if abs(stat.mean - value) <= stat.ci95 else "no"
                 )  # fmt: skip
+                diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
                 lines.append(
                     f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
-                    f"{ci} | {stat.mean - value:+.4f} | {inside} |"
+                    f"{ci} | {diff} | {inside} |"
                 )
         lines.append("")
     return out

@@ -29,6 +29,7 @@ from clstm.errors import ConfigError
 
 #: metrics that are fractions in [0, 1] (a value above 1 is a percentage typed by mistake)
 FRACTIONS = ("acc", "learning_accuracy", "forgetting", "forgetting_learned")
+_MISSING = object()  # a config key a row does not have
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,11 @@ def load_published(path: str | Path) -> list[Published]:
         )
     known = {key for key, _, _ in METRICS}
     entries = []
-    for experiment, items in read_yaml(path).items():
+    expected = (
+        "published-values file: expected experiment names at the top level, each with a list of "
+        "entries, but it reads as {kind}; see experiments/published/values.yaml"
+    )
+    for experiment, items in read_yaml(path, expected).items():
         if not isinstance(items, list):
             raise ConfigError(f"{path}: {experiment} must hold a list of entries")
         for i, item in enumerate(items, 1):
@@ -157,6 +162,3 @@ def latex_rows(published: list[Published], experiment: str, keys: list[str], esc
         cells = [f"${entry.values[k]:.3f}$" if k in entry.values else "--" for k in keys]
         rows.append(f"{escape(entry.label)} & -- & " + " & ".join(cells) + r" \\")
     return [r"\midrule", *rows] if rows else []
-
-
-_MISSING = object()

@@ -98,8 +98,10 @@ def load_yaml(text: str) -> Any:
         loader.dispose()
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML config file; :class:`ConfigError` if missing or malformed."""
+def read_yaml(path: Path, expected: str | None = None) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; :class:`ConfigError` if missing or malformed.
+    ``expected`` describes what other kind of mapping file it is (default: an experiment config)
+    in the error for a file that is not a mapping."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -127,9 +129,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
             if path.suffix.lower() in (".yaml", ".yml")
             else f" (a {path.suffix or 'file'} file?)"
         )
-        raise ConfigError(
-            f"{path} is not a clstm experiment config{hint}: expected YAML sections such as "
-            f"'train:' and 'strategy:' at the top level, but it reads as {kind}; see "
-            "experiments/quickstart.yaml"
+        expected = expected or (
+            "clstm experiment config{hint}: expected YAML sections such as 'train:' and "
+            "'strategy:' at the top level, but it reads as {kind}; see experiments/quickstart.yaml"
         )
+        raise ConfigError(f"{path} is not a " + expected.format(hint=hint, kind=kind))
     return data

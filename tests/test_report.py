@@ -247,8 +247,9 @@ def test_published_values_are_compared_under_their_experiment(
         ("{run: naive, source: A, values: {accuracy: 0.9}}", "unknown metric 'accuracy'"),
         ("{run: naive, values: {acc: 0.9}}", "tiny entry 1: missing source"),
         ("{run: naive, source: A, values: {acc: 0.9}, table: 2}", "unknown table"),
+        (None, "is not a published-values file: expected experiment names"),
     ]:
-        published.write_text(f"tiny:\n  - {entry}\n")
+        published.write_text(f"tiny:\n  - {entry}\n" if entry else "- tiny\n")
         assert cli.main([*args, "--out", str(tmp_path / "bad")]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err and not (tmp_path / "bad").exists()

@@ -40,6 +40,7 @@ from pathlib import Path
 from bench_render import (  # beside this script (its directory is on sys.path when run)
     FLUSHED,
     OVERHEAD,
+    SAME_MODEL,
     SECTIONS,
     USUAL,
     median,
@@ -177,17 +178,19 @@ def front_padded(x):
 # --------------------------------------------------------------------------- contenders
 
 
-def hand_loop(train, test, setting: Setting) -> list[list[float]]:
+def hand_loop(train, test, setting: Setting, make_model=None) -> list[list[float]]:
     """The loop a researcher writes: one LSTM over the datasets in turn, all evaluated after each.
 
     ``train``/``test``: per dataset ``(X (N, T, F), y)``, each row's prediction read at step -1.
     Adam, reset at every dataset with its LR decayed per epoch as lr0 * exp(-e / E), gradient
     norm clipped to 1: what clstm's defaults do. Returns the accuracy-matrix rows (initial first).
+    ``make_model``: another model than :func:`hand_model` (built after seeding), e.g. clstm's,
+    handed ``X`` with its mask channel.
     """
     import torch
 
     torch.manual_seed(setting.seed)
-    model = hand_model(setting)
+    model = hand_model(setting) if make_model is None else make_model()
 
     def evaluate() -> list[float]:
         model.eval()
@@ -225,6 +228,14 @@ def hand_model(setting: Setting):
             return self.fc(out[:, -1])
 
     return LSTMClassifier()
+
+
+def clstm_model(bench, setting: Setting):
+    """The model clstm builds for ``setting`` (it reads each sequence's length from the mask)."""
+    from clstm.config import load_config
+    from clstm.models import build_model
+
+    return build_model(load_config(setting.config()).model, benchmark=bench)
 
 
 def hand_train(
@@ -366,6 +377,14 @@ def section_overhead(sizes, repeats, log) -> dict:
                 *d
             ),
         }
+        if key != "large":  # the loop alone: clstm's model on both sides (bench_render.SAME_MODEL)
+            full = (
+                stream_tensors(bench.scenario.train_stream),
+                stream_tensors(bench.scenario.test_stream),
+            )
+            contenders[SAME_MODEL] = lambda r, d=(*full, setting), b=bench: hand_loop(
+                *d, make_model=lambda: clstm_model(b, d[-1])
+            )
         results = alternate(contenders, repeats, log)
         tables[key] = {"setting": setting.describe(), "results": results}
     tables["apart"] = model_and_stacking_apart(sizes["tiny"], max(repeats, 5), log)
@@ -386,9 +405,7 @@ def model_and_stacking_apart(setting: Setting, repeats: int, log) -> dict:
     """
     import torch
 
-    from clstm.config import load_config
     from clstm.data.batches import stacked
-    from clstm.models import build_model
 
     bench = build_benchmark(setting)
     experience = bench.scenario.train_stream[0]
@@ -396,7 +413,7 @@ def model_and_stacking_apart(setting: Setting, repeats: int, log) -> dict:
     torch.manual_seed(setting.seed)
     models = {
         "hand-written model": (hand_model(setting), x[..., :-1]),
-        "clstm's model": (build_model(load_config(setting.config()).model, benchmark=bench), x),
+        "clstm's model": (clstm_model(bench, setting), x),
     }
     loss_fn = torch.nn.CrossEntropyLoss()
     order = torch.randperm(len(y))[: setting.batch_size]

@@ -141,7 +141,8 @@ def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
             "**Fixed cost per training iteration** (what is left when the model costs almost "
             f"nothing: a linear layer on the first step; one experience of {n} iterations per "
             f"epoch trained for {short} and for {long} epochs: the cost per iteration is the "
-            "slope between the two, the cost per training call the intercept; medians over "
+            "slope between the two, the cost per training call the intercept; only the "
+            "training call is timed, the model and strategy built before it; medians over "
             "repetitions):",
             "",
             "| loop | ms per iteration | more than the hand-written loop | ms per training call |",

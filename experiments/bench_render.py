@@ -15,14 +15,19 @@ def median(values):
     return statistics.median(values)
 
 
+def paired_ratios(times, baseline) -> list[float]:
+    """``times[i] / baseline[i]`` for each repetition i (the two run back to back in it)."""
+    return [a / b for a, b in zip(times, baseline, strict=True)]
+
+
 def paired_ratio(times, baseline) -> float:
-    """Median over repetitions of ``times[i] / baseline[i]`` (run back to back in repetition i)."""
-    return median([a / b for a, b in zip(times, baseline, strict=True)])
+    """Median over repetitions of the paired ratios."""
+    return median(paired_ratios(times, baseline))
 
 
 def paired_quartiles(times, baseline) -> tuple[float, float]:
     """The first and third quartiles of the paired ratios: half the repetitions lie between."""
-    ratios = [a / b for a, b in zip(times, baseline, strict=True)]
+    ratios = paired_ratios(times, baseline)
     if len(ratios) < 2:
         return ratios[0], ratios[0]
     q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
@@ -50,6 +55,12 @@ def mean_acc(all_rows) -> float:
 
 USUAL = "hand-written, global padding (the usual recipe)"
 FLUSHED = "hand-written, global padding, denormals flushed"
+
+
+def beyond_work(parts: dict) -> float:
+    """Milliseconds of a run beyond its training and evaluation (medians of the timed parts)."""
+    work = median(parts["training (strategy.train)"]) + median(parts["evaluation (strategy.eval)"])
+    return median(parts["run"]) - work
 
 
 def verdict(ok: bool) -> str:
@@ -226,15 +237,11 @@ def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
             ),
             "",
         ]
-        for mode in ("off", "keep"):
-            r = per_run[mode]
-            work = median(r["training (strategy.train)"]) + median(r["evaluation (strategy.eval)"])
-            per_run[mode + "_beyond"] = median(r["run"]) - work
-        beyond = per_run["keep_beyond"]
+        beyond = beyond_work(per_run["keep"])
         met.append(beyond <= 100)
         lines += [
             f"Beyond training and evaluation a run costs {beyond:.0f} ms with checkpoints "
-            f"({per_run['off_beyond']:.0f} ms without). Target ≤ 100 ms beyond importing the "
+            f"({beyond_work(per_run['off']):.0f} ms without). Target ≤ 100 ms beyond importing the "
             f"libraries: {verdict(met[-1])}.",
             "",
         ]
@@ -285,10 +292,7 @@ def render_composed(overhead: dict, res: dict) -> list[str]:
     ours_loop = fixed["clstm's strategy with its training metrics"]
     per_iteration = median(ours_loop["ms_per_iteration"]) - median(hand_loop["ms_per_iteration"])
     per_call = median(ours_loop["ms_per_call"]) - median(hand_loop["ms_per_call"])
-    off = per_run["off"]  # as the whole runs above: checkpoints off
-    beyond = median(off["run"]) - (
-        median(off["training (strategy.train)"]) + median(off["evaluation (strategy.eval)"])
-    )
+    beyond = beyond_work(per_run["off"])  # as the whole runs above: checkpoints off
     model = median(apart["us_per_batch"]["clstm's model"]) - median(
         apart["us_per_batch"]["hand-written model"]
     )

@@ -39,11 +39,13 @@ def interruption(exc: BaseException) -> str:
     return f"interrupted by {interruption_cause(exc)}"
 
 
-def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, meta):
+def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, meta, elapsed):
     """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metrics.
 
     With ``resuming`` the strategy (model, optimizer, plugin states, metrics so far, RNG states)
     is restored from the run's checkpoint and the loop continues after its last experience.
+    ``elapsed()`` is the run's wall time so far (over every process of a resumed run), written
+    to ``meta.json`` with each experience's progress.
     """
     import torch
 
@@ -140,6 +142,7 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
             ):
                 save_strategy(strategy, run_dir / CHECKPOINT)
             meta["timings"] = timings  # progress on disk, for a run that gets killed
+            meta["elapsed_s"] = round(elapsed(), 3)  # and the wall time up to it
             write_json_atomic(run_dir / "meta.json", meta)
         if matrices["test"].measured:
             outcome.write_hparams(

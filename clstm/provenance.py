@@ -63,21 +63,36 @@ def prefetch() -> None:
 
 def provenance(cfg, device, command, started_at: str) -> dict:
     """``meta.json`` of a run about to start (status ``running``; completed at its end)."""
-    import torch
-
-    versions = dict(package_versions())
+    process = this_process(device, command)
     return {
         "experiment": cfg.name,
         "strategy": cfg.strategy.name,
         "seed": cfg.seed,
         "status": "running",
         "error": None,
+        "command": process.pop("command"),
+        "cwd": process.pop("cwd"),
+        "config_hash": config_hash(cfg),
+        **process,
+        "started": started_at,
+        "ended": None,
+        "wall_time_s": None,
+        "timings": [],
+    }
+
+
+def this_process(device, command) -> dict:
+    """Where and with what this process runs: command, directory, versions, git state, host,
+    CPU (and GPU), device, threads. A resumed run records it again for the process that
+    resumes it (``meta.json``'s ``resumed``), which may run other code or another CPU."""
+    import torch
+
+    return {
         "command": list(command) if command is not None else list(sys.argv),
         "cwd": os.getcwd(),
-        "config_hash": config_hash(cfg),
         "clstm_version": __version__,
         "python": platform.python_version(),
-        "packages": versions,
+        "packages": dict(package_versions()),
         "git": git_state(CHECKOUT),
         "host": platform.node(),
         "platform": platform.platform(),
@@ -85,11 +100,22 @@ def provenance(cfg, device, command, started_at: str) -> dict:
         "cpu": cpu_model(),
         **({"gpu": torch.cuda.get_device_name(device)} if str(device).startswith("cuda") else {}),
         "torch_threads": torch.get_num_threads(),
-        "started": started_at,
-        "ended": None,
-        "wall_time_s": None,
-        "timings": [],
     }
+
+
+#: what a resumed run compares between the process that started it and the one resuming it
+DIFFERS = {"cpu": "CPU", "device": "device", "gpu": "GPU", "git": "git state",
+           "packages": "package versions", "clstm_version": "clstm version"}  # fmt: skip
+
+
+def changes(started: dict, resuming: dict) -> list[str]:
+    """What differs between the recorded process that started a run and the one resuming it
+    (of :data:`DIFFERS`; a field the older record lacks is not compared)."""
+    return [
+        what
+        for key, what in DIFFERS.items()
+        if key in started and started.get(key) != resuming.get(key)
+    ]
 
 
 #: the checkout (or installed package's parent) clstm runs from

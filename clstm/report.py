@@ -240,11 +240,16 @@ def _collect_into(
 
 
 def recorded_cpu(run_dir: Path) -> str:
-    """The CPU model a run's ``meta.json`` names (runs made before clstm recorded it: unknown)."""
+    """The CPU model a run's ``meta.json`` names (runs made before clstm recorded it: unknown),
+    and any other one a process that resumed it ran on: such a run's numbers mix the two."""
     try:
-        return str(read_json_file(run_dir / "meta.json").get("cpu") or "CPU not recorded")
+        meta = read_json_file(run_dir / "meta.json")
+        first = str(meta.get("cpu") or "CPU not recorded")
+        later = [r.get("cpu") for r in meta.get("resumed") or [] if isinstance(r, dict)]
     except (OutputError, AttributeError):  # no meta.json, or not a JSON object
         return "CPU not recorded"
+    others = sorted({str(cpu) for cpu in later if cpu and cpu != meta.get("cpu")})
+    return first + "".join(f", resumed on {cpu}" for cpu in others)
 
 
 def _read_run(run_dir: Path) -> tuple[dict, dict]:

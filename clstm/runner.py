@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 import traceback
 import warnings
@@ -311,11 +312,28 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         shutil.rmtree(run_dir)  # inside out/ (run_dir_path) and locked by this process
     resuming = plan == "resume"
     meta: dict = {}
+    earlier = 0.0  # seconds the processes before this one spent on the experiences kept
+
+    def elapsed() -> float:
+        return earlier + time.perf_counter() - started
+
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resuming:
             meta = read_json_file(run_dir / "meta.json")
-            meta.setdefault("resumed", []).append(provenance.now())
+            earlier = _earlier_wall_time(meta)
+            process = provenance.this_process(device, command)
+            changed = provenance.changes(meta, process)
+            meta.setdefault("resumed", []).append(
+                {"at": provenance.now(), "earlier_wall_time_s": round(earlier, 3),
+                 **({"changed": changed} if changed else {}), **process}
+            )  # fmt: skip
+            if changed:  # its numbers then come from two setups: say so even when quiet
+                print(
+                    f"clstm: note: resuming {run_dir} with another {', '.join(changed)} than it "
+                    "started with (both recorded in its meta.json)",
+                    file=sys.stderr,
+                )
         else:
             meta = provenance.provenance(cfg, device, command, provenance.now())
             meta["run_name"] = name
@@ -326,13 +344,13 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         meta.update(status="running", error=None, pid=os.getpid())
         write_json_atomic(run_dir / "meta.json", meta)
         status, error, failure, timings, matrices = train_and_evaluate(
-            cfg, bench, device, run_dir, quiet, plugins, resuming, meta
+            cfg, bench, device, run_dir, quiet, plugins, resuming, meta, elapsed
         )
         if status == "completed" and cfg.checkpoint == "remove":
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
         initial, R = outcome.full_result(matrices["test"], bench.n_experiences)
         errors = outcome.error_results(matrices, bench.n_experiences)
-        wall = time.perf_counter() - started
+        wall = elapsed()
         metrics = outcome.metrics_json(
             cfg, bench, status, error, R, initial, len(timings), wall, errors=errors
         )
@@ -364,7 +382,7 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
         message = interruption(exc) if what == "interrupted" else f"{type(exc).__name__}: {exc}"
         nothing = np.full((bench.n_experiences,) * 2, np.nan)
         trained = len(meta.get("timings", []))
-        wall = time.perf_counter() - started
+        wall = elapsed()
         errors = (
             {m: (None, nothing) for m in ("mse", "mae")} if bench.target == "regression" else None
         )
@@ -416,6 +434,17 @@ def _update_tensorboard_view(run_dir: Path) -> None:
 def _os_reason(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
+def _earlier_wall_time(meta: dict) -> float:
+    """The wall time a resumed run's earlier processes spent up to its checkpoint: the
+    ``elapsed_s`` written with each experience's progress, or, in runs recorded before it, the
+    sum of the experiences' training and evaluation times (setup not included)."""
+    if isinstance(meta.get("elapsed_s"), (int, float)):
+        return float(meta["elapsed_s"])
+    timings = meta.get("timings") or []
+    spent = sum(t.get("train_s", 0) + t.get("eval_s", 0) for t in timings if isinstance(t, dict))
+    return spent + float(meta.get("initial_eval_s") or 0)
 
 
 def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: dict) -> None:

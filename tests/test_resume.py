@@ -12,8 +12,10 @@ import pytest
 import yaml
 from avalanche.training.plugins import SupervisedPlugin
 
+from clstm import provenance
 from clstm.config import ConfigError
-from clstm.runner import run_experiment
+from clstm.report import recorded_cpu
+from clstm.runner import _earlier_wall_time, run_experiment
 
 CONFIG = {
     "name": "killed", "device": "cpu",
@@ -29,7 +31,7 @@ def _metrics(run_dir):
 
 
 @pytest.mark.parametrize("strategy", ["replay"])
-def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy):
+def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy, capsys):
     config = {**CONFIG, "strategy": {"name": strategy}}
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -51,20 +53,45 @@ def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert json.loads((run_dir / "meta.json").read_text())["status"] == "running"
+    killed = json.loads((run_dir / "meta.json").read_text())
+    assert killed["status"] == "running"
     with pytest.raises(ConfigError, match="already holds a run"):
         run_experiment(path, out=out)  # not without --resume
+    # As if the run had been started on another machine: the resume says so and records both
+    killed["cpu"] = "Another CPU"
+    (run_dir / "meta.json").write_text(json.dumps(killed))
     resumed = run_experiment(path, out=out, resume=True)
+    assert "with another CPU than it started with" in capsys.readouterr().err
     uninterrupted = run_experiment(path, out=tmp_path / "full")
     assert resumed.status == "completed"
     assert _metrics(run_dir) == _metrics(uninterrupted.run_dir)
     assert not (run_dir / "checkpoint.pt").exists()  # removed once complete (checkpoint: remove)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert len(meta["resumed"]) == 1 and len(meta["timings"]) == 3
+    again = meta["resumed"][0]  # the resuming process's own provenance
+    assert again["changed"] == ["CPU"] and again["cpu"] == provenance.cpu_model()
+    assert again["git"] == meta["git"] and again["packages"] == meta["packages"]
+    # The wall time counts the killed process's time up to its checkpoint, and this one's
+    assert again["earlier_wall_time_s"] == killed["elapsed_s"] > 0
+    assert meta["wall_time_s"] > killed["elapsed_s"] + sum(
+        t["train_s"] for t in meta["timings"][len(killed["timings"]) :]
+    )
+    cpu = recorded_cpu(run_dir)  # the report's "Measured on" names both
+    assert cpu == f"Another CPU, resumed on {provenance.cpu_model()}"
     # One events file per process that logged, none left empty by the resume's throwaway logger
     events = sorted(run_dir.glob("events.out.tfevents.*"))
     assert len(events) == 2
     assert all(_events_in(path) > 1 for path in events)  # more than the file-version header
+
+
+def test_a_run_recorded_before_elapsed_time_resumes_from_its_experiences_times():
+    """Runs recorded before ``elapsed_s`` (the archived Copy Task runs): the earlier processes'
+    time is their experiences' training and evaluation times and the initial evaluation."""
+    meta = {"initial_eval_s": 0.5, "timings": [{"train_s": 10.0, "eval_s": 1.0},
+                                               {"train_s": 20.0, "eval_s": 2.0}]}  # fmt: skip
+    assert _earlier_wall_time(meta) == 33.5
+    assert _earlier_wall_time({**meta, "elapsed_s": 40.0}) == 40.0
+    assert _earlier_wall_time({"timings": []}) == 0.0
 
 
 def _events_in(path) -> int:

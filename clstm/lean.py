@@ -189,7 +189,10 @@ class LeanIteration:
             if direct:  # nobody listens before the criterion: the loss is its output
                 self.mb_output = forward()
                 self.loss = self.criterion()
+                # the task loss as computed, unchanged while loss._version is (TorchSIPlugin)
+                self.task_loss = (self.loss, self.loss._version)
             else:
+                self.task_loss = None
                 self.loss = self._make_empty_loss()
                 before_forward(**kwargs)
                 self.mb_output = forward()

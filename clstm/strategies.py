@@ -108,7 +108,7 @@ class SIConfig:
     task_loss_only: bool = param(
         False,
         "path integral of the task loss's gradient times the update it alone would make "
-        "(Ehret et al.'s --si_task_loss_only; a second backward pass per iteration)",
+        "(Ehret et al.'s --si_task_loss_only)",
     )
 
 
@@ -246,10 +246,20 @@ def _ewc(config: EWCConfig, **common):
 
 
 def _si(config: SIConfig, **common):
+    from clstm.lean import LeanNaive as Naive
+    from clstm.plugins.orthogonal import OrthogonalRecurrentPlugin
     from clstm.plugins.si import TorchSIPlugin
 
     options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
-    return _with_plugin(TorchSIPlugin(**options), common)
+    plugins = list(common["plugins"])
+    # before the orthogonal regulariser, so that SI sees the task loss alone and takes its
+    # gradient (task_loss_only) without a second backward pass (clstm.plugins.si)
+    at = next(
+        (i for i, p in enumerate(plugins) if isinstance(p, OrthogonalRecurrentPlugin)),
+        len(plugins),
+    )
+    plugins.insert(at, TorchSIPlugin(**options))
+    return Naive(**{**common, "plugins": plugins})
 
 
 def _mas(config: MASConfig, **common):

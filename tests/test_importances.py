@@ -3,12 +3,14 @@ variants), checked against independent computations."""
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from clstm.config import load_config
 from clstm.data import copy_task, synthetic
 from clstm.models import build_model
+from clstm.plugins import si as si_module
 from clstm.plugins.ewc import RecurrentEWCPlugin
 from clstm.plugins.si import TorchSIPlugin, would_be_update
 from clstm.runner import run_experiment
@@ -141,7 +143,7 @@ def test_si_importance_cap_and_sign_options_hand_computed():
     )
 
 
-def _run_si(tmp_path, **options):
+def _run_si(tmp_path, plugins=(), train=None, **options):
     trajectories = []
 
     from avalanche.training.plugins import SupervisedPlugin
@@ -157,9 +159,9 @@ def _run_si(tmp_path, **options):
                       "seq_len": [3, 9], "n_features": 4, "scenario": "task"},
         "strategy": {"name": "si", "si_lambda": 1.0, **options}, "model": {"hidden_size": 8},
         "train": {"epochs": 1, "batch_size": 16, "lr": 0.05, "optimizer": "sgd",
-                  "grad_clip": None, "lr_schedule": "none"},
+                  "grad_clip": None, "lr_schedule": "none", **(train or {})},
     }  # fmt: skip
-    result = run_experiment(cfg, out=tmp_path, plugins=[Probe()], quiet=True)
+    result = run_experiment(cfg, out=tmp_path, plugins=[*plugins, Probe()], quiet=True)
     assert result.status == "completed", result.error
     return trajectories, result
 
@@ -177,6 +179,48 @@ def test_si_task_loss_only_path_integral(tmp_path):
     differs = [not torch.allclose(task_only[1][n], plain[1][n]) for n in plain[1]]
     assert any(differs)
     assert result.accuracy_matrix.shape == (2, 2)
+
+
+def test_si_task_gradient_takes_one_backward_pass_and_the_same_values(tmp_path, monkeypatch):
+    from avalanche.training.plugins import SupervisedPlugin
+
+    class Rebind(SupervisedPlugin):  # the same loss, as a new tensor: SI cannot take it as the
+        def before_backward(self, strategy, **kw):  # task loss and takes a second pass
+            strategy.loss = strategy.loss * 1.0
+
+    flows = []
+
+    class Passes(SupervisedPlugin):  # counts the backward passes that reach the model's output
+        def before_backward(self, strategy, **kw):  # from here on
+            flows.append(0)
+            strategy.mb_output.register_hook(lambda grad: flows.__setitem__(-1, flows[-1] + 1))
+
+    adam = {"optimizer": "adam", "lr": 0.01, "epochs": 2}
+    # SI comes after these plugins: the passes are counted from before its own
+    once, a = _run_si(tmp_path / "once", plugins=[Passes()], train=adam, task_loss_only=True)
+    assert flows and set(flows) == {1}  # SI's pass for the task gradient, and no other
+    flows.clear()
+    twice, b = _run_si(
+        tmp_path / "twice", plugins=[Rebind(), Passes()], train=adam, task_loss_only=True
+    )
+    assert flows and set(flows) == {2}  # where SI cannot take the loss as the task loss
+    np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix, atol=1e-6)
+    for first, second in zip(once, twice, strict=True):
+        for name in first:
+            torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-9)
+    assert any(float(t.abs().sum()) > 0 for t in once[1].values())
+    # With the orthogonal regulariser SI comes before it (and before these plugins): the
+    # strategy's backward pass, which adds the penalties' gradients, stays out of the model
+    flows.clear()
+    orth = {**adam, "orthogonal_reg": 1.0}
+    once, a = _run_si(tmp_path / "orth", plugins=[Passes()], train=orth, task_loss_only=True)
+    assert flows and set(flows) == {0}
+    monkeypatch.setattr(si_module, "_loss_is_the_task_loss", lambda strategy: False)
+    twice, b = _run_si(tmp_path / "orth2", train=orth, task_loss_only=True)  # two passes
+    np.testing.assert_allclose(a.accuracy_matrix, b.accuracy_matrix, atol=1e-6)
+    for first, second in zip(once, twice, strict=True):
+        for name in first:
+            torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-9)
 
 
 def test_fisher_from_a_random_subset_of_samples():

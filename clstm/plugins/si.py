@@ -45,8 +45,10 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
       strategy's ``criterion()``, without the penalties plugins add) times the update the
       optimizer would make from that gradient alone (Adam's or SGD's, from its current state),
       as Ehret et al.'s ``--si_task_loss_only``; by default it uses the gradient of the whole
-      loss after clipping times the actual change of each weight. Costs a second backward pass
-      per iteration.
+      loss after clipping times the actual change of each weight. In clstm's strategies the
+      task gradient costs no second backward pass through the model (it is taken first and the
+      penalties' added to it); composed into another training loop, or after a plugin that
+      changed the loss, it takes one.
     """
 
     def __init__(
@@ -81,9 +83,15 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
         it alone would make, then the penalty (Avalanche's)."""
         if self.task_loss_only:
             params = _allowed(strategy.model, self.excluded_parameters)
-            grads = torch.autograd.grad(
-                strategy.criterion(), [p for _, p in params], retain_graph=True, allow_unused=True
-            )
+            if _loss_is_the_task_loss(strategy):
+                grads = _task_gradient_once(strategy, params)
+            else:  # a second backward pass through the model, for the task loss alone
+                grads = torch.autograd.grad(
+                    strategy.criterion(),
+                    [p for _, p in params],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
             steps = would_be_update(strategy.optimizer, [p for _, p in params], grads)
             self._task_step = [
                 (name, grad, step)
@@ -128,6 +136,41 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
                 importance = torch.clamp(importance, max=clip_to)
             ewc_data[1][name].data = importance.clone()
             ewc_data[0][name].data = syn_data["new_theta"][name].data.clone()
+
+
+def _loss_is_the_task_loss(strategy) -> bool:
+    """Whether ``strategy.loss`` is still the criterion's output as clstm's training loop
+    computed it (:class:`clstm.lean.LeanIteration` records it with its version): no plugin before
+    this one has added a penalty to it, in place or not."""
+    recorded = getattr(strategy, "task_loss", None)
+    return (
+        recorded is not None
+        and recorded[0] is strategy.loss
+        and (strategy.loss._version == recorded[1])
+    )
+
+
+def _task_gradient_once(strategy, params) -> tuple:
+    """The task loss's gradient for ``params``, with one backward pass through the model.
+
+    The gradient of ``strategy.loss`` (the task loss alone, see
+    :func:`_loss_is_the_task_loss`) is taken for every trainable weight, and the loss is then
+    replaced by one with the same value whose gradient is that one exactly: ``sum(w * g)`` for
+    each weight ``w`` and its gradient ``g``, less its own value. The penalties that plugins add
+    afterwards (SI's, the orthogonal regulariser's, a user's) go on that loss as they would on
+    the original, and the strategy's backward pass adds their gradients to ``g`` without running
+    through the model a second time (it did: Ehret et al.'s code also takes the task gradient
+    first and the regularisers' after it).
+    """
+    weights = [p for p in strategy.model.parameters() if p.requires_grad]
+    task = strategy.loss
+    grads = torch.autograd.grad(task, weights, allow_unused=True)
+    terms = [(w * g).sum() for w, g in zip(weights, grads, strict=True) if g is not None]
+    if terms:  # (none: no weight is trained, and the loss is left as it is)
+        linear = torch.stack(terms).sum()
+        strategy.loss = task.detach() + (linear - linear.detach())
+    by_weight = {id(w): g for w, g in zip(weights, grads, strict=True)}
+    return tuple(by_weight.get(id(p)) for _, p in params)
 
 
 @torch.no_grad()

@@ -207,10 +207,14 @@ def _cumulative(config, **common):
     return Cumulative(**common)
 
 
-def _with_plugin(plugin, common):
+def _with_plugin(plugin, common, before: type | None = None):
+    """``Naive`` with ``plugin`` added last, or just before the first plugin of type ``before``."""
     from clstm.lean import LeanNaive as Naive
 
-    return Naive(**{**common, "plugins": [*common["plugins"], plugin]})
+    plugins = list(common["plugins"])
+    at = next((i for i, p in enumerate(plugins) if before and isinstance(p, before)), len(plugins))
+    plugins.insert(at, plugin)
+    return Naive(**{**common, "plugins": plugins})
 
 
 def _replay(config: ReplayConfig, **common):
@@ -246,20 +250,13 @@ def _ewc(config: EWCConfig, **common):
 
 
 def _si(config: SIConfig, **common):
-    from clstm.lean import LeanNaive as Naive
     from clstm.plugins.orthogonal import OrthogonalRecurrentPlugin
     from clstm.plugins.si import TorchSIPlugin
 
     options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
-    plugins = list(common["plugins"])
     # before the orthogonal regulariser, so that SI sees the task loss alone and takes its
     # gradient (task_loss_only) without a second backward pass (clstm.plugins.si)
-    at = next(
-        (i for i, p in enumerate(plugins) if isinstance(p, OrthogonalRecurrentPlugin)),
-        len(plugins),
-    )
-    plugins.insert(at, TorchSIPlugin(**options))
-    return Naive(**{**common, "plugins": plugins})
+    return _with_plugin(TorchSIPlugin(**options), common, before=OrthogonalRecurrentPlugin)
 
 
 def _mas(config: MASConfig, **common):

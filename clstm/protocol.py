@@ -113,6 +113,7 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
                 key = metric.stream if measure == "mse" else f"{metric.stream}_{measure}"
                 matrices[key] = metric
         tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "writer"))
+        _progress_from_checkpoint(strategy, done, meta, elapsed)
     scenario = bench.scenario
     streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
     status, error, failure, timings = "completed", None, None, list(meta.get("timings", []))
@@ -135,14 +136,20 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
             timings.append(
                 {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
             )
+            meta["timings"] = timings  # progress on disk, for a run that gets killed
+            meta["elapsed_s"] = round(elapsed(), 3)  # and the wall time up to it
             if (
                 cfg.checkpoint != "off"
                 and not once
                 and STRATEGIES[cfg.strategy.name].checkpointable
             ):
+                # The same progress inside the checkpoint: a kill between the two writes must
+                # not leave the resumed run's timings (and experiences trained) one behind.
+                strategy.clstm_progress = {
+                    "timings": list(timings), "elapsed_s": meta["elapsed_s"],
+                    "initial_eval_s": meta.get("initial_eval_s"),
+                }  # fmt: skip
                 save_strategy(strategy, run_dir / CHECKPOINT)
-            meta["timings"] = timings  # progress on disk, for a run that gets killed
-            meta["elapsed_s"] = round(elapsed(), 3)  # and the wall time up to it
             write_json_atomic(run_dir / "meta.json", meta)
         if matrices["test"].measured:
             outcome.write_hparams(
@@ -162,3 +169,26 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
     finally:
         tensorboard.writer.close()
     return status, error, failure, timings, matrices
+
+
+def _progress_from_checkpoint(strategy, done: int, meta: dict, elapsed) -> None:
+    """A resumed run's progress so far comes from its checkpoint, which ``meta.json`` may lag.
+
+    Each experience's checkpoint is written just before ``meta.json``: a run killed between the
+    two resumes after that experience, while ``meta.json`` still lists the timings and wall time
+    up to the one before. The checkpoint carries the same progress (``clstm_progress``), which
+    replaces ``meta.json``'s; ``elapsed`` (the run's clock) then counts the earlier processes'
+    time from it. Checkpoints written before clstm recorded it keep ``meta.json``'s timings, cut
+    to the experiences the checkpoint holds.
+    """
+    progress = strategy.__dict__.pop("clstm_progress", None)
+    if progress is None:
+        meta["timings"] = list(meta.get("timings", []))[:done]
+        return
+    meta["timings"] = list(progress["timings"])
+    meta["elapsed_s"] = progress["elapsed_s"]
+    if progress.get("initial_eval_s") is not None:
+        meta["initial_eval_s"] = progress["initial_eval_s"]
+    elapsed.earlier = float(progress["elapsed_s"])
+    if meta.get("resumed"):  # the resuming process's record, written before the checkpoint loaded
+        meta["resumed"][-1]["earlier_wall_time_s"] = round(elapsed.earlier, 3)

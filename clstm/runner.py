@@ -307,25 +307,21 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
     Whatever happens, the directory ends with a final status (never ``running``): an error
     while writing (disk full, read-only) is recorded if possible and raised as OutputError.
     """
-    started = time.perf_counter()
+    elapsed = _WallClock()
     if plan in ("replace", "restart") and run_dir.exists():
         shutil.rmtree(run_dir)  # inside out/ (run_dir_path) and locked by this process
     resuming = plan == "resume"
     meta: dict = {}
-    earlier = 0.0  # seconds the processes before this one spent on the experiences kept
-
-    def elapsed() -> float:
-        return earlier + time.perf_counter() - started
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resuming:
             meta = read_json_file(run_dir / "meta.json")
-            earlier = _earlier_wall_time(meta)
+            elapsed.earlier = _earlier_wall_time(meta)  # or the checkpoint's, once loaded
             process = provenance.this_process(device, command)
             changed = provenance.changes(meta, process)
             meta.setdefault("resumed", []).append(
-                {"at": provenance.now(), "earlier_wall_time_s": round(earlier, 3),
+                {"at": provenance.now(), "earlier_wall_time_s": round(elapsed.earlier, 3),
                  **({"changed": changed} if changed else {}), **process}
             )  # fmt: skip
             if changed:  # its numbers then come from two setups: say so even when quiet
@@ -434,6 +430,18 @@ def _update_tensorboard_view(run_dir: Path) -> None:
 def _os_reason(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
+class _WallClock:
+    """A run's wall time so far, over every process of a resumed run: ``earlier`` (seconds the
+    processes before this one spent up to the checkpoint) plus this process's time."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.earlier = 0.0
+
+    def __call__(self) -> float:
+        return self.earlier + time.perf_counter() - self.started
 
 
 def _earlier_wall_time(meta: dict) -> float:

@@ -84,6 +84,50 @@ def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy, ca
     assert all(_events_in(path) > 1 for path in events)  # more than the file-version header
 
 
+# Dies like SIGKILL just after the second experience's checkpoint, before its meta.json write
+KILLED_BETWEEN_WRITES = """
+import os, sys
+import clstm.checkpoint as checkpoint
+import clstm.protocol as protocol
+from clstm.cli import main
+saved, write = [], protocol.write_json_atomic
+def save(strategy, path, _save=checkpoint.save_strategy):
+    _save(strategy, path)
+    saved.append(path)
+def write_json(path, data):
+    if len(saved) == 2:
+        os._exit(9)
+    write(path, data)
+checkpoint.save_strategy, protocol.write_json_atomic = save, write_json
+main(sys.argv[1:])
+"""
+
+
+def test_a_run_killed_between_its_checkpoint_and_meta_resumes_with_the_checkpoints_progress(
+    tmp_path,
+):
+    """meta.json lags the checkpoint by one experience: the resumed run's timings, experiences
+    trained and wall time come from the checkpoint, not one experience short."""
+    config = {**CONFIG, "strategy": {"name": "naive"},
+              "train": {**CONFIG["train"], "epochs": 1}}  # fmt: skip
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    run_dir = out / "killed" / "naive" / "seed0"
+    cmd = [sys.executable, "-c", KILLED_BETWEEN_WRITES, "run", str(path), "--out", str(out)]
+    assert subprocess.run(cmd, capture_output=True).returncode == 9
+    killed = json.loads((run_dir / "meta.json").read_text())
+    assert killed["status"] == "running" and len(killed["timings"]) == 1  # one behind
+    resumed = run_experiment(path, out=out, resume=True)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert [t["experience"] for t in meta["timings"]] == ["rule0", "rule1", "rule2"]
+    assert resumed.metrics["experiences_trained"] == 3
+    earlier = meta["resumed"][0]["earlier_wall_time_s"]
+    assert earlier > killed["elapsed_s"]  # up to the second experience, not the first
+    assert meta["wall_time_s"] > earlier + meta["timings"][2]["train_s"]
+    assert _metrics(run_dir) == _metrics(run_experiment(path, out=tmp_path / "full").run_dir)
+
+
 def test_a_run_recorded_before_elapsed_time_resumes_from_its_experiences_times():
     """Runs recorded before ``elapsed_s`` (the archived Copy Task runs): the earlier processes'
     time is their experiences' training and evaluation times and the initial evaluation."""

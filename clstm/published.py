@@ -9,14 +9,19 @@ runs. ``FILE`` maps experiment names (config ``name``) to lists of published res
         source: Ehret et al. 2021, sequential/copy/README.rst, online EWC  # where they are from
         label: Ehret et al. (2021)           # optional: the row's name in LaTeX (default: source)
         values: {learning_accuracy: 0.9993, acc: 0.9866}  # clstm's units: fractions, not %
+        printed_to: 0.0001                   # optional: the values' printed resolution
 
 Each experiment of the report with entries gets, in Markdown, a comparison table under its own: per
 matching row and metric, the published value, clstm's mean with its seeds and 95% confidence
 interval, the difference (clstm minus published) and whether the published value lies inside the
-interval (undecided with one seed). Entries of experiments the report does not hold are ignored (one
-file serves many reports); an entry that matches no row of a reported experiment is named in the
-report, never dropped silently. In LaTeX the published values are rows below the runs' (named by
-``label``), in the table's columns ("--" where the paper gives none), as papers print them.
+interval (undecided with one seed). A paper prints rounded values: with ``printed_to`` (the
+resolution, e.g. 0.01 for "~100%", which stands for anything from 99.5% to 100%) a value counts
+as inside when the interval meets the range that rounds to it, and the table says so ("yes, to
+its rounding"); values beyond that range are never counted. Entries of experiments the report
+does not hold are ignored (one file serves many reports); an entry that matches no row of a
+reported experiment is named in the report, never dropped silently. In LaTeX the published values
+are rows below the runs' (named by ``label``), in the table's columns ("--" where the paper gives
+none), as papers print them.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ class Published:
     values: dict[str, float]
     config: dict[str, object]
     label: str = ""  # the LaTeX row's name; the source when empty
+    printed_to: float | None = None  # the resolution the paper printed the values to
+
+    def rounding_range(self, value: float) -> tuple[float, float]:
+        """The values that print as ``value`` at ``printed_to`` (just ``value`` without it)."""
+        half = (self.printed_to or 0.0) / 2
+        return value - half, value + half
 
 
 def load_published(path: str | Path) -> list[Published]:
@@ -68,7 +79,7 @@ def load_published(path: str | Path) -> list[Published]:
 
 
 def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
-    fields = ("run", "source", "values", "config", "label")
+    fields = ("run", "source", "values", "config", "label", "printed_to")
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping with run, source and values")
     missing = [k for k in fields[:3] if not item.get(k)]
@@ -98,10 +109,23 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
     config = item.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: config must map dotted keys to values")
+    printed_to = item.get("printed_to")
+    if printed_to is not None and (
+        isinstance(printed_to, bool)
+        or not isinstance(printed_to, (int, float))
+        or not 0 < printed_to <= 0.1
+    ):
+        raise ConfigError(
+            f"{where}: printed_to {printed_to!r} must be the values' printed resolution as a "
+            "fraction (0.01 for values printed to whole percent, 0.001 for one decimal)"
+        )
     values = {k: float(v) for k, v in values.items()}
     source = str(item["source"])
     label = str(item.get("label") or source)
-    return Published(experiment, str(item["run"]), source, values, dict(config), label)
+    return Published(
+        experiment, str(item["run"]), source, values, dict(config), label,
+        None if printed_to is None else float(printed_to),
+    )  # fmt: skip
 
 
 def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
@@ -142,23 +166,46 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                 ci = "—" if stat.ci95 is None else (
                     f"{stat.mean - stat.ci95:.4f} – {stat.mean + stat.ci95:.4f}"
                 )  # fmt: skip
-                inside = "—" if stat.ci95 is None else (
-                    "yes" if abs(stat.mean - value) <= stat.ci95 else "no"
-                )  # fmt: skip
+                inside = "—" if stat.ci95 is None else _inside(stat, value, entry, key)
                 diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
                 lines.append(
                     f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
                     f"{ci} | {diff} | {inside} |"
                 )
+        if entry.printed_to is not None:
+            lines += [
+                "",
+                f"The published values are printed to {_decimal(entry.printed_to)}: each stands "
+                f"for the values that round to it (± {_decimal(entry.printed_to / 2)}).",
+            ]
         lines.append("")
     return out
 
 
+def _inside(stat, value: float, entry: Published, key: str) -> str:
+    """Whether the published value lies in clstm's 95% interval: "yes", "no", or, when only
+    the values that round to it (``printed_to``) meet the interval, "yes, to its rounding"."""
+    low, high = stat.mean - stat.ci95, stat.mean + stat.ci95
+    if low <= value <= high:
+        return "yes"
+    first, last = entry.rounding_range(value)
+    if key in FRACTIONS:  # "~100%" stands for 99.5-100%, not for more than all bits
+        first, last = max(first, 0.0), min(last, 1.0)
+    return "yes, to its rounding" if first <= high and low <= last else "no"
+
+
 def latex_rows(published: list[Published], experiment: str, keys: list[str], escape) -> list[str]:
     """The LaTeX rows of ``experiment``'s published values in the columns ``keys`` (after a
-    ``\\midrule``); none when the file has no entry for it."""
+    ``\\midrule``), to the digits printed (``printed_to``); none when the file has no entry."""
     rows = []
     for entry in (e for e in published if e.experiment == experiment):
-        cells = [f"${entry.values[k]:.3f}$" if k in entry.values else "--" for k in keys]
+        # to the digits the paper printed (printed_to), else as clstm's cells
+        digits = 3 if entry.printed_to is None else max(0, round(-math.log10(entry.printed_to)))
+        cells = [f"${entry.values[k]:.{digits}f}$" if k in entry.values else "--" for k in keys]
         rows.append(f"{escape(entry.label)} & -- & " + " & ".join(cells) + r" \\")
     return [r"\midrule", *rows] if rows else []
+
+
+def _decimal(x: float) -> str:
+    """0.00005, not 5e-05."""
+    return f"{x:.8f}".rstrip("0").rstrip(".")

@@ -193,8 +193,13 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
                           ("matrices", matrices_figure(groups))):  # fmt: skip
             stem = f"{experiment}_{kind}"
             for ext in ("png", "pdf"):
-                # bbox "tight": a legend beside the plot or a wrapped title is never cut off
-                fig.savefig(out / f"{stem}.{ext}", dpi=PNG_DPI, bbox_inches="tight")
+                # bbox "tight": a legend beside the plot or a wrapped title is never cut off.
+                # No creation date in the PDF: the same runs give the same bytes, so committed
+                # figures change only when their numbers do.
+                fig.savefig(
+                    out / f"{stem}.{ext}", dpi=PNG_DPI, bbox_inches="tight",
+                    metadata={"CreationDate": None} if ext == "pdf" else None,
+                )  # fmt: skip
             plt.close(fig)
             made.setdefault(experiment, []).append(f"{stem}.png")
     return made

@@ -129,6 +129,12 @@ def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_fai
     with Image.open(tmp_path / made["tiny"][0]) as png:
         assert round(png.info["dpi"][0]) == 300
     assert (tmp_path / "tiny_matrices.pdf").stat().st_size > 0
+    # The same runs give the same bytes (no creation date): committed figures change only
+    # when their numbers do
+    figures(collect(sweep_with_a_failure), tmp_path / "again")
+    for name in [*made["tiny"], "tiny_matrices.pdf", "tiny_accuracy.pdf"]:
+        assert (tmp_path / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    assert b"/CreationDate" not in (tmp_path / "tiny_matrices.pdf").read_bytes()  # any second
 
 
 def test_a_strategy_keeps_its_colour_across_reports():
@@ -242,11 +248,35 @@ def test_published_values_are_compared_under_their_experiment(
     assert "Paper B & -- & $0.500$ & " in tex  # named by its source without a label
     assert text.index("| naive | 2 |") < text.index("Published: Paper A")  # under the table
 
+    # A rounded published value ("~100%", printed_to 0.01) is inside when the interval meets the
+    # values that round to it, and the table says so; outside that range it stays "no".
+    forgetting = collect(sweep_with_a_failure)["tiny"]["naive"].stat("forgetting")
+    for offset, printed_to, expected in [
+        (0.004, 0.01, "yes, to its rounding"),  # 0.004 past the interval, within ± 0.005
+        (0.006, 0.01, "no"),  # 0.001 beyond the rounding's reach
+        (0.004, None, "no"),  # without printed_to, as before
+    ]:
+        value = forgetting.mean + forgetting.ci95 + offset
+        extra = "" if printed_to is None else f", printed_to: {printed_to}"
+        published.write_text(
+            f"tiny:\n  - {{run: naive, source: P, values: {{forgetting: {value}}}{extra}}}\n"
+        )
+        rep = tmp_path / f"rounded{offset}{printed_to}"
+        assert cli.main([*args, "--out", str(rep)]) == 0
+        text = (rep / "report.md").read_text()
+        row = next(line for line in text.splitlines() if line.startswith("| naive | Forg"))
+        assert row.endswith(f"| {expected} |"), row
+        note = "printed to 0.01: each stands for the values that round to it (± 0.005)"
+        assert (note in text) == (printed_to is not None)
+        cell = f"${value:.2f}$" if printed_to else f"${value:.3f}$"  # the digits printed
+        assert f"P & -- & -- & -- & {cell} & --" in (rep / "report.tex").read_text()
+
     for entry, message in [
         ("{run: naive, source: A, values: {acc: 98.66}}", "acc 98.66 is not a fraction in [0, 1]"),
         ("{run: naive, source: A, values: {accuracy: 0.9}}", "unknown metric 'accuracy'"),
         ("{run: naive, values: {acc: 0.9}}", "tiny entry 1: missing source"),
         ("{run: naive, source: A, values: {acc: 0.9}, table: 2}", "unknown table"),
+        ("{run: naive, source: A, values: {acc: 0.9}, printed_to: 1}", "printed_to 1 must be"),
         (None, "is not a published-values file: expected experiment names"),
     ]:
         published.write_text(f"tiny:\n  - {entry}\n" if entry else "- tiny\n")

@@ -10,18 +10,23 @@ runs. ``FILE`` maps experiment names (config ``name``) to lists of published res
         label: Ehret et al. (2021)           # optional: the row's name in LaTeX (default: source)
         values: {learning_accuracy: 0.9993, acc: 0.9866}  # clstm's units: fractions, not %
         printed_to: 0.0001                   # optional: the values' printed resolution
+        runs: 1                              # optional: one run each (n: means of n runs)
 
 Each experiment of the report with entries gets, in Markdown, a comparison table under its own: per
 matching row and metric, the published value, clstm's mean with its seeds and 95% confidence
 interval, the difference (clstm minus published) and whether the published value lies inside the
-interval (undecided with one seed). A paper prints rounded values: with ``printed_to`` (the
-resolution, e.g. 0.01 for "~100%", which stands for anything from 99.5% to 100%) a value counts
-as inside when the interval meets the range that rounds to it, and the table says so ("yes, to
-its rounding"); values beyond that range are never counted. Entries of experiments the report
-does not hold are ignored (one file serves many reports); an entry that matches no row of a
-reported experiment is named in the report, never dropped silently. In LaTeX the published values
-are rows below the runs' (named by ``label``), in the table's columns ("--" where the paper gives
-none), as papers print them.
+interval (undecided with one seed). A published value that is one run, or a mean of a few
+(``runs: 1``, ``runs: 3``), is compared instead with where one run (a mean of that many runs) of
+clstm's would fall: the 95% prediction interval ``mean ± t * sd * sqrt(1/runs + 1/n)``, which
+does not narrow to nothing as clstm's seeds accumulate. A paper prints rounded values: with
+``printed_to`` (the resolution, e.g. 0.01 for "~100%", which stands for anything from 99.5% to
+100%) a value counts as inside when the interval meets the range that rounds to it, and the
+table says so ("yes, to its rounding"); values beyond that range are never counted.
+
+Entries of experiments the report does not hold are ignored (one file serves many reports); an
+entry that matches no row of a reported experiment is named in the report, never dropped
+silently. In LaTeX the published values are rows below the runs' (named by ``label``), in the
+table's columns ("--" where the paper gives none), as papers print them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class Published:
     config: dict[str, object]
     label: str = ""  # the LaTeX row's name; the source when empty
     printed_to: float | None = None  # the resolution the paper printed the values to
+    runs: int | None = None  # the runs behind each value (1: one run); None: taken as exact
 
     def rounding_range(self, value: float) -> tuple[float, float]:
         """The values that print as ``value`` at ``printed_to`` (just ``value`` without it)."""
@@ -79,7 +85,7 @@ def load_published(path: str | Path) -> list[Published]:
 
 
 def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
-    fields = ("run", "source", "values", "config", "label", "printed_to")
+    fields = ("run", "source", "values", "config", "label", "printed_to", "runs")
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping with run, source and values")
     missing = [k for k in fields[:3] if not item.get(k)]
@@ -119,12 +125,18 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
             f"{where}: printed_to {printed_to!r} must be the values' printed resolution as a "
             "fraction (0.01 for values printed to whole percent, 0.001 for one decimal)"
         )
+    runs = item.get("runs")
+    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
+        raise ConfigError(
+            f"{where}: runs {runs!r} must be the number of runs behind each published value "
+            "(1 for a single run, n for a mean over n seeds)"
+        )
     values = {k: float(v) for k, v in values.items()}
     source = str(item["source"])
     label = str(item.get("label") or source)
     return Published(
         experiment, str(item["run"]), source, values, dict(config), label,
-        None if printed_to is None else float(printed_to),
+        None if printed_to is None else float(printed_to), runs,
     )  # fmt: skip
 
 
@@ -150,11 +162,15 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
         if not rows:
             lines += [f"Published ({entry.source}): no row of this experiment is {wanted}.", ""]
             continue
+        interval = "95% CI" if entry.runs is None else (
+            "95% interval for one run" if entry.runs == 1
+            else f"95% interval for a mean of {entry.runs} runs"
+        )  # fmt: skip
         lines += [
             f"Published: {entry.source}.",
             "",
-            "| row | metric | published | clstm (seeds) | 95% CI | clstm − published | "
-            "published inside the CI |",
+            f"| row | metric | published | clstm (seeds) | {interval} | clstm − published | "
+            f"published inside the {'CI' if entry.runs is None else 'interval'} |",
             "|---|---|---|---|---|---|---|",
         ]
         for label, g in rows:
@@ -163,15 +179,27 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                 if stat.mean is None:
                     lines.append(f"| {label} | {titles[key]} | {value:.4f} | — (0) | — | — | — |")
                     continue
-                ci = "—" if stat.ci95 is None else (
-                    f"{stat.mean - stat.ci95:.4f} – {stat.mean + stat.ci95:.4f}"
+                half = _half_width(stat, entry.runs)
+                ci = "—" if half is None else (
+                    f"{stat.mean - half:.4f} – {stat.mean + half:.4f}"
                 )  # fmt: skip
-                inside = "—" if stat.ci95 is None else _inside(stat, value, entry, key)
+                inside = "—" if half is None else _inside(stat.mean, half, value, entry, key)
                 diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
                 lines.append(
                     f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
                     f"{ci} | {diff} | {inside} |"
                 )
+        if entry.runs is not None:
+            theirs, ours = (
+                ("one run", "one clstm run") if entry.runs == 1
+                else (f"means of {entry.runs} runs", f"a mean of {entry.runs} clstm runs")
+            )  # fmt: skip
+            lines += [
+                "",
+                f"The published values are {theirs} each, so they are compared with where {ours} "
+                "would fall (95%, Student's t: mean ± t·sd·√(1/runs + 1/seeds)), not with the "
+                "interval of clstm's mean, which narrows with every seed while theirs does not.",
+            ]
         if entry.printed_to is not None:
             lines += [
                 "",
@@ -182,10 +210,24 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
     return out
 
 
-def _inside(stat, value: float, entry: Published, key: str) -> str:
-    """Whether the published value lies in clstm's 95% interval: "yes", "no", or, when only
-    the values that round to it (``printed_to``) meet the interval, "yes, to its rounding"."""
-    low, high = stat.mean - stat.ci95, stat.mean + stat.ci95
+def _half_width(stat, runs: int | None) -> float | None:
+    """The 95% half-width to compare a published value with: of clstm's mean (``runs`` None:
+    the published value taken as exact), or, for a value that is itself one run or a mean of
+    ``runs`` runs, of the difference between that and clstm's mean (Student's t on clstm's
+    seeds: ``t * sd * sqrt(1/runs + 1/n)``, the prediction interval when ``runs`` is 1)."""
+    if stat.ci95 is None:
+        return None
+    if runs is None:
+        return stat.ci95
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, stat.n - 1) * stat.std * math.sqrt(1 / runs + 1 / stat.n))
+
+
+def _inside(mean: float, half: float, value: float, entry: Published, key: str) -> str:
+    """Whether the published value lies in the 95% interval: "yes", "no", or, when only the
+    values that round to it (``printed_to``) meet the interval, "yes, to its rounding"."""
+    low, high = mean - half, mean + half
     if low <= value <= high:
         return "yes"
     first, last = entry.rounding_range(value)

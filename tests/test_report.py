@@ -271,12 +271,38 @@ def test_published_values_are_compared_under_their_experiment(
         cell = f"${value:.2f}$" if printed_to else f"${value:.3f}$"  # the digits printed
         assert f"P & -- & -- & -- & {cell} & --" in (rep / "report.tex").read_text()
 
+    # A published value that is one run is compared with where one clstm run would fall (the
+    # prediction interval, sqrt(1 + 1/n) where the mean's has sqrt(1/n)), not with the mean's CI
+    bwt = collect(sweep_with_a_failure)["tiny"]["naive"].stat("bwt")  # not bound to [0, 1]
+    assert bwt.n == 2
+    half = 12.706204736174698 * bwt.std * (1 + 1 / 2) ** 0.5  # t(0.975, 1 dof), by hand
+    value = bwt.mean - 1.5 * bwt.ci95  # outside the mean's CI, inside one run's interval
+    for runs, expected in [(1, "yes"), (None, "no")]:
+        extra = "" if runs is None else f", runs: {runs}"
+        published.write_text(
+            f"tiny:\n  - {{run: naive, source: P, values: {{bwt: {value}}}{extra}}}\n"
+        )
+        rep = tmp_path / f"runs{runs}"
+        assert cli.main([*args, "--out", str(rep)]) == 0
+        text = (rep / "report.md").read_text()
+        row = next(line for line in text.splitlines() if line.startswith("| naive | BWT"))
+        assert row.endswith(f"| {expected} |"), row
+        if runs == 1:
+            assert f"| {bwt.mean - half:.4f} – {bwt.mean + half:.4f} |" in row
+            assert (
+                "| 95% interval for one run |" in text and "published inside the interval" in text
+            )
+            assert "The published values are one run each" in text
+        else:
+            assert "| 95% CI |" in text and "one run each" not in text
+
     for entry, message in [
         ("{run: naive, source: A, values: {acc: 98.66}}", "acc 98.66 is not a fraction in [0, 1]"),
         ("{run: naive, source: A, values: {accuracy: 0.9}}", "unknown metric 'accuracy'"),
         ("{run: naive, values: {acc: 0.9}}", "tiny entry 1: missing source"),
         ("{run: naive, source: A, values: {acc: 0.9}, table: 2}", "unknown table"),
         ("{run: naive, source: A, values: {acc: 0.9}, printed_to: 1}", "printed_to 1 must be"),
+        ("{run: naive, source: A, values: {acc: 0.9}, runs: 0}", "runs 0 must be the number"),
         (None, "is not a published-values file: expected experiment names"),
     ]:
         published.write_text(f"tiny:\n  - {entry}\n" if entry else "- tiny\n")

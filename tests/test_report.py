@@ -248,6 +248,16 @@ def test_published_values_are_compared_under_their_experiment(
     assert "Paper B & -- & $0.500$ & " in tex  # named by its source without a label
     assert text.index("| naive | 2 |") < text.index("Published: Paper A")  # under the table
 
+    def report_one(key, value, extra, title):
+        """One published entry for naive's ``key``: the report's folder, text and naive's row."""
+        published.write_text(
+            f"tiny:\n  - {{run: naive, source: P, values: {{{key}: {value}}}{extra}}}\n"
+        )
+        rep = tmp_path / f"one{len(list(tmp_path.glob('one*')))}"
+        assert cli.main([*args, "--out", str(rep)]) == 0
+        text = (rep / "report.md").read_text()
+        return rep, text, next(r for r in text.splitlines() if r.startswith(f"| naive | {title}"))
+
     # A rounded published value ("~100%", printed_to 0.01) is inside when the interval meets the
     # values that round to it, and the table says so; outside that range it stays "no".
     forgetting = collect(sweep_with_a_failure)["tiny"]["naive"].stat("forgetting")
@@ -258,13 +268,7 @@ def test_published_values_are_compared_under_their_experiment(
     ]:
         value = forgetting.mean + forgetting.ci95 + offset
         extra = "" if printed_to is None else f", printed_to: {printed_to}"
-        published.write_text(
-            f"tiny:\n  - {{run: naive, source: P, values: {{forgetting: {value}}}{extra}}}\n"
-        )
-        rep = tmp_path / f"rounded{offset}{printed_to}"
-        assert cli.main([*args, "--out", str(rep)]) == 0
-        text = (rep / "report.md").read_text()
-        row = next(line for line in text.splitlines() if line.startswith("| naive | Forg"))
+        rep, text, row = report_one("forgetting", value, extra, "Forgetting")
         assert row.endswith(f"| {expected} |"), row
         note = "printed to 0.01: each stands for the values that round to it (± 0.005)"
         assert (note in text) == (printed_to is not None)
@@ -278,14 +282,7 @@ def test_published_values_are_compared_under_their_experiment(
     half = 12.706204736174698 * bwt.std * (1 + 1 / 2) ** 0.5  # t(0.975, 1 dof), by hand
     value = bwt.mean - 1.5 * bwt.ci95  # outside the mean's CI, inside one run's interval
     for runs, expected in [(1, "yes"), (None, "no")]:
-        extra = "" if runs is None else f", runs: {runs}"
-        published.write_text(
-            f"tiny:\n  - {{run: naive, source: P, values: {{bwt: {value}}}{extra}}}\n"
-        )
-        rep = tmp_path / f"runs{runs}"
-        assert cli.main([*args, "--out", str(rep)]) == 0
-        text = (rep / "report.md").read_text()
-        row = next(line for line in text.splitlines() if line.startswith("| naive | BWT"))
+        _, text, row = report_one("bwt", value, "" if runs is None else f", runs: {runs}", "BWT")
         assert row.endswith(f"| {expected} |"), row
         if runs == 1:
             assert f"| {bwt.mean - half:.4f} – {bwt.mean + half:.4f} |" in row

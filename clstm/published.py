@@ -180,9 +180,10 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                     lines.append(f"| {label} | {titles[key]} | {value:.4f} | — (0) | — | — | — |")
                     continue
                 half = _half_width(stat, entry.runs)
-                ci = "—" if half is None else (
-                    f"{stat.mean - half:.4f} – {stat.mean + half:.4f}"
-                )  # fmt: skip
+                low, high = (None, None) if half is None else (stat.mean - half, stat.mean + half)
+                if half is not None and key in FRACTIONS:  # no accuracy above 100% or below 0
+                    low, high = max(low, 0.0), min(high, 1.0)
+                ci = "—" if half is None else f"{low:.4f} – {high:.4f}"
                 inside = "—" if half is None else _inside(stat.mean, half, value, entry, key)
                 diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
                 lines.append(

@@ -234,7 +234,7 @@ def test_published_values_are_compared_under_their_experiment(
     args = ["report", str(sweep_with_a_failure), "--no-figures", "--published", str(published)]
     assert cli.main([*args, "--out", str(tmp_path / "rep")]) == 0
     text = (tmp_path / "rep" / "report.md").read_text()
-    low, high = naive.mean - naive.ci95, naive.mean + naive.ci95
+    low, high = max(naive.mean - naive.ci95, 0), naive.mean + naive.ci95  # within [0, 1]
     inside = "yes" if naive.ci95 >= 0.01 else "no"
     assert "Published: Paper A Table 2." in text
     assert (
@@ -274,6 +274,12 @@ def test_published_values_are_compared_under_their_experiment(
         assert (note in text) == (printed_to is not None)
         cell = f"${value:.2f}$" if printed_to else f"${value:.3f}$"  # the digits printed
         assert f"P & -- & -- & -- & {cell} & --" in (rep / "report.tex").read_text()
+
+    # An accuracy's interval is shown within [0, 1] (a t interval can reach past 0% or 100%)
+    acc = collect(sweep_with_a_failure)["tiny"]["naive"].stat("acc")
+    assert acc.mean - acc.ci95 < 0  # two seeds: a wide interval
+    _, _, row = report_one("acc", 0.5, "", "ACC")
+    assert f"| 0.0000 – {min(acc.mean + acc.ci95, 1):.4f} |" in row, row
 
     # A published value that is one run is compared with where one clstm run would fall (the
     # prediction interval, sqrt(1 + 1/n) where the mean's has sqrt(1/n)), not with the mean's CI

@@ -180,11 +180,13 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                     lines.append(f"| {label} | {titles[key]} | {value:.4f} | — (0) | — | — | — |")
                     continue
                 half = _half_width(stat, entry.runs)
-                low, high = (None, None) if half is None else (stat.mean - half, stat.mean + half)
-                if half is not None and key in FRACTIONS:  # no accuracy above 100% or below 0
-                    low, high = max(low, 0.0), min(high, 1.0)
-                ci = "—" if half is None else f"{low:.4f} – {high:.4f}"
-                inside = "—" if half is None else _inside(stat.mean, half, value, entry, key)
+                if half is None:
+                    ci = inside = "—"
+                else:
+                    low, high = stat.mean - half, stat.mean + half
+                    if key in FRACTIONS:  # no accuracy above 100% or below 0
+                        low, high = max(low, 0.0), min(high, 1.0)
+                    ci, inside = f"{low:.4f} – {high:.4f}", _inside(low, high, value, entry)
                 diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
                 lines.append(
                     f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
@@ -225,15 +227,13 @@ def _half_width(stat, runs: int | None) -> float | None:
     return float(stats.t.ppf(0.975, stat.n - 1) * stat.std * math.sqrt(1 / runs + 1 / stat.n))
 
 
-def _inside(mean: float, half: float, value: float, entry: Published, key: str) -> str:
-    """Whether the published value lies in the 95% interval: "yes", "no", or, when only the
-    values that round to it (``printed_to``) meet the interval, "yes, to its rounding"."""
-    low, high = mean - half, mean + half
+def _inside(low: float, high: float, value: float, entry: Published) -> str:
+    """Whether the published value lies in the 95% interval ``[low, high]`` (a fraction's within
+    [0, 1], so "~100%" meets it as 99.5-100%): "yes", "no", or, when only the values that round
+    to it (``printed_to``) meet the interval, "yes, to its rounding"."""
     if low <= value <= high:
         return "yes"
     first, last = entry.rounding_range(value)
-    if key in FRACTIONS:  # "~100%" stands for 99.5-100%, not for more than all bits
-        first, last = max(first, 0.0), min(last, 1.0)
     return "yes, to its rounding" if first <= high and low <= last else "no"
 
 

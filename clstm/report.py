@@ -34,7 +34,10 @@ import numpy as np
 from clstm.archive import same_run
 from clstm.errors import ConfigError, OutputError
 from clstm.io import write_text_atomic
-from clstm.report_latex import latex  # noqa: F401  (clstm.report.latex, as before)
+from clstm.report_latex import (
+    fixed,
+    latex,  # noqa: F401  (clstm.report.latex, as before)
+)
 from clstm.rundir import (
     differences,
     flatten,
@@ -280,7 +283,7 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
 def _fmt(stat: Stat, digits: int = 3) -> str:
     if stat.mean is None:
         return "—"
-    text = f"{stat.mean:.{digits}f}"
+    text = fixed(stat.mean, digits)
     if stat.std is not None:
         text += f" ± {stat.std:.{digits}f} [±{stat.ci95:.{digits}f}]"
     return text
@@ -415,7 +418,7 @@ def text_table(collected: dict[str, dict[str, RunGroup]], keys=DEFAULT_COLUMNS) 
             cells = []
             for key, _, _ in columns:
                 st = g.stat(key)
-                cells.append("-" if st.mean is None else f"{st.mean:.3f}" + (
+                cells.append("-" if st.mean is None else fixed(st.mean) + (
                     f" ± {st.ci95:.3f}" if st.ci95 is not None else ""))  # fmt: skip
             rows.append([name, str(len(g.completed)), *cells, g.note() or "-"])
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

@@ -20,9 +20,17 @@ def _tex_escape(text: str) -> str:
     return text.replace(marker, r"\textbackslash{}")
 
 
+def fixed(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` decimals, without a negative zero: a mean of -0.0002 prints as
+    ``0.000``, not ``-0.000`` (a minus sign on a printed zero). Python 3.11's ``z``
+    format option does this; clstm supports 3.10."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
 def _tex_number(stat: Stat) -> str:
     """``$-0.528 \\pm 0.012$``: math mode, so a negative number gets a real minus sign."""
-    text = f"{stat.mean:.3f}" + (rf" \pm {stat.std:.3f}" if stat.std is not None else "")
+    text = fixed(stat.mean) + (rf" \pm {stat.std:.3f}" if stat.std is not None else "")
     return f"${text}$"
 
 

@@ -494,3 +494,20 @@ def test_long_run_names_wrap_and_the_legend_leaves_the_plot(sweep_with_a_failure
     made = figures({"tiny": groups}, tmp_path)
     with Image.open(tmp_path / made["tiny"][0]) as png:  # saved whole (a tight bounding box)
         assert png.size[0] / 300 >= legend_box.x1 / curves.dpi - 0.1
+
+
+def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
+    from clstm.report import Collected, RunGroup, text_table
+
+    # coresets' BWT on the Copy Task: -0.0002 printed as "-0.000", a sign on a printed zero
+    runs = [{"acc": 0.9, "bwt": -0.0003, "cpu": "c"}, {"acc": 0.92, "bwt": -0.0001, "cpu": "c"}]
+    collected = Collected({"e": {"a": RunGroup("e", "a", completed=runs)}})
+    row = next(r for r in markdown(collected).splitlines() if r.startswith("| a |"))
+    assert "| 0.000 ± 0.000" in row and "-0.000" not in row, row
+    text = text_table(collected)
+    assert " 0.000 ± 0.001" in text and "-0.000" not in text, text
+    tex = latex(collected)
+    assert "$0.000 \\pm 0.000$" in tex and "$-0.000" not in tex
+    # a mean that does not round to zero keeps its sign
+    runs[1]["bwt"] = -0.0017
+    assert "| -0.001 ± 0.001" in markdown(collected)

@@ -143,6 +143,7 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
 def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
     """Markdown lines per experiment of ``collected``: the comparison tables."""
     from clstm.report import METRICS
+    from clstm.report_latex import fixed
     from clstm.rundir import flatten
 
     titles = {key: title for key, title, _ in METRICS}
@@ -187,7 +188,7 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
                     if key in FRACTIONS:  # no accuracy above 100% or below 0
                         low, high = max(low, 0.0), min(high, 1.0)
                     ci, inside = f"{low:.4f} – {high:.4f}", _inside(low, high, value, entry)
-                diff = f"{stat.mean - value:+.4f}".replace("-0.0000", "+0.0000")  # no "-0"
+                diff = fixed(stat.mean - value, 4, plus=True)
                 lines.append(
                     f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
                     f"{ci} | {diff} | {inside} |"

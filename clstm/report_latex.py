@@ -20,12 +20,14 @@ def _tex_escape(text: str) -> str:
     return text.replace(marker, r"\textbackslash{}")
 
 
-def fixed(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` decimals, without a negative zero: a mean of -0.0002 prints as
-    ``0.000``, not ``-0.000`` (a minus sign on a printed zero). Python 3.11's ``z``
-    format option does this; clstm supports 3.10."""
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+def fixed(value: float, digits: int = 3, plus: bool = False) -> str:
+    """``value`` to ``digits`` decimals (with ``plus``, signed: ``+0.012``), without a negative
+    zero: a mean of -0.0002 prints as ``0.000`` (``+0.000``), not ``-0.000`` (a minus sign on a
+    printed zero). Python 3.11's ``z`` format option does this; clstm supports 3.10."""
+    text = f"{value:{'+' if plus else ''}.{digits}f}"
+    if text.startswith("-") and not text.strip("-0."):
+        text = ("+" if plus else "") + text[1:]
+    return text
 
 
 def _tex_number(stat: Stat) -> str:

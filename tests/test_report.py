@@ -511,3 +511,8 @@ def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
     # a mean that does not round to zero keeps its sign
     runs[1]["bwt"] = -0.0017
     assert "| -0.001 ± 0.001" in markdown(collected)
+    # signed (the published comparison's "clstm − published"): +0.0000, never -0.0000
+    from clstm.report_latex import fixed
+
+    assert [fixed(v, 4, plus=True) for v in (-0.00002, 0.00002, -0.0098)] == [
+        "+0.0000", "+0.0000", "-0.0098"]  # fmt: skip

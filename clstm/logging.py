@@ -11,6 +11,7 @@ logger prints one line per training epoch and one per evaluation of the whole st
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,49 @@ class RunTensorboardLogger(TensorboardLogger):
     def __getstate__(self):
         unopened = self.__dict__.get("_unopened")
         return unopened if unopened is not None else super().__getstate__()
+
+    def _make_writer(self, tb_log_dir, filename_suffix):
+        _leave_writer_thread_errors_to_the_writer()
+        return super()._make_writer(tb_log_dir, filename_suffix)
+
+
+def close_events(writer) -> None:
+    """Flush and close a run's events file (its ``SummaryWriter``); once, even when that fails.
+
+    Why: torch's ``SummaryWriter.close`` forgets its file writers only when closing succeeds,
+    and Avalanche's ``TensorboardLogger`` closes the writer again at interpreter exit
+    (``weakref.finalize``). When the events file cannot be written (disk full, the run folder
+    removed), the first close raises, which clstm reports in one line, and the exit-time close
+    raised the same error again, printed as a traceback after that line.
+    """
+    try:
+        writer.close()
+    finally:
+        writer.file_writer = writer.all_writers = None
+
+
+def _leave_writer_thread_errors_to_the_writer() -> None:
+    """Do not print an events-file write error in TensorBoard's writer thread.
+
+    Why: the writer thread stores a failed write (disk full, the run folder removed) and the
+    writer's next call in the main thread (``add_*``, ``flush``, ``close``) raises it, where clstm
+    reports it in one line; the thread also re-raises it to ``threading.excepthook``, which
+    printed a traceback beside that line. Only that thread's ``OSError`` is left to the writer;
+    every other exception goes to the hook found here, which this one wraps (again, if someone
+    replaced it since).
+    """
+    previous = threading.excepthook
+    if getattr(previous, "leaves_writer_errors", False):
+        return
+    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
+
+    def hook(args) -> None:
+        if isinstance(args.thread, _AsyncWriterThread) and isinstance(args.exc_value, OSError):
+            return  # stored on the thread: the writer's next call raises it
+        previous(args)
+
+    hook.leaves_writer_errors = True
+    threading.excepthook = hook
 
 
 class ProgressLogger(BaseLogger):

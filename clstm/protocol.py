@@ -50,7 +50,7 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
     import torch
 
     from clstm.checkpoint import load_strategy, save_strategy
-    from clstm.logging import ProgressLogger, RunTensorboardLogger
+    from clstm.logging import ProgressLogger, RunTensorboardLogger, close_events
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, RunDiverged
     from clstm.plugins.evaluation import LeanEvaluationPlugin
@@ -167,7 +167,7 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         failure = (exc, traceback.format_exc())
     finally:
-        tensorboard.writer.close()
+        close_events(tensorboard.writer)
     return status, error, failure, timings, matrices
 
 

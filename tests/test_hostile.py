@@ -414,6 +414,57 @@ def test_fault_checkpoint_write_failure_leaves_no_temporary_file(
     assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
 
 
+_UNWRITABLE_EVENTS = """
+import shutil, sys
+from pathlib import Path
+from clstm.logging import RunTensorboardLogger, close_events
+run = Path(sys.argv[1])
+logger = RunTensorboardLogger(run)
+logger.writer.add_scalar("a", 1.0, 0)
+logger.writer.flush()
+shutil.rmtree(run)
+logger.writer.add_scalar("a", 2.0, 1)
+try:
+    close_events(logger.writer)
+except FileNotFoundError:
+    print("close raised")
+"""  # the logger lives to interpreter exit, where Avalanche's weakref.finalize closes it again
+
+
+def test_fault_unwritable_events_file_is_raised_once_without_tracebacks(tmp_path):
+    """The run folder removed (or the disk full) under TensorBoard's writer: closing the events
+    file raises the error, which clstm reports in one line; neither the writer thread nor the
+    second close that Avalanche's logger makes at interpreter exit prints a traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _UNWRITABLE_EVENTS, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "close raised\n", done.stderr
+    assert done.stderr == ""
+
+
+def test_writer_thread_hook_passes_on_other_threads_errors(monkeypatch):
+    import threading
+
+    from clstm.logging import _leave_writer_thread_errors_to_the_writer
+
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", seen.append)
+    _leave_writer_thread_errors_to_the_writer()
+    _leave_writer_thread_errors_to_the_writer()  # wraps once
+
+    def other() -> None:
+        raise OSError("not the writer")
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert [str(args.exc_value) for args in seen] == ["not the writer"]
+
+
 # --------------------------------------------------------------------------------------------
 # safe paths
 # --------------------------------------------------------------------------------------------

@@ -454,7 +454,9 @@ def test_writer_thread_hook_passes_on_other_threads_errors(monkeypatch):
     seen = []
     monkeypatch.setattr(threading, "excepthook", seen.append)
     _leave_writer_thread_errors_to_the_writer()
-    _leave_writer_thread_errors_to_the_writer()  # wraps once
+    installed = threading.excepthook
+    _leave_writer_thread_errors_to_the_writer()
+    assert threading.excepthook is installed  # wraps once, not once per run
 
     def other() -> None:
         raise OSError("not the writer")

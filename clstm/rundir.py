@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -199,12 +200,14 @@ class RunLock:
 
     ``flock`` locks belong to the open file: the OS releases them when the process exits, even
     by ``kill -9``, so a crashed run never blocks its ``--resume``. The lock file holds the pid
-    of the writer, for the error message of the process that is refused.
+    of the writer, for the error message of the process that is refused. ``wait`` (seconds)
+    retries a taken lock that long before refusing: for locks held only for a moment.
     """
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, wait: float = 0.0):
         self.run_dir = Path(run_dir)
         self.path = lock_path(self.run_dir)
+        self.wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -214,11 +217,17 @@ class RunLock:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise locked_error(self.run_dir) from None
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                os.close(fd)
+                raise locked_error(self.run_dir) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

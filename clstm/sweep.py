@@ -13,6 +13,8 @@ Every combination x seed is one run, in ``<out>/<experiment>/<run name>/seed<k>/
 the strategy's name followed by the other swept values (``replay_train.lr=0.01``), so runs are told
 apart in TensorBoard. ``<out>/<experiment>/sweep.json`` lists every run and its status and is
 rewritten (atomically) as runs finish. A failing run is recorded with its error; the others go on.
+Sweeps of different runs (e.g. one job per seed on a cluster) may share an experiment folder and
+its ``sweep.json`` (:class:`_SharedSummary`).
 
 The sweep's main process owns its workers: Ctrl-C or SIGTERM stops them (each records what it
 measured as ``interrupted``, resumable with ``--resume``), runs that never started are marked
@@ -23,6 +25,7 @@ main process disappears (``kill -9``) stops its run the same way within a second
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -39,7 +42,7 @@ from clstm.config import (
     apply_override,
     build,
 )
-from clstm.errors import ClstmError, ConfigError, Interrupted, interruption_cause
+from clstm.errors import ClstmError, ConfigError, Interrupted, RunLockedError, interruption_cause
 from clstm.grid import (
     MAX_RUNS,
     RunSpec,
@@ -48,7 +51,7 @@ from clstm.grid import (
     expand,
 )
 from clstm.io import write_json_atomic
-from clstm.rundir import RunLock, check_out, run_dir_path
+from clstm.rundir import RunLock, check_out, is_locked, lock_path, run_dir_path
 from clstm.schema import check_threads
 
 
@@ -207,8 +210,9 @@ def run_sweep(
     processes, each with ``cpu_count // workers`` torch threads (no oversubscription). Every run
     is checked before anything starts: existing run directories are refused unless ``overwrite``
     (with ``resume`` completed runs are kept and interrupted ones continue from their
-    checkpoints), and so are run names whose other seeds hold another config. One sweep at a
-    time writes an experiment folder (its ``sweep.json``); a second is refused at once.
+    checkpoints), and so are run names whose other seeds hold another config. Sweeps of
+    different runs may write one experiment folder at once (:class:`_SharedSummary`); a sweep
+    listing a run that another running sweep has still to do is refused at once.
 
     ``backend="ray"`` submits every run as a Ray task needing ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on the cluster at ``address`` (``"auto"``: the one this machine
@@ -263,21 +267,17 @@ def run_sweep(
         for s in specs
     }  # fmt: skip
 
-    def write() -> None:
-        write_json_atomic(
-            summary_path,
-            {"experiment": base.name, "workers": workers, "runs": list(rows.values())},
-        )
+    summary = _SharedSummary(out / base.name, base.name, workers, rows)
 
     def record(row: dict) -> None:
         rows[(row["run_name"], row["seed"])] = row
-        write()
+        summary.write()
         if on_result is not None:
             done = sum(r["status"] not in ("pending", "running") for r in rows.values())
             on_result(row, done, len(rows))
 
     ray_started = False
-    if backend == "ray":
+    if backend == "ray":  # checked before anything is written
         ray_started = _start_ray(ray, address)
         try:
             _check_ray_resources(ray, cpus_per_run, gpus_per_run, cli)
@@ -285,37 +285,140 @@ def run_sweep(
             if ray_started:
                 ray.shutdown()
             raise
-    sweep_lock = RunLock(out / base.name / "sweep")  # one sweep per experiment folder
-    with sweep_lock:
-        write()
-        payload = deep_copy(raw)
-        try:
-            if backend == "ray":
-                _run_on_ray(
-                    ray, payload, specs, str(out.resolve()), overwrite, resume, record,
-                    cpus_per_run, gpus_per_run, cli,
-                )  # fmt: skip
-            elif workers == 1:
-                for spec in specs:
-                    row = _run_one(payload, spec, str(out), overwrite, threads, resume, cli)
-                    record(row)
-                    if row["status"] == "interrupted":
-                        raise Interrupted(row["error"].removeprefix("interrupted by "))
-            else:
-                _run_on_workers(payload, specs, str(out), overwrite, threads, resume, cli,
-                                workers, record)  # fmt: skip
-        except KeyboardInterrupt as exc:
-            cause = interruption_cause(exc)
-            for key, row in rows.items():
-                if row["status"] in ("pending", "running"):
-                    rows[key] = {**row, "status": "interrupted",
-                                 "error": f"interrupted by {cause} before it finished"}  # fmt: skip
-            write()
-            raise Interrupted(cause) from None
-        finally:
-            if ray_started:
-                ray.shutdown()
+    try:
+        with summary:  # refuses runs another living sweep still has to do; writes sweep.json
+            payload = deep_copy(raw)
+            try:
+                if backend == "ray":
+                    _run_on_ray(
+                        ray, payload, specs, str(out.resolve()), overwrite, resume, record,
+                        cpus_per_run, gpus_per_run, cli,
+                    )  # fmt: skip
+                elif workers == 1:
+                    for spec in specs:
+                        row = _run_one(payload, spec, str(out), overwrite, threads, resume, cli)
+                        record(row)
+                        if row["status"] == "interrupted":
+                            raise Interrupted(row["error"].removeprefix("interrupted by "))
+                else:
+                    _run_on_workers(payload, specs, str(out), overwrite, threads, resume, cli,
+                                    workers, record)  # fmt: skip
+            except KeyboardInterrupt as exc:
+                cause = interruption_cause(exc)
+                for key, row in rows.items():
+                    if row["status"] in ("pending", "running"):
+                        error = f"interrupted by {cause} before it finished"
+                        rows[key] = {**row, "status": "interrupted", "error": error}
+                summary.write()
+                raise Interrupted(cause) from None
+    finally:
+        if ray_started:
+            ray.shutdown()
     return SweepResult(summary_path=summary_path, runs=list(rows.values()))
+
+
+class _SharedSummary:
+    """``<out>/<experiment>/sweep.json``, shared by the sweeps writing one experiment folder.
+
+    Sweeps of different runs may write one experiment folder at the same time (a SLURM array
+    with one job per seed and one ``--out``). Each sweep holds an owner lock
+    (``.sweep-<id>.lock``) while it runs and tags its rows with ``"sweep": "<host>:<pid>:<id>"``.
+    Every rewrite of ``sweep.json`` reads, merges and writes it under the folder's
+    ``.sweep.lock``, held only for that moment: this sweep's rows replace its own, the other
+    sweeps' rows stay, and a row that a sweep left ``pending`` or ``running`` becomes
+    ``interrupted`` once that sweep is gone (killed: nobody else would update it). Entering
+    refuses (:class:`RunLockedError`) a sweep that lists a run which another living sweep has
+    still to do; a run another process is running now was refused already (its run lock).
+    """
+
+    OPEN = ("pending", "running")
+
+    def __init__(self, folder: Path, experiment: str, workers: int, rows: dict):
+        import secrets
+        import socket
+
+        self.folder, self.experiment, self.workers, self.rows = folder, experiment, workers, rows
+        token = secrets.token_hex(6)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{token}"
+        self.owner = RunLock(folder / f"sweep-{token}")
+        self.path = folder / "sweep.json"
+
+    def __enter__(self) -> _SharedSummary:
+        self.owner.acquire()
+        try:
+            with RunLock(self.folder / "sweep", wait=60):
+                listed = self._listed()
+                for row in listed:
+                    key = (row.get("run_name"), row.get("seed"))
+                    if (
+                        key in self.rows
+                        and row.get("status") in self.OPEN
+                        and row.get("sweep") != self.id
+                    ):
+                        host, pid, _ = str(row.get("sweep")).rsplit(":", 2)
+                        raise RunLockedError(
+                            f"{self.folder / str(key[0]) / f'seed{key[1]}'} is still to be run "
+                            f"by another clstm sweep (pid {pid} on {host}); leave it out of this "
+                            "sweep, wait for that one to finish, or write elsewhere with a "
+                            "different out",
+                            cli=f"{self.folder / str(key[0]) / f'seed{key[1]}'} is still to be "
+                            f"run by another clstm sweep (pid {pid} on {host}); leave it out of "
+                            "--seeds/--grid, wait for that sweep to finish, or write elsewhere "
+                            "with --out",
+                        )
+                self._write(listed)
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+    def write(self) -> None:
+        with RunLock(self.folder / "sweep", wait=60):
+            self._write(self._listed())
+
+    def _close(self) -> None:
+        self.owner.path.unlink(missing_ok=True)  # before releasing: nobody waits on this file
+        self.owner.release()
+
+    def _listed(self) -> list[dict]:
+        """The rows in ``sweep.json``, in order (an unreadable file holds none)."""
+        try:
+            runs = json.loads(self.path.read_text())["runs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        rows = [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+        alive = {}
+        for sweep in {str(r.get("sweep")) for r in rows} - {self.id}:
+            token = sweep.rsplit(":", 2)[-1]
+            known = sweep.count(":") >= 2 and token.isalnum()  # else: no owner lock to ask
+            owner = self.folder / f"sweep-{token}"
+            alive[sweep] = known and is_locked(owner)
+            if known and not alive[sweep]:
+                lock_path(owner).unlink(missing_ok=True)  # left behind by a killed sweep
+        listed = []
+        for row in rows:
+            sweep = str(row.get("sweep"))
+            if sweep == self.id:  # ours: _write puts the row as it is now in its place
+                listed.append(row)
+                continue
+            if row.get("status") in self.OPEN and not alive[sweep]:
+                row = {**row, "status": "interrupted",
+                       "error": "its sweep ended before the run finished"}  # fmt: skip
+            listed.append(row)
+        return listed
+
+    def _write(self, listed: list[dict]) -> None:
+        mine = {key: {**row, "sweep": self.id} for key, row in self.rows.items()}
+        merged = []
+        for row in listed:  # rows keep their places; ours replace their earlier versions
+            merged.append(mine.pop((row.get("run_name"), row.get("seed")), None) or row)
+        merged.extend(mine.values())
+        write_json_atomic(
+            self.path, {"experiment": self.experiment, "workers": self.workers, "runs": merged}
+        )
 
 
 def _run_on_workers(payload, specs, out, overwrite, threads, resume, cli, workers, record) -> None:

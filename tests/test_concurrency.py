@@ -115,6 +115,40 @@ def test_second_process_is_refused_and_sigterm_interrupts_resumably(long_config,
     assert read(run / "meta.json")["timings"][:trained] == meta["timings"]
 
 
+def test_sweeps_of_other_runs_share_the_experiment_folder(longer_config, tmp_path, capsys):
+    """One cluster job per run and one --out: a sweep runs beside another one's run and
+    sweep.json keeps both sweeps' rows; a sweep of a run that another is running is refused."""
+    out = tmp_path / "out"
+    run = out / "tiny" / "naive" / "seed0"
+    first = subprocess.Popen(
+        [*CLSTM, "run", str(longer_config), "--out", str(out), "--seeds", "0", "--quiet",
+         "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (run / "meta.json").exists(), 900, "the first sweep's run to start")
+        args = ["run", str(longer_config), "--out", str(out), "--quiet", "--threads", "1"]
+        assert cli.main([*args, "--seeds", "0-1"]) == 2  # seed 0 is being run: refused
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err
+        assert f"seed0 is being written by another clstm process (pid {first.pid})" in err
+        assert not (run.parent / "seed1").exists()
+        # another run (a shorter one: it ends while the first still trains) in the same folder
+        assert cli.main([*args, "--seeds", "0", "--set", "train.epochs=20"]) == 0
+        assert first.poll() is None
+        first.send_signal(signal.SIGTERM)
+        stdout, stderr = first.communicate(timeout=90)
+    finally:
+        first.kill()
+    assert first.returncode == 1 and "interrupted by SIGTERM" in stderr, stderr
+    rows = read(out / "tiny" / "sweep.json")["runs"]
+    assert [(r["run_name"], r["seed"], r["status"]) for r in rows] == [
+        ("naive", 0, "interrupted"), ("naive_train.epochs=20", 0, "completed"),
+    ]  # fmt: skip
+    assert f":{first.pid}:" in rows[0]["sweep"] and f":{os.getpid()}:" in rows[1]["sweep"]
+    assert [p.name for p in (out / "tiny").glob(".sweep*")] == [".sweep.lock"]
+
+
 def _start_sweep(config: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [*CLSTM, "run", str(config), "--out", str(out), "--seeds", "0-3", "--workers", "2"],

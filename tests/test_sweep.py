@@ -148,3 +148,53 @@ def test_sweep_json_keeps_the_real_wall_time_of_runs_it_skips(tmp_path, tiny_con
     measured = json.loads((tmp_path / "tiny" / "naive" / "seed0" / "metrics.json").read_text())
     assert first.runs[0]["wall_time_s"] == again.runs[0]["wall_time_s"] == measured["wall_time_s"]
     assert measured["wall_time_s"] > 0  # the run's own time, not the skip's
+
+
+def test_sweeps_of_different_runs_share_one_experiment_folder(tmp_path, tiny_config):
+    """A cluster job per seed, one --out: sweep.json keeps every sweep's rows; a run that
+    another living sweep still has to do is refused; a killed sweep's open rows say so."""
+    from clstm.errors import RunLockedError
+    from clstm.rundir import RunLock
+
+    tiny_config["benchmark"]["n_experiences"] = 2
+    out = tmp_path / "out"
+    folder = out / "tiny"
+    first = run_sweep(tiny_config, seeds=(0,), out=out)
+    summary = json.loads(first.summary_path.read_text())
+    (row0,) = summary["runs"]
+    assert row0["status"] == "completed" and row0["sweep"].count(":") == 2
+    # two other sweeps listed runs: one was killed (its owner lock is free, its file left
+    # behind), one is running (this test holds its owner lock) and has seed 7 still to do
+    living = RunLock(folder / "sweep-abcabcabcabc").acquire()
+    (folder / ".sweep-deaddeaddead.lock").write_text("123")
+    summary["runs"] += [
+        {"run_name": "naive", "seed": 5, "status": "pending", "sweep": "n1:123:deaddeaddead"},
+        {"run_name": "naive", "seed": 7, "status": "pending", "sweep": "n2:456:abcabcabcabc"},
+    ]
+    first.summary_path.write_text(json.dumps(summary))
+    before = first.summary_path.read_text()
+    try:
+        with pytest.raises(RunLockedError) as refused:
+            run_sweep(tiny_config, seeds=(1, 7), out=out)
+        assert str(refused.value) == (
+            f"{folder / 'naive' / 'seed7'} is still to be run by another clstm sweep (pid 456 on "
+            "n2); leave it out of this sweep, wait for that one to finish, or write elsewhere "
+            "with a different out"
+        )
+        assert first.summary_path.read_text() == before  # refused before writing anything
+        assert not (folder / "naive" / "seed1").exists()
+        second = run_sweep(tiny_config, seeds=(1,), out=out)
+        assert [r["status"] for r in second.runs] == ["completed"]
+        rows = {r["seed"]: r for r in json.loads(first.summary_path.read_text())["runs"]}
+        assert list(rows) == [0, 5, 7, 1]  # earlier rows keep their places
+        assert rows[0] == row0  # the first sweep's row, untouched
+        assert rows[5]["status"] == "interrupted"
+        assert rows[5]["error"] == "its sweep ended before the run finished"
+        assert rows[7]["status"] == "pending"  # its sweep lives: left to it
+        assert rows[1]["status"] == "completed" and rows[1]["sweep"] != row0["sweep"]
+        assert not (folder / ".sweep-deaddeaddead.lock").exists()  # the killed one's lock file
+    finally:
+        living.release()
+    # no owner lock is left behind by a sweep that ended
+    assert sorted(p.name for p in folder.glob(".sweep*")) == [".sweep-abcabcabcabc.lock",
+                                                              ".sweep.lock"]  # fmt: skip

@@ -333,13 +333,15 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         )
         grid = {**(sweep.get("grid") or {}), **parse_grid(args.grid)}
 
+        from clstm.report_latex import fixed  # no "-0.000"
+
         def progress(row: dict, done: int, total: int) -> None:
             if row.get("acc") is not None and row.get("forgetting") is not None:
-                metrics = f"ACC {row['acc']:.3f}  forgetting {row['forgetting']:.3f}"
+                metrics = f"ACC {fixed(row['acc'])}  forgetting {fixed(row['forgetting'])}"
             elif row.get("mse_final") is not None:
                 forgetting = row.get("mse_forgetting")
-                metrics = f"final MSE {row['mse_final']:.3f}" + (
-                    f"  MSE forgetting {forgetting:.3f}" if forgetting is not None else ""
+                metrics = f"final MSE {fixed(row['mse_final'])}" + (
+                    f"  MSE forgetting {fixed(forgetting)}" if forgetting is not None else ""
                 )
             else:
                 metrics = row.get("error") or ""
@@ -437,6 +439,8 @@ def _usage_error(message: str) -> int:
 
 def summary_text(result, out: Path) -> str:
     """The end-of-run table: accuracy matrix, ACC/BWT/forgetting, paths to the results."""
+    from clstm.report_latex import fixed  # no "-0.000" (a tiny negative BWT is a zero)
+
     m = result.metrics
     names = result.experience_names
     width = max(9, *(len(n) for n in names)) + 1
@@ -465,7 +469,7 @@ def summary_text(result, out: Path) -> str:
         if value is None:
             return "n/a"
         signed = key in ("bwt", "fwt", "mse_increase", "mse_forward_change")
-        return f"{value:+.3f}" if signed else f"{value:.3f}"
+        return fixed(value, plus=signed)
 
     if result.target == "regression":
         lines.append(

@@ -322,7 +322,7 @@ class _SharedSummary:
 
     Sweeps of different runs may write one experiment folder at the same time (a SLURM array
     with one job per seed and one ``--out``). Each sweep holds an owner lock
-    (``.sweep-<id>.lock``) while it runs and tags its rows with ``"sweep": "<host>:<pid>:<id>"``.
+    (``.sweep-<token>.lock``) while it runs; its rows say ``"sweep": "<host>:<pid>:<token>"``.
     Every rewrite of ``sweep.json`` reads, merges and writes it under the folder's
     ``.sweep.lock``, held only for that moment: this sweep's rows replace its own, the other
     sweeps' rows stay, and a row that a sweep left ``pending`` or ``running`` becomes
@@ -348,23 +348,19 @@ class _SharedSummary:
         try:
             with RunLock(self.folder / "sweep", wait=60):
                 listed = self._listed()
-                for row in listed:
+                for row in listed:  # open rows of other sweeps are of living ones here
                     key = (row.get("run_name"), row.get("seed"))
-                    if (
-                        key in self.rows
-                        and row.get("status") in self.OPEN
-                        and row.get("sweep") != self.id
-                    ):
+                    if key in self.rows and row.get("status") in self.OPEN:
                         host, pid, _ = str(row.get("sweep")).rsplit(":", 2)
-                        raise RunLockedError(
+                        text = (
                             f"{self.folder / str(key[0]) / f'seed{key[1]}'} is still to be run "
-                            f"by another clstm sweep (pid {pid} on {host}); leave it out of this "
-                            "sweep, wait for that one to finish, or write elsewhere with a "
-                            "different out",
-                            cli=f"{self.folder / str(key[0]) / f'seed{key[1]}'} is still to be "
-                            f"run by another clstm sweep (pid {pid} on {host}); leave it out of "
-                            "--seeds/--grid, wait for that sweep to finish, or write elsewhere "
-                            "with --out",
+                            f"by another clstm sweep (pid {pid} on {host}); leave it out of "
+                        )
+                        raise RunLockedError(
+                            text + "this sweep, wait for that one to finish, or write "
+                            "elsewhere with a different out",
+                            cli=text + "--seeds/--grid, wait for that sweep to finish, or "
+                            "write elsewhere with --out",
                         )
                 self._write(listed)
         except BaseException:
@@ -399,12 +395,9 @@ class _SharedSummary:
             if known and not alive[sweep]:
                 lock_path(owner).unlink(missing_ok=True)  # left behind by a killed sweep
         listed = []
-        for row in rows:
+        for row in rows:  # ours stay as placeholders: _write puts them as they are now
             sweep = str(row.get("sweep"))
-            if sweep == self.id:  # ours: _write puts the row as it is now in its place
-                listed.append(row)
-                continue
-            if row.get("status") in self.OPEN and not alive[sweep]:
+            if sweep != self.id and row.get("status") in self.OPEN and not alive[sweep]:
                 row = {**row, "status": "interrupted",
                        "error": "its sweep ended before the run finished"}  # fmt: skip
             listed.append(row)

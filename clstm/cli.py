@@ -264,21 +264,21 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, command: list[str]) -> int:
+    from clstm.config.schema import check_threads
     from clstm.errors import ConfigError
-    from clstm.schema import check_threads
-    from clstm.stopping import stop_on_signals
+    from clstm.run.stopping import stop_on_signals
 
     if args.seed is not None and args.seed < 0:
         return _usage_error("--seed must be >= 0")
     try:
         check_threads(args.threads, cli=True)
-        from clstm.grid import read_sweep_file
+        from clstm.run.grid import read_sweep_file
 
         raw, sweep = read_sweep_file(args.config)
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
     # Ctrl-C and SIGTERM (how SLURM and most schedulers stop a job) stop the run at its next
-    # training or evaluation step, which records what was measured (clstm.stopping).
+    # training or evaluation step, which records what was measured (clstm.run.stopping).
     with stop_on_signals():
         return _run_or_sweep(args, raw, sweep, command)
 
@@ -295,7 +295,7 @@ def _run_or_sweep(args: argparse.Namespace, raw: dict, sweep: dict, command: lis
                     "--name names one run; a sweep names its runs by their swept values"
                 )
             return _sweep(args, raw, sweep)
-        from clstm.runner import run_experiment
+        from clstm.run.runner import run_experiment
 
         if not args.quiet:
             print(f"clstm {__version__}: running {args.config}", flush=True)
@@ -324,8 +324,8 @@ def _run_or_sweep(args: argparse.Namespace, raw: dict, sweep: dict, command: lis
 
 def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
     from clstm.errors import ConfigError
-    from clstm.grid import parse_grid, parse_seeds
-    from clstm.sweep import run_sweep
+    from clstm.run.grid import parse_grid, parse_seeds
+    from clstm.run.sweep import run_sweep
 
     try:
         seeds = parse_seeds(
@@ -333,7 +333,7 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         )
         grid = {**(sweep.get("grid") or {}), **parse_grid(args.grid)}
 
-        from clstm.report_latex import fixed  # no "-0.000"
+        from clstm.report.latex import fixed  # no "-0.000"
 
         def progress(row: dict, done: int, total: int) -> None:
             if row.get("acc") is not None and row.get("forgetting") is not None:
@@ -439,7 +439,7 @@ def _usage_error(message: str) -> int:
 
 def summary_text(result, out: Path) -> str:
     """The end-of-run table: accuracy matrix, ACC/BWT/forgetting, paths to the results."""
-    from clstm.report_latex import fixed  # no "-0.000" (a tiny negative BWT is a zero)
+    from clstm.report.latex import fixed  # no "-0.000" (a tiny negative BWT is a zero)
 
     m = result.metrics
     names = result.experience_names

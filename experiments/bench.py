@@ -141,7 +141,7 @@ def timed_once(fn, *args, **kwargs) -> dict:
 
 
 def section_eval(sizes, repeats, log) -> dict:
-    from clstm.runner import run_experiment
+    from clstm.run.runner import run_experiment
 
     setting = sizes["eval"]
     log(f"evaluation cost: {setting.describe()}")
@@ -182,14 +182,14 @@ def child_memory(kind: str, quick: bool) -> None:
     import avalanche.training  # noqa: F401
     import torch
 
-    import clstm.runner  # noqa: F401
+    import clstm.run.runner  # noqa: F401
 
     sizes = QUICK if quick else FULL
     report: dict = {"kind": kind, "rss_after_import_mb": current_rss_mb()}
     if kind == "import":
         pass
     elif kind == "quickstart":
-        from clstm.runner import run_experiment
+        from clstm.run.runner import run_experiment
 
         overrides = ["benchmark.n_train=64", "train.epochs=1"] if quick else []
         with tempfile.TemporaryDirectory() as out:
@@ -303,7 +303,7 @@ def main() -> None:
     def log(message: str) -> None:
         print(message, flush=True)
 
-    from clstm.runner import quiet_library_warnings
+    from clstm.run.runner import quiet_library_warnings
 
     wanted = SECTIONS if args.sections is None else args.sections.split(",")
     unknown = sorted(set(wanted) - set(SECTIONS))

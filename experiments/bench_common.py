@@ -229,7 +229,7 @@ def hand_train(
 
 def clstm_run(bench, setting: Setting, plugins=(), overrides=(), **top) -> list[list[float]]:
     """``clstm.run_experiment`` as a user runs it (run directory, TensorBoard, metrics files)."""
-    from clstm.runner import run_experiment
+    from clstm.run.runner import run_experiment
 
     with tempfile.TemporaryDirectory() as out:
         result = run_experiment(

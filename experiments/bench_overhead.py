@@ -135,9 +135,9 @@ def previous_iteration():
 
     import clstm.plugins.bucketing as bucketing
     from clstm.data import batches as batches_module
-    from clstm.lean import LeanIteration
     from clstm.plugins.divergence import DivergenceGuard, RunDiverged
     from clstm.plugins.evaluation import LeanEvaluationPlugin
+    from clstm.strategies.lean import LeanIteration
 
     def loader(dataset, batch_sampler, *, pin_memory):
         stacked = batches_module.stacked(dataset)
@@ -286,7 +286,7 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
     and on (the default, ``keep``)."""
     import importlib
 
-    from clstm.runner import run_experiment
+    from clstm.run.runner import run_experiment
 
     setting = Setting(n_train=64, n_test=32, seq_len=10, epochs=1)
     bench = build_benchmark(setting)
@@ -295,12 +295,12 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
             "avalanche.logging.tensorboard_logger", "TensorboardLogger.__init__"),
         "accuracy-matrix heatmap images": ("clstm.plugins.accuracy_matrix",
                                            "AccuracyMatrixMetric.heatmap"),
-        "HParams": ("clstm.outcome", "write_hparams"),
-        "checkpoints (save_strategy)": ("clstm.checkpoint", "save_strategy"),
-        "provenance (git state, versions)": ("clstm.provenance", "provenance"),
-        "TensorBoard view file": ("clstm.runner", "_update_tensorboard_view"),
-        "JSON files (meta.json, metrics.json)": ("clstm.runner", "write_json_atomic"),
-        "text files (config.yaml, CSV)": ("clstm.runner", "write_text_atomic"),
+        "HParams": ("clstm.run.outcome", "write_hparams"),
+        "checkpoints (save_strategy)": ("clstm.run.checkpoint", "save_strategy"),
+        "provenance (git state, versions)": ("clstm.run.provenance", "provenance"),
+        "TensorBoard view file": ("clstm.run.runner", "_update_tensorboard_view"),
+        "JSON files (meta.json, metrics.json)": ("clstm.run.runner", "write_json_atomic"),
+        "text files (config.yaml, CSV)": ("clstm.run.runner", "write_text_atomic"),
         "building model and strategy": ("clstm.strategies", "build_strategy"),
         "training (strategy.train)": ("avalanche.training.templates.base", "BaseTemplate.train"),
         "evaluation (strategy.eval)": ("avalanche.training.templates.base", "BaseTemplate.eval"),
@@ -334,7 +334,7 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
         for label, (module, attr) in parts.items():
             wrap(label, module, attr)
         # meta.json is also written during the run, by the protocol loop
-        wrap("JSON files (meta.json, metrics.json)", "clstm.protocol", "write_json_atomic")
+        wrap("JSON files (meta.json, metrics.json)", "clstm.run.protocol", "write_json_atomic")
         for checkpoint in ("off", "keep"):
             runs = []
             for _ in range(repeats):

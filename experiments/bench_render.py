@@ -181,7 +181,8 @@ def render_overhead(data: dict) -> tuple[list[str], list[bool]]:
             "",
             'What "before" was and what changed (issue 15): Avalanche\'s epoch loops offered '
             "each of the eight per-iteration callbacks to every plugin (~70 attribute lookups, "
-            "~60 empty calls); `clstm.lean.LeanIteration` calls only the plugins that implement "
+            "~60 empty calls); `clstm.strategies.lean.LeanIteration` calls only the plugins that "
+            "implement "
             "a callback, resolved once per epoch, in the same order (tested against Avalanche's "
             "template). Batches came through a `DataLoader` (fetcher, `default_convert`, "
             "profiler scopes: ~50 µs a batch); they are now cut directly, with the same random "

@@ -10,7 +10,7 @@ import yaml
 
 import clstm
 from clstm import cli
-from clstm.runner import RunResult
+from clstm.run.runner import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,7 +160,7 @@ def test_diverged_run_exits_1_and_says_why(monkeypatch, tiny_yaml, tmp_path, cap
         experience_names=["a", "b"],
         error="training loss became nan in experience 2",
     )
-    monkeypatch.setattr("clstm.runner.run_experiment", lambda *a, **k: result)
+    monkeypatch.setattr("clstm.run.runner.run_experiment", lambda *a, **k: result)
     assert cli.main(["run", str(tiny_yaml), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("diverged: tiny / naive / seed 0")

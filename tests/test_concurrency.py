@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from clstm import cli
-from clstm.rundir import is_locked, recorded_status
+from clstm.run.rundir import is_locked, recorded_status
 
 CLSTM = [sys.executable, "-m", "clstm.cli"]
 

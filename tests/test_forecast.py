@@ -9,7 +9,7 @@ import torch
 
 from clstm.config import ConfigError
 from clstm.data import forecast
-from clstm.runner import load_run, run_experiment
+from clstm.run.runner import load_run, run_experiment
 from clstm.strategies import STRATEGIES
 from clstm.targets import criterion, errors
 
@@ -132,7 +132,7 @@ def test_tensorboard_of_forecasts_shows_errors_only_and_the_joint_final_error(tm
     from tensorboard.plugins.custom_scalar import layout_pb2
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from clstm.sweep import run_sweep
+    from clstm.run.sweep import run_sweep
 
     run_sweep(TINY, seeds=(0,), grid={"strategy.name": ["naive", "joint"]}, out=tmp_path)
     root = tmp_path / "tiny_forecast"

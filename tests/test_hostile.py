@@ -22,7 +22,7 @@ import yaml
 
 from clstm import cli
 from clstm.errors import ConfigError, DataError, OutputError, RunExistsError
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -378,7 +378,7 @@ def test_fault_existing_run_names_cli_flags_and_python_arguments(finished, tmp_p
 
 def test_fault_disk_full_ends_cleanly(tmp_path, tiny_config, monkeypatch, capsys):
     """ENOSPC while writing metrics.json: one line, exit 1, a final status, no temporary files."""
-    import clstm.runner as runner
+    import clstm.run.runner as runner
 
     real = runner.write_json_atomic
 
@@ -399,7 +399,7 @@ def test_fault_disk_full_ends_cleanly(tmp_path, tiny_config, monkeypatch, capsys
 def test_fault_checkpoint_write_failure_leaves_no_temporary_file(
     tmp_path, tiny_config, monkeypatch
 ):
-    import clstm.checkpoint as checkpoint
+    import clstm.run.checkpoint as checkpoint
 
     def full(strategy, fname):
         Path(fname).write_bytes(b"partial")
@@ -417,7 +417,7 @@ def test_fault_checkpoint_write_failure_leaves_no_temporary_file(
 _UNWRITABLE_EVENTS = """
 import shutil, sys
 from pathlib import Path
-from clstm.logging import RunTensorboardLogger, close_events
+from clstm.run.logging import RunTensorboardLogger, close_events
 run = Path(sys.argv[1])
 logger = RunTensorboardLogger(run)
 logger.writer.add_scalar("a", 1.0, 0)
@@ -449,7 +449,7 @@ def test_fault_unwritable_events_file_is_raised_once_without_tracebacks(tmp_path
 def test_writer_thread_hook_passes_on_other_threads_errors(monkeypatch):
     import threading
 
-    from clstm.logging import _leave_writer_thread_errors_to_the_writer
+    from clstm.run.logging import _leave_writer_thread_errors_to_the_writer
 
     seen = []
     monkeypatch.setattr(threading, "excepthook", seen.append)
@@ -595,7 +595,7 @@ def test_accuracy_matrix_follows_a_stream_not_called_test():
 
 def test_ray_with_more_gpus_per_run_than_the_cluster_has_is_refused(tmp_path, tiny_config):
     pytest.importorskip("ray")
-    from clstm.sweep import run_sweep
+    from clstm.run.sweep import run_sweep
 
     with pytest.raises(ConfigError, match=r"gpus_per_run 1: the Ray cluster has 0 GPU\(s\)"):
         run_sweep(tiny_config, backend="ray", gpus_per_run=1, out=tmp_path / "out")

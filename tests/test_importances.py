@@ -13,7 +13,7 @@ from clstm.models import build_model
 from clstm.plugins import si as si_module
 from clstm.plugins.ewc import RecurrentEWCPlugin
 from clstm.plugins.si import TorchSIPlugin, would_be_update
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 from clstm.targets import criterion as criterion_of
 
 

@@ -1,4 +1,4 @@
-"""The lean training/evaluation iteration (clstm.lean): every plugin callback fires as in
+"""The lean training/evaluation iteration (clstm.strategies.lean): every plugin callback fires as in
 Avalanche's own template - the same callbacks, in the same order, with the same strategy state -
 and every run gives the same numbers."""
 
@@ -9,8 +9,8 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.templates.base_sgd import BaseSGDTemplate
 from avalanche.training.templates.update_type.sgd_update import SGDUpdate
 
-from clstm.lean import LeanIteration, LeanNaive, implements
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
+from clstm.strategies.lean import LeanIteration, LeanNaive, implements
 
 CALLBACKS = [c for c in dir(SupervisedPlugin) if c.startswith(("before_", "after_"))]
 

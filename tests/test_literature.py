@@ -499,8 +499,8 @@ def test_the_shipped_published_values_match_the_shipped_protocols():
     file: the file exists, its strategy is the entry's run, and its config has the entry's
     values, so a renamed run or a changed protocol cannot leave the comparison silently empty."""
     from clstm.config import load_config
-    from clstm.published import load_published
-    from clstm.rundir import flatten
+    from clstm.report.published import load_published
+    from clstm.run.rundir import flatten
 
     entries = load_published(ROOT / "experiments" / "published" / "values.yaml")
     assert {e.experiment for e in entries} >= {

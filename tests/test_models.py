@@ -186,7 +186,7 @@ def test_elman_output_counts_its_parameters_and_needs_a_plain_rnn():
 
 @pytest.mark.parametrize("multitask", [False, True])
 def test_dropout_applies_in_training_only_and_p0_draws_nothing(multitask):
-    from clstm.multitask import MultiTaskSequenceClassifier
+    from clstm.models.multitask import MultiTaskSequenceClassifier
 
     def build(p):
         torch.manual_seed(0)

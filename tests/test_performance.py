@@ -22,7 +22,7 @@ from clstm.plugins import AccuracyMatrixMetric, LSTMPlugin
 from clstm.plugins.evaluation import LeanEvaluationPlugin, _listens
 from clstm.plugins.loading import StackedEvalLoaderPlugin
 from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS, TrainingCurvesMetric
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ from avalanche.training import EWC, Naive
 from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
 
 from clstm.data import synthetic
-from clstm.logging import ProgressLogger
 from clstm.models import RecurrentEncoder, SequenceClassifier
 from clstm.plugins import AccuracyMatrixMetric, LSTMPlugin, lr_factor
+from clstm.run.logging import ProgressLogger
 
 EPOCHS = 3
 LR0 = 0.02
@@ -213,7 +213,7 @@ def test_orthogonal_reg_keeps_recurrent_weights_near_orthogonal(tmp_path, tiny_c
     from avalanche.core import SupervisedPlugin
 
     from clstm.plugins.orthogonal import orthogonal_penalty
-    from clstm.runner import run_experiment
+    from clstm.run.runner import run_experiment
 
     penalties = {}
 

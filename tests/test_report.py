@@ -12,11 +12,11 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from clstm import cli
 from clstm import metrics as clm
-from clstm.provenance import cpu_model
-from clstm.published import Published
 from clstm.report import collect, csv_text, latex, markdown, summarize_values
-from clstm.runner import run_experiment
-from clstm.sweep import run_sweep
+from clstm.report.published import Published
+from clstm.run.provenance import cpu_model
+from clstm.run.runner import run_experiment
+from clstm.run.sweep import run_sweep
 
 
 def test_confidence_interval_is_students_t():
@@ -108,7 +108,7 @@ def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_fai
     matplotlib.use("Agg")
     from PIL import Image
 
-    from clstm.report_figures import accuracy_figure, figures, matrices_figure, strategy_style
+    from clstm.report.figures import accuracy_figure, figures, matrices_figure, strategy_style
 
     groups = collect(sweep_with_a_failure)["tiny"]
     names = json.loads(
@@ -139,7 +139,7 @@ def test_figures_name_experiences_have_a_colour_bar_and_300_dpi(sweep_with_a_fai
 
 def test_a_strategy_keeps_its_colour_across_reports():
     from clstm.report import RunGroup
-    from clstm.report_figures import strategy_style
+    from clstm.report.figures import strategy_style
 
     def group(strategy, lr):
         return RunGroup("e", strategy, config={"strategy": {"name": strategy}, "lr": lr})
@@ -395,9 +395,9 @@ def test_clstm_metrics_agree_with_avalanches_where_definitions_coincide(make_tin
 
     from clstm.config import load_config
     from clstm.data import synthetic
-    from clstm.logging import ProgressLogger
     from clstm.models import build_model
     from clstm.plugins import AccuracyMatrixMetric, LSTMPlugin
+    from clstm.run.logging import ProgressLogger
 
     bench = synthetic.build(
         synthetic.Config(
@@ -436,7 +436,8 @@ def test_latex_table_compiles(sweep_with_a_failure, tmp_path):
 
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not installed (apt-get install texlive-latex-recommended)")
-    published = [  # a paper's row below the runs' (clstm.published), with TeX's special characters
+    # a paper's row below the runs' (clstm.report.published), with TeX's special characters
+    published = [
         Published("tiny", "naive", "Paper & Co. 100%", {"acc": 0.5, "bwt": -0.1}, {}, "A_1 et al.")
     ]
     (tmp_path / "report.tex").write_text(latex(collect(sweep_with_a_failure), published=published))
@@ -461,7 +462,7 @@ def test_experiences_that_differ_between_seeds_are_labelled_by_position(sweep_wi
     import matplotlib
 
     matplotlib.use("Agg")
-    from clstm.report_figures import matrices_figure
+    from clstm.report.figures import matrices_figure
 
     groups = collect(sweep_with_a_failure)["tiny"]
     naive = groups["naive"]
@@ -479,7 +480,7 @@ def test_long_run_names_wrap_and_the_legend_leaves_the_plot(sweep_with_a_failure
     matplotlib.use("Agg")
     from PIL import Image
 
-    from clstm.report_figures import accuracy_figure, figures, matrices_figure
+    from clstm.report.figures import accuracy_figure, figures, matrices_figure
 
     groups = collect(sweep_with_a_failure)["tiny"]
     long = "naive [strategy.eps=0.001, strategy.max_importance=null, strategy.nonnegative=true]"
@@ -512,7 +513,7 @@ def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
     runs[1]["bwt"] = -0.0017
     assert "| -0.001 ± 0.001" in markdown(collected)
     # signed (the published comparison's "clstm − published"): +0.0000, never -0.0000
-    from clstm.report_latex import fixed
+    from clstm.report.latex import fixed
 
     assert [fixed(v, 4, plus=True) for v in (-0.00002, 0.00002, -0.0098)] == [
         "+0.0000", "+0.0000", "-0.0098"]  # fmt: skip

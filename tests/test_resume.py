@@ -12,10 +12,10 @@ import pytest
 import yaml
 from avalanche.training.plugins import SupervisedPlugin
 
-from clstm import provenance
 from clstm.config import ConfigError
 from clstm.report import recorded_cpu
-from clstm.runner import _earlier_wall_time, run_experiment
+from clstm.run import provenance
+from clstm.run.runner import _earlier_wall_time, run_experiment
 
 CONFIG = {
     "name": "killed", "device": "cpu",
@@ -87,8 +87,8 @@ def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy, ca
 # Dies like SIGKILL just after the second experience's checkpoint, before its meta.json write
 KILLED_BETWEEN_WRITES = """
 import os, sys
-import clstm.checkpoint as checkpoint
-import clstm.protocol as protocol
+import clstm.run.checkpoint as checkpoint
+import clstm.run.protocol as protocol
 from clstm.cli import main
 saved, write = [], protocol.write_json_atomic
 def save(strategy, path, _save=checkpoint.save_strategy):

@@ -10,8 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from clstm import metrics as clm
 from clstm.config import ConfigError, load_config
-from clstm.io import write_json_atomic
-from clstm.runner import RunExistsError, RunFailed, run_experiment
+from clstm.run.io import write_json_atomic
+from clstm.run.runner import RunExistsError, RunFailed, run_experiment
 
 METRIC_KEYS = {
     "experiment", "strategy", "seed", "status", "error", "experience_names", "experiences_trained",

@@ -14,10 +14,10 @@ from clstm.config import ConfigError, load_config
 from clstm.data.arrays import benchmark_from_arrays
 from clstm.data.sampling import LengthBucketBatchSampler
 from clstm.models import build_model
-from clstm.multitask import PAD_LOGIT, MultiTaskSequenceClassifier, TaskHeads
+from clstm.models.multitask import PAD_LOGIT, MultiTaskSequenceClassifier, TaskHeads
 from clstm.plugins import LengthBucketingPlugin
 from clstm.plugins.replay import QuietReplayPlugin
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 
 FAST = ["train.epochs=1", "model.hidden_size=8", "train.batch_size=64", "eval.batch_size=256"]
 

@@ -6,7 +6,7 @@ import torch
 
 from clstm.config import ConfigError
 from clstm.data.sampling import ConsecutiveWindowsBatchSampler
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 
 RECALL = {
     "name": "cued_recall", "n_experiences": 2, "n_series_train": 96, "n_series_test": 64,

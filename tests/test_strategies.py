@@ -11,7 +11,7 @@ from avalanche.training.plugins import SupervisedPlugin, SynapticIntelligencePlu
 
 from clstm.config import ConfigError
 from clstm.data.batches import stacked
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 from clstm.strategies import STRATEGIES
 
 STREAM = {
@@ -229,7 +229,7 @@ def _quiet_evaluator():
 
     from avalanche.training.plugins import EvaluationPlugin
 
-    from clstm.logging import ProgressLogger
+    from clstm.run.logging import ProgressLogger
 
     return EvaluationPlugin(loggers=[ProgressLogger(["x"], stream=io.StringIO())])
 

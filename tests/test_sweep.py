@@ -7,8 +7,8 @@ import yaml
 
 from clstm import cli
 from clstm.config import ConfigError, load_config
-from clstm.grid import expand, parse_grid, parse_seeds
-from clstm.sweep import run_sweep
+from clstm.run.grid import expand, parse_grid, parse_seeds
+from clstm.run.sweep import run_sweep
 
 
 def test_parse_seeds():
@@ -154,7 +154,7 @@ def test_sweeps_of_different_runs_share_one_experiment_folder(tmp_path, tiny_con
     """A cluster job per seed, one --out: sweep.json keeps every sweep's rows; a run that
     another living sweep still has to do is refused; a killed sweep's open rows say so."""
     from clstm.errors import RunLockedError
-    from clstm.rundir import RunLock
+    from clstm.run.rundir import RunLock
 
     tiny_config["benchmark"]["n_experiences"] = 2
     out = tmp_path / "out"

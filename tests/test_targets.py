@@ -12,7 +12,7 @@ from clstm.config import ConfigError
 from clstm.data import copy_task
 from clstm.data.sequences import pad_sequences
 from clstm.models import RecurrentEncoder, SequenceClassifier
-from clstm.runner import run_experiment
+from clstm.run.runner import run_experiment
 from clstm.strategies import STRATEGIES
 from clstm.targets import NO_TARGET, count_correct, criterion, kind_of
 

@@ -24,8 +24,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from clstm.config.schema import StreamOptions, param
 from clstm.errors import DataError
-from clstm.schema import StreamOptions, param
 
 ENV_VAR = "CLSTM_DATA"
 

@@ -142,7 +142,7 @@ def fetch(names: list[str], root: str | None = None) -> Iterator[str]:
             state = availability(name, root)
             yield f"{name}: nothing to fetch ({state.detail})"
         else:
-            from clstm.schema import did_you_mean
+            from clstm.config.schema import did_you_mean
 
             raise ConfigError(
                 f"cannot fetch '{name}'{did_you_mean(name, [*FETCHABLE, 'mnist1d'])}; "

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from clstm.config.schema import param
 from clstm.data import cache
 from clstm.data.cache import corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
-from clstm.schema import param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.schema import MAX_SEED, StreamOptions, check_fits_in_memory, param
+from clstm.config.schema import MAX_SEED, StreamOptions, check_fits_in_memory, param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

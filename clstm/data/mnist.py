@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from clstm.config.schema import MAX_SEED, param
 from clstm.data.cache import (
     DownloadOptions,
     corrupt_error,
@@ -30,7 +31,6 @@ from clstm.data.cache import (
     missing_error,
 )
 from clstm.errors import DataError
-from clstm.schema import MAX_SEED, param
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from clstm.config.schema import MAX_SEED, StreamOptions, param
 from clstm.errors import DataError
-from clstm.schema import MAX_SEED, StreamOptions, param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

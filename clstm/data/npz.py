@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from clstm.schema import MAX_SEED, StreamOptions, param
+from clstm.config.schema import MAX_SEED, StreamOptions, param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

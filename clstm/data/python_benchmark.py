@@ -22,8 +22,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from clstm.config.schema import param
 from clstm.errors import ConfigError
-from clstm.schema import param
 
 
 @dataclass(frozen=True)

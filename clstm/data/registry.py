@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from clstm.config.schema import did_you_mean
 from clstm.errors import ConfigError
-from clstm.schema import did_you_mean
 
 #: benchmark name -> (module path, one-line description)
 BENCHMARKS: dict[str, tuple[str, str]] = {

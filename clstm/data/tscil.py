@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from clstm.config.schema import param
 from clstm.data.cache import DownloadOptions
-from clstm.schema import param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

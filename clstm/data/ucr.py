@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from clstm.config.schema import did_you_mean, param
 from clstm.data.cache import (
     DownloadOptions,
     corrupt_error,
@@ -35,7 +36,6 @@ from clstm.data.cache import (
     missing_error,  # noqa: I001
 )
 from clstm.errors import DataError
-from clstm.schema import did_you_mean, param
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
     from clstm.data.sequences import SequenceBenchmark

@@ -9,7 +9,7 @@ from avalanche.training import DER
 from avalanche.training.plugins import SupervisedPlugin
 from avalanche.training.storage_policy import ExperienceBalancedBuffer, ReservoirSamplingBuffer
 
-from clstm.lean import LeanIteration
+from clstm.strategies.lean import LeanIteration
 
 #: Stored logits at or below this were masked units (Avalanche masks with -1000, clstm's
 #: multi-task padding is -1e9); no trained logit comes near it.
@@ -116,7 +116,8 @@ class TargetDER(LeanIteration, DER, replaces=("training_epoch",)):
     DER++, the target kind's loss on the current batch, plus ``alpha`` times
     :func:`output_matching` and ``beta`` times the target kind's loss on the memory batch. The
     loss is computed in :meth:`criterion`, so the training loop is the template's own (DER's
-    differs from it only by its hard-coded loss), here :class:`clstm.lean.LeanIteration`'s.
+    differs from it only by its hard-coded loss), here
+    :class:`clstm.strategies.lean.LeanIteration`'s.
     """
 
     def __init__(self, **kwargs):

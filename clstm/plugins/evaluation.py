@@ -40,7 +40,7 @@ class LeanEvaluationPlugin(EvaluationPlugin):
     __getattribute__ = object.__getattribute__
 
     def listens(self, callback: str) -> bool:
-        """Whether some metric or logger implements ``callback`` (clstm.lean calls only then)."""
+        """Whether some metric or logger implements ``callback`` (the lean loop calls only then)."""
         listened = self.__dict__.get("_listened")
         if listened is None:  # metrics and loggers are fixed once the strategy runs
             listened = self.__dict__["_listened"] = {}

@@ -140,8 +140,8 @@ class TorchSIPlugin(SynapticIntelligencePlugin):
 
 def _loss_is_the_task_loss(strategy) -> bool:
     """Whether ``strategy.loss`` is still the criterion's output as clstm's training loop
-    computed it (:class:`clstm.lean.LeanIteration` records it with its version): no plugin before
-    this one has added a penalty to it, in place or not."""
+    computed it (:class:`clstm.strategies.lean.LeanIteration` records it with its version): no
+    plugin before this one has added a penalty to it, in place or not."""
     recorded = getattr(strategy, "task_loss", None)
     return (
         recorded is not None

@@ -1,11 +1,11 @@
 """``StopPlugin``: stop a run at the next iteration when a stop was requested (see
-:mod:`clstm.stopping`)."""
+:mod:`clstm.run.stopping`)."""
 
 from __future__ import annotations
 
 from avalanche.training.plugins import SupervisedPlugin
 
-from clstm import stopping
+from clstm.run import stopping
 
 
 class StopPlugin(SupervisedPlugin):

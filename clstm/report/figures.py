@@ -1,0 +1,205 @@
+"""The figures of ``clstm report``: per experiment, the ACC (or MSE) curve of every row with 95%
+confidence bands and the mean accuracy (or MSE) matrix of every row, one colour per strategy in
+both, as PNG (300 dpi) and PDF. Reads the rows (:class:`clstm.report.RunGroup`) the report
+collected; imports matplotlib (and scipy) only when drawing."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from clstm.report.collect import RunGroup, is_regression
+
+
+def _matrix(m: dict) -> np.ndarray:
+    """A run's accuracy matrix, or its MSE matrix for regression runs."""
+    key = "error_matrix_mse" if m.get("target") == "regression" else "accuracy_matrix"
+    return np.array(m[key], dtype=float)
+
+
+def _curves(g: RunGroup) -> np.ndarray:
+    """Per seed, ACC (or the MSE) after k experiences: mean of R[k-1, :k] (NaN where
+    unmeasured)."""
+    rows = []
+    for m in g.completed:
+        R = _matrix(m)
+        rows.append([np.mean(R[k - 1, :k]) for k in range(1, len(R) + 1)])
+    return np.array(rows)
+
+
+#: dots per inch of the PNG figures (the PDFs are vector graphics)
+PNG_DPI = 300
+
+
+def abbreviate(name: str, width: int = 14) -> str:
+    """``name`` cut to ``width`` characters with an ellipsis (axis labels of long names)."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def strategy_style(groups: dict[str, RunGroup]) -> dict[str, tuple]:
+    """Row label -> (colour, line style, marker): one colour per strategy in every figure.
+
+    Colours follow the strategy's place in clstm's registry (Okabe-Ito-like tab10 order), so
+    ``replay`` has the same colour in every report; rows of one strategy with different settings
+    share its colour and differ in line style and marker.
+    """
+    from matplotlib import colormaps
+
+    from clstm.strategies import STRATEGIES
+
+    palette = colormaps["tab20"].colors
+    order = list(STRATEGIES)
+    styles, seen = {}, defaultdict(int)
+    for label, g in groups.items():
+        strategy = (g.config.get("strategy") or {}).get("name", g.run_name.split("_")[0])
+        index = order.index(strategy) if strategy in order else len(order) + len(seen)
+        colour = palette[(2 * index) % 20 if index < 10 else (2 * index + 1) % 20]
+        k = seen[strategy]
+        seen[strategy] += 1
+        styles[label] = (colour, ("-", "--", "-.", ":")[k % 4], ("o", "s", "^", "D", "v")[k % 5])
+    return styles
+
+
+def _experience_names(g: RunGroup) -> list[str]:
+    """The experiences' names, or their positions (``exp 1``, ...) when the seeds of a row saw
+    different experiences at the same position (e.g. a class order shuffled per run, as TSCIL
+    does): the matrices are averaged by position, so one seed's names would mislabel them."""
+    runs = [r.get("experience_names") or [] for r in g.completed]
+    if not runs or not runs[0]:
+        return []
+    if any(list(r) != list(runs[0]) for r in runs[1:]):
+        return [f"exp {i + 1}" for i in range(len(runs[0]))]
+    return list(runs[0])
+
+
+def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
+    """ACC on the experiences seen so far after each experience: a line per row, 95% CI bands."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    names = [n for n, g in groups.items() if g.completed]
+    styles = strategy_style({n: groups[n] for n in names})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    longest: list[str] = []
+    for name in names:
+        curves = _curves(groups[name])
+        x = np.arange(1, curves.shape[1] + 1)
+        n = np.sum(~np.isnan(curves), axis=0)
+        with warnings.catch_warnings():  # joint: only the last point is measured (NaN rest)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(curves, axis=0)
+            std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
+        colour, line, marker = styles[name]
+        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=_wrapped(name, 36))
+        if std is not None:
+            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
+            ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
+        if len(_experience_names(groups[name])) > len(longest):
+            longest = _experience_names(groups[name])
+    if is_regression(groups):
+        ax.set(ylabel="MSE on experiences seen (lower is better)", title=experiment)
+        ax.set_ylim(bottom=0)
+    else:
+        ax.set(ylabel="ACC on experiences seen", ylim=(0, 1), title=experiment)
+    ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
+                  rotation=30, ha="right", fontsize=7)  # fmt: skip
+    ax.set_xlabel("after training on")
+    if max((len(n) for n in names), default=0) > LEGEND_INSIDE_CHARS:
+        # long run names (config values) would cover the curves: the legend goes to the right
+        ax.legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+#: run names longer than this put the accuracy figure's legend beside the plot
+LEGEND_INSIDE_CHARS = 28
+
+
+def _wrapped(label: str, width: int) -> str:
+    """A long run name broken into lines (at its commas and spaces) for a legend or a title."""
+    return textwrap.fill(label, width=width, break_long_words=False, break_on_hyphens=False)
+
+
+def matrices_figure(groups: dict[str, RunGroup]):
+    """The mean accuracy (or MSE) matrix of every row, experience names on both axes, one
+    colour bar."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n, g in groups.items() if g.completed]
+    regression = is_regression(groups)
+    means = {}
+    for name in names:
+        with warnings.catch_warnings():  # joint: rows never measured stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means[name] = np.nanmean([_matrix(m) for m in groups[name].completed], axis=0)
+    top = max((np.nanmax(R) for R in means.values()), default=1.0) if regression else 1.0
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 0.8, 3.2 * rows), squeeze=False)
+    image = None
+    for ax, name in zip(axes.flat, names, strict=False):
+        R = means[name]
+        cmap = "viridis_r" if regression else "viridis"  # bright = good either way
+        image = ax.imshow(R, vmin=0, vmax=top, cmap=cmap)
+        for (i, j), v in np.ndenumerate(R):
+            if not np.isnan(v):
+                dark = v / top > 0.4 if regression else v < 0.6
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="w" if dark else "k")  # fmt: skip
+        labels = [abbreviate(e, 12) for e in _experience_names(groups[name])]
+        if len(labels) != R.shape[1]:
+            labels = [str(k) for k in range(R.shape[1])]
+        ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
+        ax.set_title(_wrapped(name, 34), fontsize=7 if len(name) > 34 else 8)
+        measure = "MSE" if regression else "accuracy"
+        ax.set_xlabel(f"{measure} on the test set of", fontsize=7)
+        ax.set_ylabel("after training on", fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+    bar.set_label("MSE (lower is better)" if regression else "accuracy", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    return fig
+
+
+def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, list[str]]:
+    """PNG (300 dpi) and PDF figures per experiment; returns the PNG paths relative to ``out``.
+
+    ``<experiment>_accuracy`` (``_mse`` for regression runs; :func:`accuracy_figure`) and
+    ``<experiment>_matrices``
+    (:func:`matrices_figure`), with one colour per strategy in both (:func:`strategy_style`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made: dict[str, list[str]] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for experiment, groups in collected.items():
+        if not any(g.completed for g in groups.values()):
+            continue
+        curve = "mse" if is_regression(groups) else "accuracy"
+        for kind, fig in ((curve, accuracy_figure(experiment, groups)),
+                          ("matrices", matrices_figure(groups))):  # fmt: skip
+            stem = f"{experiment}_{kind}"
+            for ext in ("png", "pdf"):
+                # bbox "tight": a legend beside the plot or a wrapped title is never cut off.
+                # No creation date in the PDF: the same runs give the same bytes, so committed
+                # figures change only when their numbers do.
+                fig.savefig(
+                    out / f"{stem}.{ext}", dpi=PNG_DPI, bbox_inches="tight",
+                    metadata={"CreationDate": None} if ext == "pdf" else None,
+                )  # fmt: skip
+            plt.close(fig)
+            made.setdefault(experiment, []).append(f"{stem}.png")
+    return made

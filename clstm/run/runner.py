@@ -1,0 +1,599 @@
+"""Run one experiment (one strategy, one seed) into ``<out>/<experiment>/<strategy>/seed<k>/``.
+
+The protocol loop itself is :func:`clstm.run.protocol.train_and_evaluate`; this module owns the run
+around it: the plan (resume, overwrite, locks), provenance, the benchmark and checks, and the
+summaries written at the end. A run directory holds ``config.yaml`` (fully resolved),
+``meta.json`` (provenance, written before training starts and completed at the end),
+``metrics.json``, ``accuracy_matrix.csv`` and the TensorBoard events (in the run directory
+itself). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clstm.config import ExperimentConfig, load_config, to_dict, to_yaml
+from clstm.config.schema import check_threads
+from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for callers
+    ClstmError,
+    ConfigError,
+    DataError,
+    OutputError,
+    RunExistsError,
+    RunFailed,
+)
+from clstm.run import outcome, provenance
+from clstm.run.io import write_json_atomic, write_text_atomic
+from clstm.run.protocol import CHECKPOINT, interruption, train_and_evaluate
+from clstm.run.rundir import (
+    RunLock,
+    check_not_locked,
+    check_out,
+    check_run_dir,
+    describe_differences,
+    holds_run,
+    identity,
+    identity_hash,
+    parse_override,
+    read_config_dict,
+    read_json_file,
+    recorded_status,
+    run_dir_path,
+    run_name_for,
+    safe_component,
+)
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i.
+
+    Regression runs (``target == "regression"``) have no accuracy: ``accuracy_matrix`` is None
+    and ``error_matrices`` maps ``"mse"`` and ``"mae"`` to ``(initial row or None, E)``.
+    """
+
+    run_dir: Path
+    status: str
+    metrics: dict
+    accuracy_matrix: np.ndarray | None
+    initial_accuracy: np.ndarray | None
+    experience_names: list[str]
+    error: str | None = None
+    target: str = "sequence"
+    error_matrices: dict | None = None
+
+
+def resolve_device(spec: str):
+    """``auto`` -> CUDA when available, else CPU; a clear error if CUDA is asked for but absent."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device: '{spec}' requested but CUDA is not available; use auto or cpu"
+            )
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device: '{spec}' does not exist; this machine has "
+                f"{torch.cuda.device_count()} GPU(s)"
+            )
+    return torch.device(spec)
+
+
+@contextlib.contextmanager
+def quiet_library_warnings():
+    """Silence known, harmless library warnings, by message, for the duration of a run."""
+    with warnings.catch_warnings():
+        # qpsolvers (imported by Avalanche for GEM) warns on import when no QP solver is installed.
+        warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
+        # numpy warns when it first describes a float type after denormals are flushed (our CPU
+        # speed setting, see train_and_evaluate); the value it reports is then correctly zero.
+        warnings.filterwarnings(
+            "ignore", message="The value of the smallest subnormal", category=UserWarning
+        )
+        yield
+
+
+#: statuses that end a run for good: ``--resume`` keeps them (a diverged run diverges again)
+FINAL = ("completed", "diverged")
+
+
+def run_name_of(cfg: ExperimentConfig, overrides: Sequence[str], run_name: str | None) -> str:
+    """The run's folder name: ``run_name`` made safe, else the strategy + the overridden values."""
+    from clstm.config.yamlio import load_yaml
+
+    if run_name is not None:
+        if not str(run_name).strip():
+            raise ConfigError("run_name is empty; give a name or leave it out")
+        return safe_component(str(run_name).strip())
+    changes = []
+    for item in overrides:
+        key, text = parse_override(item)
+        try:
+            value = load_yaml(text) if text else ""
+        except Exception:  # noqa: BLE001 - apply_override already accepted it as plain text
+            value = text
+        changes.append((key, value))
+    return run_name_for(cfg.strategy.name, changes)
+
+
+def run_experiment(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    *,
+    benchmark=None,
+    overrides: Iterable[str] = (),
+    seed: int | None = None,
+    out: str | Path = "results",
+    overwrite: bool = False,
+    quiet: bool = True,
+    plugins: Sequence[Any] = (),
+    command: Sequence[str] | None = None,
+    run_name: str | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    cli: bool = False,
+) -> RunResult:
+    """Run one experiment and write its run directory; returns a :class:`RunResult`.
+
+    :param config: a YAML path, a mapping or an :class:`ExperimentConfig`.
+    :param benchmark: a :class:`clstm.data.sequences.SequenceBenchmark` (e.g. from
+        :func:`clstm.benchmark_from_arrays`) or an Avalanche benchmark in clstm's padded format,
+        used instead of building ``config.benchmark``. The run's ``config.yaml`` then records it
+        as ``benchmark.name: python`` with a fingerprint of its data (``clstm run`` refuses to
+        run that file: the data are not in it).
+    :param overrides: ``"dotted.key=value"`` strings applied to the config; they also name the
+        run (``naive_train.lr=0.01``), so runs of different configs never share a folder.
+    :param seed: replaces ``config.seed``.
+    :param out: root of the run directories.
+    :param overwrite: replace an existing run directory (otherwise :class:`RunExistsError`).
+    :param quiet: print no progress (the CLI prints progress unless ``--quiet``).
+    :param plugins: extra Avalanche plugins appended to the strategy's.
+    :param command: the command line to record in ``meta.json`` (default ``sys.argv``).
+    :param run_name: the run directory's name under the experiment (default: the strategy's
+        name followed by the overridden values); made into one safe folder name.
+    :param resume: a completed (or diverged) run of the same config is returned as it is; an
+        interrupted one continues from its last checkpoint (after its last completed experience);
+        a run that left no checkpoint starts again. A run of a different config is an error.
+    :param threads: torch's intra-op threads for this run (default: torch's own, all cores);
+        recorded in ``meta.json`` as ``torch_threads``. One thread is often faster on a machine
+        busy with other work.
+    :param cli: word messages for the command line (``--overwrite``) instead of Python.
+
+    Raises :class:`ConfigError` before anything is written for a bad config, a missing file, an
+    existing run, a run of another config under the same name, or a run directory that another
+    process is writing (:class:`RunLockedError`); :class:`RunFailed` after writing the run
+    directory if training raised; :class:`OutputError` when results cannot be written or read
+    (disk full, corrupt files), leaving what is on disk in place. A run whose loss becomes
+    NaN/inf returns with ``status == "diverged"``.
+    """
+    if overwrite and resume:
+        raise ConfigError(
+            "give either overwrite=True or resume=True, not both",
+            cli="give either --overwrite or --resume, not both",
+        )
+    out = check_out(out, cli=cli)
+    check_threads(threads, cli=cli)
+    overrides = list(overrides)
+    cfg = load_config(config, overrides)
+    if seed is not None:
+        cfg = load_config(cfg, [f"seed={seed}"])
+    bench = None
+    if benchmark is not None:
+        bench = _adopt_benchmark(benchmark)
+        cfg = _with_python_benchmark(cfg, bench)
+    name = run_name_of(cfg, overrides, run_name)
+    run_dir = run_dir_path(out, cfg.name, name, cfg.seed)
+    cfg_dict = to_dict(cfg)
+    if _plan(run_dir, cfg_dict, overwrite, resume, cli) == "done":  # early: nothing to build
+        return load_run(run_dir)
+    provenance.prefetch()  # while the benchmark is built
+    with quiet_library_warnings():
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        device = resolve_device(cfg.device)
+        if bench is None:
+            bench = _build_benchmark(cfg)
+        _check_model_fits(cfg, bench, device)
+        with RunLock(run_dir):  # one writer; the OS releases the lock if this process dies
+            plan = _plan(run_dir, cfg_dict, overwrite, resume, cli, locked=True)  # now it is ours
+            if plan == "done":
+                return load_run(run_dir)
+            return _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command)
+
+
+def _plan(
+    run_dir: Path, cfg_dict: dict, overwrite: bool, resume: bool, cli: bool, locked: bool = False
+) -> str:
+    """What to do with the run directory: fresh, replace, restart, resume or done.
+
+    Refuses (ConfigError) a run name whose other seeds were run with another config, an existing
+    run unless ``overwrite``/``resume``, and resuming a run of another config; an unreadable run
+    directory is reported (OutputError), never removed.
+    """
+    if not locked:  # (holding the lock ourselves, we would see it as taken)
+        check_not_locked(run_dir)
+    _check_siblings(run_dir, cfg_dict, cli)
+    if not holds_run(run_dir):
+        return "fresh"
+    if overwrite:
+        return "replace"
+    check_run_dir(run_dir, overwrite, resume, cli=cli)
+    try:
+        status = recorded_status(run_dir, locked_by_us=locked)
+        recorded = read_config_dict(run_dir) if (run_dir / "config.yaml").exists() else None
+    except OutputError as exc:
+        flag = "--overwrite" if cli else "overwrite=True"
+        raise OutputError(
+            f"{exc}; the run directory is left as it is: move it away, or pass overwrite=True to "
+            "replace it",
+            cli=f"{exc}; the run directory is left as it is: move it away, or pass {flag} to "
+            "replace it",
+        ) from None
+    if recorded is not None and recorded != cfg_dict:
+        diff = describe_differences(recorded, cfg_dict)
+        raise ConfigError(
+            f"{run_dir} holds a run of a different config ({diff}; recorded vs now); resume it "
+            "with its config.yaml, or pass overwrite=True to replace it",
+            cli=f"{run_dir} holds a run of a different config ({diff}; recorded vs now); resume "
+            "it with its config.yaml, or pass --overwrite to replace it",
+        )
+    if status in FINAL:
+        return "done"
+    if status is None and recorded is None:
+        return "restart"  # a directory left before the run wrote anything
+    if (run_dir / CHECKPOINT).exists():
+        _check_checkpoint_file(run_dir / CHECKPOINT, cli)
+        return "resume"
+    return "restart"
+
+
+def _check_checkpoint_file(path: Path, cli: bool) -> None:
+    """A checkpoint is a zip archive (torch.save): a truncated one is reported before any change."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        bad = str(exc) or "not a zip archive"
+    if bad is not None:
+        flag = "--resume" if cli else "resume=True"
+        raise OutputError(
+            f"{path} is damaged ({bad}); the run directory is left as it is: remove the file to "
+            f"restart this run with {flag}, or pass {'--overwrite' if cli else 'overwrite=True'}"
+        )
+
+
+def _check_siblings(run_dir: Path, cfg_dict: dict, cli: bool) -> None:
+    """Seeds of one run name must be runs of one config (the identity: config minus seed)."""
+    mine = identity(cfg_dict)
+    parent = run_dir.parent
+    if not parent.is_dir():
+        return
+    for other in sorted(parent.glob("seed*")):
+        if other == run_dir or not (other / "config.yaml").is_file():
+            continue
+        theirs = identity(read_config_dict(other))
+        if theirs != mine:
+            diff = describe_differences(theirs, mine)
+            raise ConfigError(
+                f"{parent} holds {other.name} of a different config ({diff}; there vs now); "
+                "give this run its own name with run_name=..., or a different out",
+                cli=f"{parent} holds {other.name} of a different config ({diff}; there vs now); "
+                "give this run its own name with --name, or write elsewhere with --out",
+            )
+
+
+def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -> RunResult:
+    """Train and evaluate into ``run_dir`` (locked by the caller) and write every result file.
+
+    Whatever happens, the directory ends with a final status (never ``running``): an error
+    while writing (disk full, read-only) is recorded if possible and raised as OutputError.
+    """
+    elapsed = _WallClock()
+    if plan in ("replace", "restart") and run_dir.exists():
+        shutil.rmtree(run_dir)  # inside out/ (run_dir_path) and locked by this process
+    resuming = plan == "resume"
+    meta: dict = {}
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            meta = read_json_file(run_dir / "meta.json")
+            elapsed.earlier = _earlier_wall_time(meta)  # or the checkpoint's, once loaded
+            process = provenance.this_process(device, command)
+            changed = provenance.changes(meta, process)
+            meta.setdefault("resumed", []).append(
+                {"at": provenance.now(), "earlier_wall_time_s": round(elapsed.earlier, 3),
+                 **({"changed": changed} if changed else {}), **process}
+            )  # fmt: skip
+            if changed:  # its numbers then come from two setups: say so even when quiet
+                print(
+                    f"clstm: note: resuming {run_dir} with another {', '.join(changed)} than it "
+                    "started with (both recorded in its meta.json)",
+                    file=sys.stderr,
+                )
+        else:
+            meta = provenance.provenance(cfg, device, command, provenance.now())
+            meta["run_name"] = name
+            meta["identity"] = identity_hash(to_dict(cfg))
+            meta["hparams"] = _hparams_of(cfg)
+            meta["benchmark"] = bench.describe()
+            write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+        meta.update(status="running", error=None, pid=os.getpid())
+        write_json_atomic(run_dir / "meta.json", meta)
+        status, error, failure, timings, matrices = train_and_evaluate(
+            cfg, bench, device, run_dir, quiet, plugins, resuming, meta, elapsed
+        )
+        if status == "completed" and cfg.checkpoint == "remove":
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+        initial, R = outcome.full_result(matrices["test"], bench.n_experiences)
+        errors = outcome.error_results(matrices, bench.n_experiences)
+        wall = elapsed()
+        metrics = outcome.metrics_json(
+            cfg, bench, status, error, R, initial, len(timings), wall, errors=errors
+        )
+        metrics["run_name"] = name
+        if "valid" in matrices:
+            v_initial, v_R = outcome.full_result(matrices["valid"], bench.n_experiences)
+            metrics["validation"] = outcome.matrix_summary(status, v_R, v_initial)
+        if failure is not None and status == "failed":
+            write_text_atomic(run_dir / "traceback.txt", failure[1])
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        tables = {f"error_matrix_{k}": v for k, v in errors.items()} if errors else None
+        for stem, (first, matrix) in (tables or {"accuracy_matrix": (initial, R)}).items():
+            write_text_atomic(
+                run_dir / f"{stem}.csv", outcome.matrix_csv(bench.experience_names, matrix, first)
+            )
+        meta.update(status=status, error=error, ended=provenance.now(), wall_time_s=round(wall, 3))
+        meta["timings"] = timings
+        write_json_atomic(run_dir / "meta.json", meta)
+    except OSError as exc:  # disk full, read-only, removed under us: record it where possible
+        _record_final(run_dir, meta, "failed", f"cannot write results: {_os_reason(exc)}", {})
+        raise OutputError(
+            f"cannot write the results of {run_dir}: {_os_reason(exc)}; free space or choose "
+            "another out, then run again (what was written is left in place)",
+            cli=f"cannot write the results of {run_dir}: {_os_reason(exc)}; free space or choose "
+            "another --out, then run again (what was written is left in place)",
+        ) from None
+    except BaseException as exc:  # Ctrl-C/SIGTERM outside training, or a bug: never `running`
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        message = interruption(exc) if what == "interrupted" else f"{type(exc).__name__}: {exc}"
+        nothing = np.full((bench.n_experiences,) * 2, np.nan)
+        trained = len(meta.get("timings", []))
+        wall = elapsed()
+        errors = (
+            {m: (None, nothing) for m in ("mse", "mae")} if bench.target == "regression" else None
+        )
+        metrics = outcome.metrics_json(
+            cfg, bench, what, message, nothing, None, trained, wall, errors=errors
+        )
+        _record_final(run_dir, meta, what, message, {**metrics, "run_name": name})
+        if isinstance(exc, (KeyboardInterrupt, ClstmError)) or not isinstance(exc, Exception):
+            raise
+        with contextlib.suppress(OSError):
+            write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
+        raise RunFailed(f"{message} (traceback in {run_dir / 'traceback.txt'})") from exc
+    if status == "completed":
+        _update_tensorboard_view(run_dir)
+    if status == "interrupted":
+        raise failure[0]
+    if failure is not None:
+        raise RunFailed(f"{error} (traceback in {run_dir / 'traceback.txt'})") from failure[0]
+    return RunResult(
+        run_dir=run_dir,
+        status=status,
+        metrics=metrics,
+        accuracy_matrix=None if errors else R,
+        initial_accuracy=None if errors else initial,
+        experience_names=list(bench.experience_names),
+        error=error,
+        target=bench.target,
+        error_matrices=errors,
+    )
+
+
+def _hparams_of(cfg) -> dict:
+    from clstm.run.logging import run_hparams
+
+    return run_hparams(to_dict(cfg))
+
+
+def _update_tensorboard_view(run_dir: Path) -> None:
+    """Best effort: the experiment folder's HParams config and layout now include this run."""
+    from clstm.run.logging import update_experiment_view
+
+    try:
+        update_experiment_view(run_dir.parent.parent)
+    except Exception as exc:  # noqa: BLE001 - a view, never a reason to fail a finished run
+        warnings.warn(f"could not update the TensorBoard view of {run_dir.parent.parent}: {exc}",
+                      stacklevel=2)  # fmt: skip
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason} ({exc.filename})" if exc.filename else reason
+
+
+class _WallClock:
+    """A run's wall time so far, over every process of a resumed run: ``earlier`` (seconds the
+    processes before this one spent up to the checkpoint) plus this process's time."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.earlier = 0.0
+
+    def __call__(self) -> float:
+        return self.earlier + time.perf_counter() - self.started
+
+
+def _earlier_wall_time(meta: dict) -> float:
+    """The wall time a resumed run's earlier processes spent up to its checkpoint: the
+    ``elapsed_s`` written with each experience's progress, or, in runs recorded before it, the
+    sum of the experiences' training and evaluation times (setup not included)."""
+    if isinstance(meta.get("elapsed_s"), (int, float)):
+        return float(meta["elapsed_s"])
+    timings = meta.get("timings") or []
+    spent = sum(t.get("train_s", 0) + t.get("eval_s", 0) for t in timings if isinstance(t, dict))
+    return spent + float(meta.get("initial_eval_s") or 0)
+
+
+def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: dict) -> None:
+    """Best effort after an interruption or error outside training: a final status on disk.
+
+    ``meta.json`` gets the status; ``metrics.json`` is written from ``metrics`` (no rows
+    measured) unless it is empty or the run already wrote its own. Failures to write are
+    ignored: the disk may be full, and a ``running`` status that no process holds is read as
+    ``interrupted``.
+    """
+    if not meta or not run_dir.is_dir() or meta.get("status") not in (None, "running"):
+        return
+    try:
+        write_json_atomic(run_dir / "meta.json", {**meta, "status": status, "error": error,
+                                                  "ended": provenance.now()})  # fmt: skip
+        if metrics and not (run_dir / "metrics.json").exists():
+            write_json_atomic(run_dir / "metrics.json", metrics)
+    except (OSError, ValueError):
+        pass
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """A :class:`RunResult` read back from a finished run directory (OutputError if unreadable)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.json"
+    m = read_json_file(path)
+
+    def array(value):
+        return np.array(value, dtype=float) if value is not None else None
+
+    try:
+        errors = None
+        if m.get("target") == "regression":
+            errors = {
+                k: (array(m[f"initial_error_{k}"]), array(m[f"error_matrix_{k}"]))
+                for k in ("mse", "mae")
+            }
+        return RunResult(
+            run_dir=run_dir,
+            status=m["status"],
+            metrics=m,
+            accuracy_matrix=array(m["accuracy_matrix"]),
+            initial_accuracy=array(m["initial_accuracy"]),
+            experience_names=list(m["experience_names"]),
+            error=m["error"],
+            target=m.get("target", "sequence"),
+            error_matrices=errors,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OutputError(f"cannot read {path} (missing or malformed {exc})") from None
+
+
+def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
+    """``cfg`` with its benchmark section describing the benchmark passed from Python.
+
+    The recorded section (``name: python``) holds the scenario, the experience names and a
+    SHA-256 fingerprint of every sample, so the run's identity changes with the data; building it
+    from a config is refused (see :mod:`clstm.data.python_benchmark`).
+    """
+    from clstm.data.python_benchmark import describe
+
+    raw = to_dict(cfg)
+    raw["benchmark"] = describe(bench)
+    return load_config(raw)
+
+
+def _build_benchmark(cfg: ExperimentConfig):
+    import inspect
+
+    from clstm.data.registry import benchmark_module
+
+    build = benchmark_module(cfg.benchmark.name).build
+    # benchmarks whose stream depends on the run (e.g. a class order shuffled per run, as in
+    # TSCIL) take the run's seed; the others depend on their config alone
+    extra = {"run_seed": cfg.seed} if "run_seed" in inspect.signature(build).parameters else {}
+    try:
+        return build(cfg.benchmark, **extra)
+    except DataError as exc:
+        raise ConfigError(f"benchmark '{cfg.benchmark.name}': {exc}") from None
+    except MemoryError:
+        raise ConfigError(
+            f"benchmark '{cfg.benchmark.name}': not enough memory to build it with these sizes; "
+            "make it smaller (fewer or shorter sequences, fewer features)"
+        ) from None
+
+
+def _adopt_benchmark(benchmark):
+    from clstm.data.sequences import as_sequence_benchmark
+
+    try:
+        return as_sequence_benchmark(benchmark)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
+    from clstm.models import parameter_count
+    from clstm.strategies import check_scenario, check_stateful, check_target
+
+    params = parameter_count(cfg.model, bench)
+    need = params * 4 * 4  # float32 weights, gradients and two Adam moments
+    available = _memory_bytes(device)
+    if available and need > available:
+        where = "GPU memory" if getattr(device, "type", "cpu") == "cuda" else "memory"
+        raise ConfigError(
+            f"model.hidden_size {cfg.model.hidden_size} x num_layers {cfg.model.num_layers} on "
+            f"{bench.n_features} features gives {params:,} parameters ({need / 2**30:,.1f} GiB "
+            f"with gradients and optimizer state), more than the {available / 2**30:,.1f} GiB of "
+            f"{where} here; use a smaller model.hidden_size or model.num_layers"
+        )
+
+    check_scenario(cfg.strategy.name, bench.scenario_name, bench.target)
+    check_target(cfg.strategy.name, bench.target, cfg.strategy)
+    if bench.target != "sequence" and bench.scenario_name == "class":
+        raise ConfigError(
+            f"{bench.target} targets have no growing class head: use benchmark.scenario domain "
+            "(one shared head) or task (one head per task)"
+        )
+    if cfg.train.state == "stateful":
+        check_stateful(cfg.strategy.name)
+        if bench.windows_per_series is None:
+            raise ConfigError(
+                "train.state: stateful needs a benchmark of consecutive windows of long series "
+                "(e.g. benchmark.name: cued_recall)"
+            )
+        if cfg.model.bidirectional:
+            raise ConfigError("train.state: stateful cannot be combined with model.bidirectional")
+    if cfg.model.adapter == "projection" and bench.scenario_name != "task":
+        raise ConfigError(
+            "model.adapter: projection needs task labels to pick each dataset's projection; "
+            "use benchmark.scenario: task, or model.adapter: pad"
+        )
+
+
+def _memory_bytes(device) -> int | None:
+    """Total memory of the device the run uses (physical RAM on CPU), or None if unknown."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -1,0 +1,171 @@
+"""Registry of continual-learning strategies: ``strategy.name`` -> config, builder, scenarios.
+
+Each strategy is an Avalanche strategy (or ``Naive`` plus an Avalanche plugin) with clstm's
+:class:`~clstm.plugins.LSTMPlugin`, :class:`~clstm.plugins.DivergenceGuard` and, optionally,
+:class:`~clstm.plugins.LengthBucketingPlugin` composed in (:mod:`clstm.strategies.compose`).
+Adding a strategy = its config dataclass (:mod:`~clstm.strategies.configs`) and builder
+(:mod:`~clstm.strategies.builders`) plus one entry in :data:`STRATEGIES`. Nothing here imports
+torch or Avalanche. ``docs/strategies.md`` says where each default comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import clstm.strategies.builders as builders
+from clstm.config.schema import did_you_mean
+from clstm.errors import ConfigError
+from clstm.strategies.configs import (
+    AGEMConfig,
+    CoresetsConfig,
+    CumulativeConfig,
+    DERConfig,
+    EWCConfig,
+    GDumbConfig,
+    GEMConfig,
+    JointConfig,
+    LwFConfig,
+    MASConfig,
+    NaiveConfig,
+    ReplayConfig,
+    SeparateConfig,
+    SIConfig,
+)
+
+ALL = ("domain", "task", "class")
+TARGETS = ("sequence", "per_step", "per_step_bits", "regression")  # clstm.targets.KINDS
+
+
+@dataclass(frozen=True)
+class StrategyEntry:
+    """A registered strategy: its config class, builder, supported scenarios and description."""
+
+    config: type
+    build: Callable[..., Any]
+    scenarios: tuple[str, ...]
+    description: str
+    trains_once: bool = False  # joint: one training call on the whole stream
+    stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
+    checkpointable: bool = True  # its state pickles (for --resume); else runs restart
+    targets: tuple[str, ...] = TARGETS  # target kinds it handles correctly (clstm.targets)
+    # the scenarios it supports with a class per sequence, where fewer than ``scenarios``
+    sequence_scenarios: tuple[str, ...] | None = None
+
+
+#: strategy name -> entry
+STRATEGIES: dict[str, StrategyEntry] = {
+    "naive": StrategyEntry(
+        NaiveConfig, builders.naive, ALL, "fine-tuning, the lower bound", stateful=True
+    ),
+    "joint": StrategyEntry(
+        JointConfig, builders.joint, ALL,
+        "offline training on all experiences at once (upper bound)",
+        trains_once=True, stateful=True,
+    ),
+    "cumulative": StrategyEntry(
+        CumulativeConfig, builders.cumulative, ALL,
+        "retrain on all data seen so far at each experience", stateful=True,
+    ),
+    "replay": StrategyEntry(
+        ReplayConfig, builders.replay, ALL,
+        "experience replay, fixed memory (class-balanced/reservoir)",
+    ),
+    "ewc": StrategyEntry(
+        EWCConfig, builders.ewc, ALL, "elastic weight consolidation (and online EWC)"
+    ),
+    "si": StrategyEntry(SIConfig, builders.si, ALL, "synaptic intelligence"),
+    # MAS's importance is the norm of a (B, C) output (a forecast's too); per-step outputs would
+    # mix in padding steps
+    "mas": StrategyEntry(
+        MASConfig, builders.mas, ALL, "memory-aware synapses", targets=("sequence", "regression")
+    ),
+    "lwf": StrategyEntry(
+        LwFConfig, builders.lwf, ALL, "learning without forgetting (distillation)"
+    ),
+    "gem": StrategyEntry(
+        GEMConfig, builders.gem, ALL, "gradient episodic memory (needs quadprog)"
+    ),
+    # A-GEM's plugin holds a live iterator over its memory, which cannot be pickled.
+    "agem": StrategyEntry(
+        AGEMConfig, builders.agem, ALL, "averaged gradient episodic memory", checkpointable=False
+    ),
+    # GDumb's memory is balanced over the class of each sample
+    "gdumb": StrategyEntry(
+        GDumbConfig, builders.gdumb, ALL, "greedy memory, retrain from scratch",
+        targets=("sequence",),
+    ),
+    # DER stores one output per sample: with classes, the task heads' widths differ
+    "der": StrategyEntry(
+        DERConfig, builders.der, ALL, "dark experience replay (DER++)",
+        sequence_scenarios=("domain", "class"),
+    ),
+    "coresets": StrategyEntry(
+        CoresetsConfig, builders.coresets, ALL,
+        "replay of a coreset per experience, distilled from the previous model (Ehret et al.)",
+    ),
+    "separate": StrategyEntry(
+        SeparateConfig, builders.separate, ALL,
+        "one fresh model per experience, evaluated with its own (task-aware reference)",
+        stateful=True,
+    ),
+}  # fmt: skip
+
+
+def strategy_config_class(name: str) -> type:
+    """The config dataclass of strategy ``name``; a clear error for an unknown name."""
+    if name not in STRATEGIES:
+        raise ConfigError(
+            f"strategy.name: unknown strategy '{name}'{did_you_mean(name, list(STRATEGIES))}; "
+            f"choose one of {', '.join(STRATEGIES)}"
+        )
+    return STRATEGIES[name].config
+
+
+def strategies_with_option(key: str) -> list[str]:
+    """The strategies whose config has option ``key`` (for a key given to the wrong strategy)."""
+    from dataclasses import fields
+
+    return [n for n, e in STRATEGIES.items() if key in {f.name for f in fields(e.config)}]
+
+
+def check_stateful(strategy: str) -> None:
+    """Refuse ``train.state: stateful`` for strategies that run the model on other batches."""
+    if not STRATEGIES[strategy].stateful:
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if e.stateful)
+        raise ConfigError(
+            f"train.state: stateful does not work with strategy '{strategy}': its extra forward "
+            "passes (memory, importance or teacher batches) would run on the carried state; "
+            f"stateful training supports {allowed}"
+        )
+
+
+def check_scenario(strategy: str, scenario: str, target: str = "sequence") -> None:
+    """Refuse a strategy in a scenario it does not support, with the supported ones named."""
+    entry = STRATEGIES[strategy]
+    supported = entry.scenarios
+    if target == "sequence" and entry.sequence_scenarios is not None:
+        supported = entry.sequence_scenarios
+    if scenario not in supported:
+        raise ConfigError(
+            f"strategy '{strategy}' does not support the {scenario} scenario; "
+            f"it supports: {', '.join(supported)}"
+        )
+
+
+def check_target(strategy: str, target: str, config=None) -> None:
+    """Refuse a strategy (or one of its options) that cannot handle a benchmark's target kind."""
+    supported = STRATEGIES[strategy].targets
+    if target not in supported:
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if target in e.targets)
+        raise ConfigError(
+            f"strategy '{strategy}' does not support {target} targets (it needs a class per "
+            f"sequence); for {target} targets use one of {allowed}"
+        )
+    if target != "sequence" and getattr(config, "policy", None) == "class_balanced":
+        raise ConfigError(
+            f"strategy.policy: class_balanced balances the memory over each sequence's class, "
+            f"which {target} targets do not have; set strategy.policy: experience_balanced or "
+            "reservoir"
+        )

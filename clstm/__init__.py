@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "run_experiment": "clstm.run.runner",
-    "RunResult": "clstm.run.runner",
+    "RunResult": "clstm.run.outcome",
     "RunExistsError": "clstm.errors",
     "RunLockedError": "clstm.errors",
     "RunFailed": "clstm.errors",
@@ -53,26 +53,14 @@ def __dir__() -> list[str]:
 
 
 #: modules that moved when the package was split into subpackages (0.2): old path -> new path
+_RUN = ("runner", "protocol", "rundir", "outcome", "provenance", "checkpoint", "stopping",
+        "logging", "sweep", "grid")  # fmt: skip
 MOVED = {
     **{f"clstm.{name}": f"clstm.config.{name}" for name in ("schema", "yamlio")},
     "clstm.multitask": "clstm.models.multitask",
     **{f"clstm.{name}": f"clstm.strategies.{name}" for name in ("lean", "joint")},
-    **{
-        f"clstm.{name}": f"clstm.run.{name}"
-        for name in (
-            "runner",
-            "protocol",
-            "rundir",
-            "outcome",
-            "provenance",
-            "checkpoint",
-            "stopping",
-            "logging",
-            "sweep",
-            "grid",
-            "io",
-        )
-    },  # fmt: skip
+    **{f"clstm.{name}": f"clstm.run.{name}" for name in _RUN},
+    "clstm.io": "clstm.run.files",
     "clstm.report_latex": "clstm.report.latex",
     "clstm.report_figures": "clstm.report.figures",
     "clstm.published": "clstm.report.published",

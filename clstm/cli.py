@@ -227,7 +227,7 @@ def _list() -> int:
         print(f"  {name:<12} {description} [{kinds}] ({where})")
     print("strategies (strategy.name) [scenarios; targets] and hyperparameters (defaults):")
     for name, entry in STRATEGIES.items():
-        kinds = f"{', '.join(entry.scenarios)}; {', '.join(entry.targets)}"
+        kinds = f"{', '.join(entry.scenarios)}; {', '.join(entry.targets)}"  # target kinds
         if entry.sequence_scenarios is not None:
             kinds += f"; with sequence targets only {', '.join(entry.sequence_scenarios)}"
         print(f"  {name:<12} {entry.description} [{kinds}]")
@@ -333,21 +333,10 @@ def _sweep(args: argparse.Namespace, raw: dict, sweep: dict) -> int:
         )
         grid = {**(sweep.get("grid") or {}), **parse_grid(args.grid)}
 
-        from clstm.report.latex import fixed  # no "-0.000"
-
         def progress(row: dict, done: int, total: int) -> None:
-            if row.get("acc") is not None and row.get("forgetting") is not None:
-                metrics = f"ACC {fixed(row['acc'])}  forgetting {fixed(row['forgetting'])}"
-            elif row.get("mse_final") is not None:
-                forgetting = row.get("mse_forgetting")
-                metrics = f"final MSE {fixed(row['mse_final'])}" + (
-                    f"  MSE forgetting {fixed(forgetting)}" if forgetting is not None else ""
-                )
-            else:
-                metrics = row.get("error") or ""
             print(
                 f"[{done}/{total}] {row['run_name']} seed {row['seed']}: "
-                f"{row['status']}  {metrics}",
+                f"{row['status']}  {progress_scores(row)}",
                 flush=True,
             )
 
@@ -437,9 +426,28 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def progress_scores(row: dict) -> str:
+    """What a sweep's progress line says of a finished run: its kind's main summaries (those
+    defined; ``ACC 0.504  forgetting 0.521``), else its error."""
+    from clstm.metrics import metric
+    from clstm.targets import SEQUENCE, kind_named
+
+    try:
+        kind = kind_named(row.get("target") or SEQUENCE.name)
+    except ValueError:  # a kind this process does not know
+        return row.get("error") or ""
+    shown = [
+        f"{metric(k).label} {metric(k).text(row[k])}"
+        for k in kind.progress_keys
+        if row.get(k) is not None
+    ]
+    return "  ".join(shown) if shown else (row.get("error") or "")
+
+
 def summary_text(result, out: Path) -> str:
-    """The end-of-run table: accuracy matrix, ACC/BWT/forgetting, paths to the results."""
-    from clstm.report.latex import fixed  # no "-0.000" (a tiny negative BWT is a zero)
+    """The end-of-run table: the run's first matrix (accuracies, or MSE), its kind's summaries,
+    the paths to the results."""
+    from clstm.metrics import metric
 
     m = result.metrics
     names = result.experience_names
@@ -450,38 +458,16 @@ def summary_text(result, out: Path) -> str:
     ]
     if m["error"]:
         lines.append(f"  {m['error']}")
-    if result.target == "regression":
-        initial, matrix = result.error_matrices["mse"]
-        title = "MSE (rows: after training on; columns: test set of; lower is better)"
-    else:
-        initial, matrix = result.initial_accuracy, result.accuracy_matrix
-        title = "accuracy (rows: after training on; columns: test set of)"
-    lines.append(title)
+    kind = result.kind
+    initial, matrix = result.matrix(kind.measures[0])
+    lines.append(kind.matrix_title)
     lines.append(" " * (width + 2) + "".join(f"{n:>{width}}" for n in names))
     rows = [("(initial)", initial)] if initial is not None else []
     rows += list(zip(names, matrix, strict=True))
     for label, row in rows:
         cells = "".join(f"{'-':>{width}}" if v != v else f"{v:>{width}.3f}" for v in row)
         lines.append(f"  {label:<{width}}{cells}")
-
-    def fmt(key: str) -> str:
-        value = m.get(key)
-        if value is None:
-            return "n/a"
-        signed = key in ("bwt", "fwt", "mse_increase", "mse_forward_change")
-        return fixed(value, plus=signed)
-
-    if result.target == "regression":
-        lines.append(
-            f"final MSE {fmt('mse_final')}   MSE increase {fmt('mse_increase')}   MSE "
-            f"forgetting {fmt('mse_forgetting')}   forward change {fmt('mse_forward_change')}   "
-            f"learning MSE {fmt('mse_learning')}   final MAE {fmt('mae_final')}"
-        )
-    else:
-        lines.append(
-            f"ACC {fmt('acc')}   BWT {fmt('bwt')}   forgetting {fmt('forgetting')}   "
-            f"FWT {fmt('fwt')}   learning accuracy {fmt('learning_accuracy')}"
-        )
+    lines.append("   ".join(f"{metric(k).label} {metric(k).text(m.get(k))}" for k in kind.cli_keys))
     lines.append(f"results: {result.run_dir}")
     lines.append(f"compare runs: {tensorboard_hint(out / m['experiment'])}")
     lines.append("(numbers can differ slightly on another CPU model or library version)")

@@ -16,10 +16,16 @@ For regression targets the matrix holds errors, ``E[i, j]`` (MSE or MAE on exper
 training on ``0..i``), where lower is better. The ``*_error*`` functions below are the same
 summaries with the sign made explicit: each is an error *change*, positive when the error grew.
 
+The catalogue at the end (:data:`CATALOGUE`, :data:`MEASURES`) names every summary a run records
+once - its key, title, direction, format and TensorBoard tag - for the CLI, the report, LaTeX,
+TensorBoard's HParams and the published comparisons, and every measure a matrix can hold.
+
 This module needs numpy only.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -190,3 +196,156 @@ def summarize_errors(E, b=None) -> dict:
             "forward_error_change": [None, *fwd.tolist()] if fwd is not None else None,
         },
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# What a run records from its matrices (metrics.json), per family of matrices
+# --------------------------------------------------------------------------------------------------
+
+#: the summaries of an accuracy matrix, as metrics.json names them
+ACCURACY_KEYS = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
+#: :func:`summarize_errors`' names -> the suffix of ``<measure>_<suffix>`` in metrics.json
+ERROR_SUFFIXES = {
+    "final_error": "final", "learning_error": "learning", "error_increase": "increase",
+    "error_forgetting": "forgetting", "forward_error_change": "forward_change",
+}  # fmt: skip
+
+
+def accuracy_record(R, initial, completed: bool) -> dict:
+    """The accuracy matrix, initial row and every summary (``None`` unless ``completed``).
+
+    A completed run with only the last row measured (``joint``: no intermediate models) gets ACC
+    and the final accuracies; the summaries that need intermediate rows stay ``None``.
+    """
+    R = np.asarray(R, dtype=float)
+    full = completed and not np.isnan(R).any()
+    summary = summarize(R, initial) if full else {}
+    if completed and not full and not np.isnan(R[-1]).any():
+        # average_accuracy reads only the last row; the unmeasured rows do not enter it.
+        acc = average_accuracy(np.nan_to_num(R))
+        summary = {"acc": acc, "per_experience": {"final_accuracy": R[-1].tolist()}}
+    return {
+        "accuracy_matrix": R.tolist(),
+        "initial_accuracy": initial.tolist() if initial is not None else None,
+        **{k: summary.get(k) for k in ACCURACY_KEYS},
+        "per_experience": summary.get("per_experience"),
+    }
+
+
+def error_record(errors: dict, completed: bool) -> dict:
+    """Each error matrix (``error_matrix_<m>``), its initial row and summaries (``<m>_final``,
+    ``<m>_learning``, ``<m>_increase``, ``<m>_forgetting``, ``<m>_forward_change``; ``None``
+    unless ``completed``), for every measure ``m`` of ``errors`` (``{m: (initial, E)}``)."""
+    out: dict = {}
+    for m, (initial, E) in errors.items():
+        E = np.asarray(E, dtype=float)
+        full = completed and not np.isnan(E).any()
+        summary = summarize_errors(E, initial) if full else {}
+        if completed and not full and not np.isnan(E[-1]).any():
+            summary = {"final_error": average_error(np.nan_to_num(E))}  # joint: last row only
+        out[f"error_matrix_{m}"] = E.tolist()
+        out[f"initial_error_{m}"] = initial.tolist() if initial is not None else None
+        out |= {f"{m}_{short}": summary.get(key) for key, short in ERROR_SUFFIXES.items()}
+        out[f"per_experience_{m}"] = summary.get("per_experience")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The catalogue: every summary and every measure, defined once
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A summary of a run's matrix, as every table, figure and log shows it."""
+
+    key: str  #: its key in metrics.json, sweep.json, ``--columns`` and published-values files
+    title: str  #: its column title in reports
+    label: str  #: its name in a sentence: the end-of-run summary, a sweep's progress lines
+    higher_is_better: bool
+    tag: str  #: its TensorBoard scalar (and HParams metric)
+    description: str  #: what it is, in one line (the formula is the function's docstring)
+    fraction: bool = False  #: a fraction in [0, 1] (a published value above 1 is a percentage)
+    signed: bool = False  #: printed with its sign (a transfer, a change)
+
+    def text(self, value: float | None, digits: int = 3) -> str:
+        """``value`` as clstm prints this metric (``n/a`` when undefined; see :func:`fixed`)."""
+        return "n/a" if value is None else fixed(value, digits, plus=self.signed)
+
+
+#: every summary a report can show, in the order of its columns
+CATALOGUE: tuple[Metric, ...] = (
+    Metric("acc", "ACC", "ACC", True, "cl/ACC",
+           "average accuracy: mean final accuracy over all experiences", fraction=True),
+    Metric("bwt", "BWT", "BWT", True, "cl/BWT",
+           "backward transfer: final minus just-learnt accuracy (negative = forgotten)",
+           signed=True),
+    Metric("fwt", "FWT", "FWT", True, "cl/FWT",
+           "forward transfer: accuracy just before learning minus the untrained model's",
+           signed=True),
+    Metric("forgetting", "Forgetting", "forgetting", False, "cl/forgetting",
+           "forgetting: best earlier accuracy minus final (Chaudhry et al. 2018)", fraction=True),
+    Metric("forgetting_learned", "Forgetting (after learning)", "forgetting after learning",
+           False, "cl/forgetting_learned",
+           "forgetting: just-learnt minus final accuracy (Avalanche's; equals -BWT)",
+           fraction=True),
+    Metric("learning_accuracy", "LA", "learning accuracy", True, "cl/learning_accuracy",
+           "learning accuracy: mean accuracy on each experience right after learning it",
+           fraction=True),
+    Metric("mse_final", "final MSE", "final MSE", False, "cl/mse_final",
+           "final error: mean MSE over all experiences at the end"),
+    Metric("mse_increase", "MSE increase", "MSE increase", False, "cl/mse_increase",
+           "final minus just-learnt MSE (positive = forgotten)", signed=True),
+    Metric("mse_forgetting", "MSE forgetting", "MSE forgetting", False, "cl/mse_forgetting",
+           "final MSE minus the best earlier MSE"),
+    Metric("mse_forward_change", "MSE forward change", "forward change", False,
+           "cl/mse_forward_change",
+           "MSE just before learning minus the untrained model's (negative = transfer)",
+           signed=True),
+    Metric("mse_learning", "learning MSE", "learning MSE", False, "cl/mse_learning",
+           "mean MSE on each experience right after learning it"),
+    Metric("mae_final", "final MAE", "final MAE", False, "cl/mae_final",
+           "final error: mean MAE over all experiences at the end"),
+)  # fmt: skip
+METRICS: dict[str, Metric] = {m.key: m for m in CATALOGUE}
+
+
+def metric(key: str) -> Metric:
+    """The catalogue's entry for ``key``; ``KeyError`` naming the known keys otherwise."""
+    try:
+        return METRICS[key]
+    except KeyError:
+        raise KeyError(f"unknown metric {key!r}; known: {', '.join(METRICS)}") from None
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What the cells of a run's matrix hold: accuracies, or an error (MSE, MAE)."""
+
+    name: str  #: ``accuracy``, ``mse`` or ``mae``
+    label: str  #: in axis labels and table titles
+    higher_is_better: bool
+    matrix_key: str  #: the matrix in metrics.json (also its CSV file's stem)
+    initial_key: str  #: the initial row in metrics.json
+    scalar_prefix: str  #: TensorBoard's per-experience scalars: ``<prefix>NN``
+    final: str  #: the key (:data:`METRICS`) of its final summary (ACC, final MSE)
+
+
+MEASURES: dict[str, Measure] = {
+    "accuracy": Measure("accuracy", "accuracy", True, "accuracy_matrix", "initial_accuracy",
+                        "accuracy/exp", "acc"),
+    "mse": Measure("mse", "MSE", False, "error_matrix_mse", "initial_error_mse", "error/mse/exp",
+                   "mse_final"),
+    "mae": Measure("mae", "MAE", False, "error_matrix_mae", "initial_error_mae", "error/mae/exp",
+                   "mae_final"),
+}  # fmt: skip
+
+
+def fixed(value: float, digits: int = 3, plus: bool = False) -> str:
+    """``value`` to ``digits`` decimals (with ``plus``, signed: ``+0.012``), without a negative
+    zero: a mean of -0.0002 prints as ``0.000`` (``+0.000``), not ``-0.000`` (a minus sign on a
+    printed zero). Python 3.11's ``z`` format option does this; clstm supports 3.10."""
+    text = f"{value:{'+' if plus else ''}.{digits}f}"
+    if text.startswith("-") and not text.strip("-0."):
+        text = ("+" if plus else "") + text[1:]
+    return text

@@ -295,7 +295,7 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
             "avalanche.logging.tensorboard_logger", "TensorboardLogger.__init__"),
         "accuracy-matrix heatmap images": ("clstm.plugins.accuracy_matrix",
                                            "AccuracyMatrixMetric.heatmap"),
-        "HParams": ("clstm.run.outcome", "write_hparams"),
+        "HParams": ("clstm.run.logging", "write_final_hparams"),
         "checkpoints (save_strategy)": ("clstm.run.checkpoint", "save_strategy"),
         "provenance (git state, versions)": ("clstm.run.provenance", "provenance"),
         "TensorBoard view file": ("clstm.run.runner", "_update_tensorboard_view"),
@@ -333,8 +333,9 @@ def fixed_cost_per_run(repeats: int, log) -> dict:
     try:
         for label, (module, attr) in parts.items():
             wrap(label, module, attr)
-        # meta.json is also written during the run, by the protocol loop
-        wrap("JSON files (meta.json, metrics.json)", "clstm.run.protocol", "write_json_atomic")
+        # metrics.json and the matrices' CSV files are written by the run's outcome
+        wrap("JSON files (meta.json, metrics.json)", "clstm.run.outcome", "write_json_atomic")
+        wrap("text files (config.yaml, CSV)", "clstm.run.outcome", "write_text_atomic")
         for checkpoint in ("off", "keep"):
             runs = []
             for _ in range(repeats):

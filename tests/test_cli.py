@@ -70,16 +70,14 @@ def test_quiet_run_prints_only_the_summary(tiny_yaml, tmp_path, capsys):
 
 def test_the_summary_prints_no_negative_zero(tmp_path):
     """A BWT of -0.0002 rounds to zero: printed +0.000 (as in the report), never -0.000."""
-    from types import SimpleNamespace
-
     metrics = {
         "status": "completed", "experiment": "e", "strategy": "naive", "seed": 0,
         "experiences_trained": 2, "wall_time_s": 1.0, "error": None, "acc": 0.5,
         "bwt": -0.0002, "forgetting": -0.0001, "fwt": -0.0123, "learning_accuracy": 0.9,
     }  # fmt: skip
-    result = SimpleNamespace(
-        metrics=metrics, experience_names=["a", "b"], target="sequence", initial_accuracy=None,
-        accuracy_matrix=[[0.9, float("nan")], [0.5, 0.5]], run_dir=tmp_path / "run",
+    result = RunResult(
+        metrics=metrics, experience_names=["a", "b"], status="completed", initial_accuracy=None,
+        accuracy_matrix=np.array([[0.9, float("nan")], [0.5, 0.5]]), run_dir=tmp_path / "run",
     )  # fmt: skip
     text = cli.summary_text(result, tmp_path)
     assert "-0.000" not in text

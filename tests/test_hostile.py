@@ -378,16 +378,16 @@ def test_fault_existing_run_names_cli_flags_and_python_arguments(finished, tmp_p
 
 def test_fault_disk_full_ends_cleanly(tmp_path, tiny_config, monkeypatch, capsys):
     """ENOSPC while writing metrics.json: one line, exit 1, a final status, no temporary files."""
-    import clstm.run.runner as runner
+    import clstm.run.outcome as outcome  # the writer of metrics.json
 
-    real = runner.write_json_atomic
+    real = outcome.write_json_atomic
 
     def full(path, data):
         if Path(path).name == "metrics.json":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(runner, "write_json_atomic", full)
+    monkeypatch.setattr(outcome, "write_json_atomic", full)
     tiny_config["benchmark"]["n_experiences"] = 1
     code, err = run_cli(["run", _cfg(tmp_path, tiny_config), *_out(tmp_path), "--quiet"], capsys)
     assert code == 1 and "No space left on device" in err and "\n" not in err

@@ -70,11 +70,22 @@ def test_latex_uses_booktabs_math_minus_labels_and_compact_columns(sweep_with_a_
     assert "FWT omitted: exactly 0 in every run" in full  # task scenario: 0 by construction
 
 
+def _results(*metrics: dict) -> list:
+    """Completed runs' outcomes (:class:`clstm.run.outcome.RunResult`) from metrics.json-like
+    values: what a report reads of each run."""
+    from clstm.run.outcome import result_from_metrics
+
+    base = {"status": "completed", "error": None, "accuracy_matrix": None,
+            "initial_accuracy": None, "experience_names": []}  # fmt: skip
+    return [result_from_metrics(".", {**base, **m}) for m in metrics]
+
+
 def test_bold_marks_every_row_whose_interval_overlaps_the_best():
-    from clstm.report import RunGroup, _best
+    from clstm.report.table import RunGroup
+    from clstm.report.table import best as _best
 
     def group(name, values):
-        return RunGroup("e", name, completed=[{"acc": v} for v in values])
+        return RunGroup("e", name, completed=_results(*({"acc": v} for v in values)))
 
     groups = {
         "a": group("a", [0.946, 0.950, 0.942]),  # best mean
@@ -467,7 +478,7 @@ def test_experiences_that_differ_between_seeds_are_labelled_by_position(sweep_wi
     groups = collect(sweep_with_a_failure)["tiny"]
     naive = groups["naive"]
     assert len(naive.completed) >= 2
-    naive.completed[1] = {**naive.completed[1], "experience_names": ["b", "a"]}
+    naive.completed[1].experience_names = ["b", "a"]
     panel = next(ax for ax in matrices_figure(groups).axes if ax.get_title() == "naive")
     assert [t.get_text() for t in panel.get_xticklabels()] == ["exp 1", "exp 2"]
 
@@ -501,8 +512,9 @@ def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
     from clstm.report import Collected, RunGroup, text_table
 
     # coresets' BWT on the Copy Task: -0.0002 printed as "-0.000", a sign on a printed zero
-    runs = [{"acc": 0.9, "bwt": -0.0003, "cpu": "c"}, {"acc": 0.92, "bwt": -0.0001, "cpu": "c"}]
-    collected = Collected({"e": {"a": RunGroup("e", "a", completed=runs)}})
+    runs = _results({"acc": 0.9, "bwt": -0.0003}, {"acc": 0.92, "bwt": -0.0001})
+    group = RunGroup("e", "a", completed=runs, cpus={0: "c", 1: "c"})
+    collected = Collected({"e": {"a": group}})
     row = next(r for r in markdown(collected).splitlines() if r.startswith("| a |"))
     assert "| 0.000 ± 0.000" in row and "-0.000" not in row, row
     text = text_table(collected)
@@ -510,10 +522,10 @@ def test_a_mean_that_rounds_to_zero_prints_without_a_minus_sign():
     tex = latex(collected)
     assert "$0.000 \\pm 0.000$" in tex and "$-0.000" not in tex
     # a mean that does not round to zero keeps its sign
-    runs[1]["bwt"] = -0.0017
+    runs[1].metrics["bwt"] = -0.0017
     assert "| -0.001 ± 0.001" in markdown(collected)
     # signed (the published comparison's "clstm − published"): +0.0000, never -0.0000
-    from clstm.report.latex import fixed
+    from clstm.metrics import fixed
 
     assert [fixed(v, 4, plus=True) for v in (-0.00002, 0.00002, -0.0098)] == [
         "+0.0000", "+0.0000", "-0.0098"]  # fmt: skip

@@ -88,9 +88,9 @@ def test_sigkill_during_the_second_experience_then_resume(tmp_path, strategy, ca
 KILLED_BETWEEN_WRITES = """
 import os, sys
 import clstm.run.checkpoint as checkpoint
-import clstm.run.protocol as protocol
+import clstm.run.runner as runner  # the writer of meta.json
 from clstm.cli import main
-saved, write = [], protocol.write_json_atomic
+saved, write = [], runner.write_json_atomic
 def save(strategy, path, _save=checkpoint.save_strategy):
     _save(strategy, path)
     saved.append(path)
@@ -98,7 +98,7 @@ def write_json(path, data):
     if len(saved) == 2:
         os._exit(9)
     write(path, data)
-checkpoint.save_strategy, protocol.write_json_atomic = save, write_json
+checkpoint.save_strategy, runner.write_json_atomic = save, write_json
 main(sys.argv[1:])
 """
 

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from clstm import metrics as clm
 from clstm.config import ConfigError, load_config
-from clstm.run.io import write_json_atomic
+from clstm.run.files import write_json_atomic
 from clstm.run.runner import RunExistsError, RunFailed, run_experiment
 
 METRIC_KEYS = {

@@ -46,10 +46,10 @@ def test_targets_beyond_the_batch_steps_are_refused_and_kinds_are_read_from_shap
         criterion("per_step")(output, torch.tensor([[N, N, 1]]))
     loss = criterion("per_step")(output, torch.tensor([[1, N, N, N]]))  # padding after: fine
     assert loss.item() == pytest.approx(math.log(3))
-    assert kind_of(torch.zeros(4, dtype=torch.long)) == "sequence"
-    assert kind_of(torch.zeros(4, 5, dtype=torch.long)) == "per_step"
-    assert kind_of(torch.zeros(4, 5, 2)) == "per_step_bits"
-    assert kind_of(torch.zeros(4, 5)) == "regression"
+    assert kind_of(torch.zeros(4, dtype=torch.long)).name == "sequence"
+    assert kind_of(torch.zeros(4, 5, dtype=torch.long)).name == "per_step"
+    assert kind_of(torch.zeros(4, 5, 2)).name == "per_step_bits"
+    assert kind_of(torch.zeros(4, 5)).name == "regression"
     with pytest.raises(ValueError, match="none of"):
         kind_of(torch.zeros(4, 5, 2, dtype=torch.long))
 
@@ -314,3 +314,118 @@ def test_lwf_distils_every_earlier_task_head_on_per_step_bits(tmp_path):
     run_experiment(cfg, out=tmp_path, plugins=[Probe()])
     assert max(abs(v) for v in extra[0]) < 1e-6  # nothing to distil from before training
     assert min(extra[1]) > 0 and min(extra[2]) > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# A new target kind is one class and one registry line
+# --------------------------------------------------------------------------------------------------
+
+
+class _BinaryBCE(torch.nn.Module):
+    def forward(self, output, y):  # (B, 1) logits, (B,) floats in {0, 1}
+        return torch.nn.functional.binary_cross_entropy_with_logits(output[:, 0], y)
+
+
+def _binary_kind():
+    """A toy kind: one yes/no decision per sequence, as (B,) floats (classes are (B,) ints)."""
+    import torch.nn.functional as F
+
+    from clstm.errors import DataError
+    from clstm.targets import AccuracyKind
+
+    class BinaryKind(AccuracyKind):
+        name = "binary"
+        description = "one yes/no decision per sequence"
+
+        def matches(self, y):
+            return y.dim() == 1 and y.is_floating_point()
+
+        def check_targets(self, x, lengths, y, where):
+            if y.ndim != 1 or len(y) != len(x) or not np.isin(y, (0.0, 1.0)).all():
+                raise DataError(f"{where}: binary targets are (N,) zeros and ones")
+
+        def stored_targets(self, y, steps):
+            return torch.from_numpy(y.astype(np.float32))
+
+        def criterion(self):
+            return _BinaryBCE()
+
+        def correct(self, output, y):
+            return ((output[:, 0] >= 0).to(y.dtype) == y).sum(), len(y)
+
+        def distill(self, out, prev, steps, temperature):
+            t = temperature
+            return F.binary_cross_entropy_with_logits(out / t, torch.sigmoid(prev / t))
+
+    return BinaryKind()
+
+
+@pytest.fixture
+def binary_kind():
+    from clstm import targets
+
+    kind = targets.register(_binary_kind())  # the one registry line
+    yield kind
+    del targets.KINDS[kind.name]
+
+
+def _binary_stream(n_experiences=2, n=160, steps=6, seed=0):
+    """Experience e answers whether the sequence's mean lies above 0 (e even) or below (odd):
+    rules that contradict each other, so fine-tuning forgets."""
+    from clstm.data.stepwise import target_benchmark
+
+    rng = np.random.default_rng(seed)
+    splits = {"train": [], "test": []}
+    for e in range(n_experiences):
+        for split, size in (("train", n), ("test", n // 2)):
+            x = rng.standard_normal((size, steps, 2)).astype(np.float32)
+            above = (x.mean(axis=(1, 2)) > 0).astype(np.float32)
+            y = above if e % 2 == 0 else 1.0 - above
+            splits[split].append((x, np.full(size, steps), y))
+    return target_benchmark(
+        splits["train"], splits["test"], target="binary", n_outputs=1,
+        names=[f"rule{e}" for e in range(n_experiences)], scenario="domain",
+    )  # fmt: skip
+
+
+def test_a_registered_kind_runs_end_to_end_with_every_stage_asking_it(
+    binary_kind, tiny_config, tmp_path
+):
+    from clstm.cli import summary_text
+    from clstm.report import write_report
+    from clstm.strategies import STRATEGIES, check_target
+    from clstm.targets import kind_of
+
+    assert (
+        kind_of(torch.zeros(3)) is binary_kind
+        and kind_of(torch.zeros(3, dtype=torch.long)).name == "sequence"
+    )
+    bench = _binary_stream()
+    assert bench.kind is binary_kind
+    config = {**tiny_config, "train": {"epochs": 8, "batch_size": 16, "lr": 0.02}}
+    results = {}
+    for strategy in ("naive", "lwf", "replay", "ewc", "der", "coresets"):
+        config["strategy"] = {"name": strategy}
+        results[strategy] = run_experiment(config, benchmark=bench, out=tmp_path / "out")
+    naive = results["naive"]
+    assert naive.status == "completed" and naive.kind is binary_kind
+    assert naive.accuracy_matrix.shape == (2, 2) and naive.accuracy_matrix[0, 0] > 0.7
+    assert naive.accuracy_matrix[1, 0] < 0.5  # the second rule overwrote the first
+    assert naive.metrics["target"] == "binary" and naive.metrics["forgetting"] > 0.2
+    assert all(r.status == "completed" for r in results.values())
+    assert "binary" in STRATEGIES["lwf"].targets and "binary" not in STRATEGIES["gdumb"].targets
+    with pytest.raises(ConfigError, match="does not support binary targets"):
+        check_target("gdumb", binary_kind)  # needs a class per sequence
+    text = summary_text(naive, tmp_path / "out")
+    assert text.splitlines()[1].startswith("accuracy (rows: after training on")
+    assert "ACC " in text and "forgetting " in text
+    report = write_report([tmp_path / "out"], out=tmp_path / "report")
+    assert report.table.splitlines()[1].split()[:6] == [
+        "run",
+        "n",
+        "ACC",
+        "BWT",
+        "Forgetting",
+        "LA",
+    ]
+    assert (tmp_path / "report" / "tiny_accuracy.png").exists()

@@ -196,6 +196,13 @@ class SequenceBenchmark:
         return len(self.experience_names)
 
     @property
+    def kind(self):
+        """The :class:`clstm.targets.TargetKind` of :attr:`target`."""
+        from clstm.targets import kind_named
+
+        return kind_named(self.target)
+
+    @property
     def has_validation(self) -> bool:
         return "valid" in getattr(self.scenario, "streams", {})
 

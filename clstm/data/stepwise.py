@@ -1,13 +1,13 @@
 """Streams whose targets are not one class per sequence (:mod:`clstm.targets`), from arrays.
 
-The counterpart of :func:`clstm.data.arrays.benchmark_from_arrays` for ``per_step``,
-``per_step_bits`` and ``regression`` targets, used by generated benchmarks (the Copy Task family,
-``forecast_regimes``). Inputs are stored as everywhere in clstm (right-padded, mask channel last,
-each dataset at its own shape); per-step targets are stored at the stream's length,
-:data:`clstm.targets.NO_TARGET` at every step that carries none, so that every loader's default
-collation works; regression targets are ``(N, K)`` floats. The datasets are plain Avalanche
-datasets (no ``targets`` attribute: there is no class per sample), with ``lengths`` and task
-labels as data attributes.
+The counterpart of :func:`clstm.data.arrays.benchmark_from_arrays` for the target kinds without
+a class per sequence (``per_step``, ``per_step_bits``, ``regression``), used by generated
+benchmarks (the Copy Task family, ``forecast_regimes``). Inputs are stored as everywhere in
+clstm (right-padded, mask channel last, each dataset at its own shape); per-step targets are
+stored at the stream's length, :data:`clstm.targets.NO_TARGET` at every step that carries none,
+so that every loader's default collation works; regression targets are ``(N, K)`` floats. The
+datasets are plain Avalanche datasets (no ``targets`` attribute: there is no class per sample),
+with ``lengths`` and task labels as data attributes.
 """
 
 from __future__ import annotations
@@ -45,25 +45,11 @@ def _dataset(x: torch.Tensor, y: torch.Tensor, lengths: np.ndarray, task: int, s
     )
 
 
-def _check(split: StepSplit, target: str, where: str) -> None:
-    from clstm.targets import NO_TARGET
-
+def _check(split: StepSplit, kind, where: str) -> None:
     x, lengths, y = split
     if x.ndim != 3 or len(x) == 0:
         raise DataError(f"{where}: x must be a non-empty (N, T, F) array, got shape {x.shape}")
-    if target == "regression":
-        if y.ndim != 2 or len(y) != len(x) or not np.isfinite(y).all():
-            raise DataError(f"{where}: regression targets must be finite (N, K), got {y.shape}")
-        return
-    want = 2 if target == "per_step" else 3
-    if y.ndim != want or y.shape[:2] != x.shape[:2]:
-        raise DataError(
-            f"{where}: {target} targets must have shape (N, T{', W' if want == 3 else ''}) "
-            f"matching x {x.shape[:2]}, got {y.shape}"
-        )
-    beyond = np.arange(x.shape[1])[None, :] >= np.asarray(lengths)[:, None]  # (N, T) padding
-    if (y.reshape(*y.shape[:2], -1)[beyond] != NO_TARGET).any():
-        raise DataError(f"{where}: a target lies beyond its sequence's length")
+    kind.check_targets(x, lengths, y, where)
 
 
 def target_benchmark(
@@ -84,17 +70,25 @@ def target_benchmark(
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
-    from clstm.targets import NO_TARGET
+    from clstm.targets import KINDS, kind_named
 
-    if target not in ("per_step", "per_step_bits", "regression"):
-        raise DataError(f"target must be per_step, per_step_bits or regression, got '{target}'")
+    try:
+        kind = kind_named(target)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    if kind.classes:  # one class per sequence: labels, class maps and class scenarios
+        others = ", ".join(n for n, k in KINDS.items() if not k.classes)
+        raise DataError(
+            f"{target} targets are built with clstm.benchmark_from_arrays; target_benchmark "
+            f"takes {others}"
+        )
     if scenario not in ("task", "domain"):
         raise DataError(f"{target} targets need scenario task or domain, got '{scenario}'")
     if not (len(train) == len(test) == len(names)) or not train:
         raise DataError("give one train split, one test split and one name per experience")
     for i, (tr, te) in enumerate(zip(train, test, strict=True)):
-        _check(tr, target, f"train dataset {i} ('{names[i]}')")
-        _check(te, target, f"test dataset {i} ('{names[i]}')")
+        _check(tr, kind, f"train dataset {i} ('{names[i]}')")
+        _check(te, kind, f"test dataset {i} ('{names[i]}')")
     every = [*train, *test]
     steps = max(int(np.max(lengths)) for _, lengths, _ in every)
     features = max(x.shape[2] for x, _, _ in every)
@@ -106,13 +100,7 @@ def target_benchmark(
         if id(x) not in stored:
             stored[id(x)] = pad_dense(x, lengths, int(np.max(lengths)), x.shape[2])
         xt = stored[id(x)]
-        if target == "regression":
-            yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
-        else:
-            padded = np.full((len(y), steps, *y.shape[2:]), NO_TARGET, dtype=y.dtype)
-            padded[:, : y.shape[1]] = y  # targets at the stream's steps, none after the end
-            yt = torch.from_numpy(padded)
-            yt = yt.float() if target == "per_step_bits" else yt.long()
+        yt = kind.stored_targets(y, steps)
         _digest_padded(digest, xt, steps, features)
         for tensor in (yt, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())

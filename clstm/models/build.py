@@ -7,6 +7,7 @@ from torch import nn
 
 from clstm.models.encoder import RecurrentEncoder
 from clstm.models.heads import SequenceClassifier, TaskInputProjection
+from clstm.targets import SEQUENCE, kind_named
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
@@ -55,11 +56,10 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
       ``MultiHeadClassifier``) and, with ``adapter: projection``, one input projection per task.
     """
     scenario = benchmark.scenario_name
-    target = getattr(benchmark, "target", "sequence")
-    per_step = target in ("per_step", "per_step_bits")
-    if target != "sequence" and scenario == "class":
+    kind = kind_named(getattr(benchmark, "target", SEQUENCE.name))
+    if not kind.classes and scenario == "class":
         raise ValueError(
-            f"{target} targets have no growing class head: use benchmark.scenario "
+            f"{kind.name} targets have no growing class head: use benchmark.scenario "
             "domain (one shared head) or task (one head per task)"
         )
     projection = config.adapter == "projection"
@@ -77,7 +77,7 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         bidirectional=config.bidirectional,
         stateful=stateful,
         packing=config.packing,
-        per_step=per_step,
+        per_step=kind.per_step,
         elman_output=config.elman_output,
     )
     if config.init_hh == "orthogonal":
@@ -91,7 +91,7 @@ def build_model(config, *, benchmark, stateful: bool = False) -> nn.Module:
         adapters = (
             [TaskInputProjection(f, config.adapter_size) for f in features] if projection else None
         )
-        if target != "sequence":
+        if not kind.classes:  # one head per task, of one width, made up front
             from clstm.models.multitask import FixedTaskHeads
 
             return FixedTaskHeads(

@@ -43,6 +43,9 @@ from clstm.targets import count_correct
 class AccuracyMatrixMetric(PluginMetric):
     """Accuracy on every evaluated experience after each training experience (and before any)."""
 
+    #: what its cells hold (:data:`clstm.metrics.MEASURES`)
+    measure = "accuracy"
+
     def __init__(self, stream: str | None = None, prefix: str = ""):
         """:param stream: name of the evaluated stream whose experiences are the columns
         (``"test"``, ``"valid"``, ...); ``None`` follows the first stream evaluated outside

@@ -18,9 +18,9 @@ After experience ``k`` is trained, ``coreset_size`` of its training sequences ar
 (without replacement) and kept, and the outputs of the model as it is then are stored for every
 coreset (earlier ones too): the teacher's outputs do not change while the next experience is
 trained, so they are computed once rather than at every iteration (same values, one forward pass
-less per iteration). The term for experience ``e``'s share is
-:func:`clstm.plugins.lwf.distillation` at temperature ``T`` times ``T^2`` (Hinton et al. 2015; no
-``T`` for regression), read where the stored targets are (a per-step target's steps); the term
+less per iteration). The term for experience ``e``'s share is the target kind's
+:meth:`~clstm.targets.TargetKind.distill` at temperature ``T`` times ``T^2`` (Hinton et al. 2015;
+no ``T`` for regression), read where the stored targets are (a per-step target's steps); the term
 added to the loss is ``alpha`` times the sum over the earlier experiences of each share's mean.
 For classes and bits the term is a cross-entropy against soft targets, so its value includes the
 teacher's own entropy, a constant without gradient: a run's training loss reads higher than its
@@ -34,7 +34,6 @@ from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import avalanche_forward
 
 from clstm.plugins.der import stored_outputs
-from clstm.plugins.lwf import distillation
 from clstm.targets import kind_of, target_steps
 
 
@@ -52,12 +51,11 @@ def distillation_term(out, soft, y, temperature: float) -> torch.Tensor:
     (per-step outputs padded to the samples' steps), ``y`` the samples' targets (which steps
     count)."""
     kind = kind_of(y)
-    if kind == "regression":
-        return distillation(kind, out, soft, None, temperature)
     steps = None
-    if kind.startswith("per_step"):  # per-step outputs: the batch's steps only
+    if kind.per_step:  # per-step outputs: the batch's steps only
         steps, soft = target_steps(y[:, : out.shape[1]]), soft[:, : out.shape[1]]
-    return distillation(kind, out, soft, steps, temperature) * temperature**2
+    term = kind.distill(out, soft, steps, temperature)
+    return term * temperature**2 if kind.tempered else term
 
 
 class CoresetDistillationPlugin(SupervisedPlugin):

@@ -27,6 +27,14 @@ from clstm.targets import errors
 MEASURES = ("mse", "mae")
 
 
+def matrix_metric(measure: str, stream: str | None = None, prefix: str = ""):
+    """The matrix metric of ``measure``: :class:`AccuracyMatrixMetric` for ``accuracy``,
+    :class:`ErrorMatrixMetric` for an error (``mse``, ``mae``)."""
+    if measure == "accuracy":
+        return AccuracyMatrixMetric(stream=stream, prefix=prefix)
+    return ErrorMatrixMetric(measure, stream=stream, prefix=prefix)
+
+
 class ErrorMatrixMetric(AccuracyMatrixMetric):
     """Mean squared (``mse``) or absolute (``mae``) error on every experience after each one."""
 

@@ -1,7 +1,7 @@
 """``LwFPlugin``: Avalanche's Learning without Forgetting, also without task labels, and for
 targets beyond one class per sequence (:mod:`clstm.targets`).
 
-The distillation term follows the target kind of the batch:
+The distillation term is the target kind's (:meth:`clstm.targets.TargetKind.distill`):
 
 - ``sequence``: Avalanche's, ``KL(softmax(prev / T) || softmax(out / T))`` over the classes the
   previous model had seen, mean over sequences;
@@ -20,37 +20,13 @@ from __future__ import annotations
 
 import copy
 
-import torch
-import torch.nn.functional as F
 from avalanche.training.plugins import LwFPlugin as _AvalancheLwFPlugin
 from avalanche.training.regularization import LearningWithoutForgetting
 
-from clstm.targets import kind_of
+from clstm.targets import SEQUENCE, kind_of
 
 #: marker of a task whose every output unit is distilled (targets without classes)
 ALL_UNITS = frozenset({-1})
-
-
-def distillation(kind: str, out, prev, steps, temperature: float):
-    """The distillation term of one head (see the module docstring); ``steps`` ``(B, T')`` is
-    1 at the steps distilled (per-step kinds). ``sequence``: the KL divergence over the previous
-    model's classes, mean over sequences (used by :mod:`clstm.plugins.coresets`; LwF itself keeps
-    Avalanche's, which also restricts the classes to those each task has seen)."""
-    if kind == "regression":
-        return F.mse_loss(out, prev)
-    t = temperature
-    if kind == "sequence":  # over the previous model's classes (a growing head has more now)
-        out = out[:, : prev.shape[1]]
-        return F.kl_div(
-            torch.log_softmax(out / t, dim=1), torch.softmax(prev / t, dim=1), reduction="batchmean"
-        )
-    if kind == "per_step":
-        kl = F.kl_div(
-            torch.log_softmax(out / t, dim=-1), torch.softmax(prev / t, dim=-1), reduction="none"
-        ).sum(dim=-1)  # (B, T')
-        return (kl * steps).sum() / len(out)
-    bce = F.binary_cross_entropy_with_logits(out / t, torch.sigmoid(prev / t), reduction="none")
-    return (bce.sum(dim=-1) * steps).sum() / len(out)  # per_step_bits
 
 
 class _TaskAgnosticLwF(LearningWithoutForgetting):
@@ -63,7 +39,7 @@ class _TaskAgnosticLwF(LearningWithoutForgetting):
     key Avalanche's single-head distillation uses).
     """
 
-    kind = "sequence"  # the target kind of the current batch (set by LwFPlugin)
+    kind = SEQUENCE  # the target kind of the current batch (set by LwFPlugin)
     steps = None  # (B, T') real steps of the current batch, for per-step kinds
 
     def post_adapt(self, agent, exp):
@@ -80,10 +56,10 @@ class _TaskAgnosticLwF(LearningWithoutForgetting):
             self.prev_classes_by_task[int(task)].add(int(target))
 
     def _distillation_loss(self, out, prev_out, active_units):
-        if self.kind == "sequence":
+        if self.kind.classes:  # Avalanche's, over the classes each task has seen
             return super()._distillation_loss(out, prev_out, active_units)
         steps = self.steps[:, : out.shape[1]] if self.steps is not None else None
-        return distillation(self.kind, out, prev_out, steps, self.temperature)
+        return self.kind.distill(out, prev_out, steps, self.temperature)
 
 
 class LwFPlugin(_AvalancheLwFPlugin):
@@ -97,5 +73,5 @@ class LwFPlugin(_AvalancheLwFPlugin):
 
     def before_backward(self, strategy, **kwargs):
         self.lwf.kind = kind_of(strategy.mb_y)
-        self.lwf.steps = strategy.mb_x[..., -1] if self.lwf.kind.startswith("per_step") else None
+        self.lwf.steps = strategy.mb_x[..., -1] if self.lwf.kind.per_step else None
         super().before_backward(strategy, **kwargs)

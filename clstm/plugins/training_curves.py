@@ -61,7 +61,7 @@ class TrainingCurvesMetric(PluginMetric):
                 per_batch = torch.stack([loss.sum() for loss in losses])
             weights = torch.tensor(sizes, dtype=per_batch.dtype, device=per_batch.device)
             self._loss_sum = self._loss_sum + (per_batch * weights).sum()
-            if kind_of(ys[0]) == "regression":  # regression: no accuracy, only the MSE
+            if not kind_of(ys[0]).accuracy:  # e.g. regression: no accuracy, only the loss
                 return
             try:  # one operation over all the batches where their outputs have one shape
                 groups = [(torch.cat(outputs), torch.cat(ys))]

@@ -21,11 +21,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from clstm.errors import ConfigError
-from clstm.run.io import write_text_atomic
+from clstm.run.files import CONFIG, META, METRICS, write_text_atomic
 
 #: the files of a run folder that are archived (those :func:`clstm.report.collect` reads, and the
 #: provenance)
-ARCHIVED = ("config.yaml", "metrics.json", "meta.json")
+ARCHIVED = (CONFIG, METRICS, META)
 
 
 def archive_runs(collected, dest: str | Path) -> tuple[int, int]:
@@ -45,11 +45,10 @@ def archive_runs(collected, dest: str | Path) -> tuple[int, int]:
     present = 0
     for groups in collected.values():
         for group in groups.values():
-            for m in group.completed:
-                source = group.paths[m["seed"]]
-                target = (
-                    dest / group.experiment / group.run_name / group.identity / f"seed{m['seed']}"
-                )
+            for result in group.completed:
+                seed = result.metrics["seed"]
+                source = group.paths[seed]
+                target = dest / group.experiment / group.run_name / group.identity / f"seed{seed}"
                 files = [
                     (source / name, target / name)
                     for name in ARCHIVED
@@ -78,7 +77,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def same_run(a: Path, b: Path) -> bool:
     """Two run folders holding one run: identical ``metrics.json`` (or, for runs that did not
     complete, identical ``meta.json``)."""
-    for name in ("metrics.json", "meta.json"):
+    for name in (METRICS, META):
         if (a / name).exists() or (b / name).exists():
             try:
                 return (a / name).read_bytes() == (b / name).read_bytes()

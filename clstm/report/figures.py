@@ -13,21 +13,28 @@ from pathlib import Path
 
 import numpy as np
 
-from clstm.report.collect import RunGroup, is_regression
+from clstm.metrics import MEASURES, metric
+from clstm.report.table import RunGroup, sections
 
 
-def _matrix(m: dict) -> np.ndarray:
-    """A run's accuracy matrix, or its MSE matrix for regression runs."""
-    key = "error_matrix_mse" if m.get("target") == "regression" else "accuracy_matrix"
-    return np.array(m[key], dtype=float)
+def _measure(groups: dict[str, RunGroup]):
+    """The measure the rows' figures show: their target kind's first (accuracy, or MSE)."""
+    kind = next(g.kind for g in groups.values() if g.kind is not None)
+    return MEASURES[kind.measures[0]]
+
+
+def _matrix(result, measure) -> np.ndarray:
+    """A run's matrix of ``measure``."""
+    return np.array(result.matrix(measure.name)[1], dtype=float)
 
 
 def _curves(g: RunGroup) -> np.ndarray:
     """Per seed, ACC (or the MSE) after k experiences: mean of R[k-1, :k] (NaN where
     unmeasured)."""
     rows = []
-    for m in g.completed:
-        R = _matrix(m)
+    measure = _measure({"": g})
+    for result in g.completed:
+        R = _matrix(result, measure)
         rows.append([np.mean(R[k - 1, :k]) for k in range(1, len(R) + 1)])
     return np.array(rows)
 
@@ -69,7 +76,7 @@ def _experience_names(g: RunGroup) -> list[str]:
     """The experiences' names, or their positions (``exp 1``, ...) when the seeds of a row saw
     different experiences at the same position (e.g. a class order shuffled per run, as TSCIL
     does): the matrices are averaged by position, so one seed's names would mislabel them."""
-    runs = [r.get("experience_names") or [] for r in g.completed]
+    runs = [r.experience_names or [] for r in g.completed]
     if not runs or not runs[0]:
         return []
     if any(list(r) != list(runs[0]) for r in runs[1:]):
@@ -101,11 +108,13 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
             ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
         if len(_experience_names(groups[name])) > len(longest):
             longest = _experience_names(groups[name])
-    if is_regression(groups):
-        ax.set(ylabel="MSE on experiences seen (lower is better)", title=experiment)
+    measure = _measure(groups)
+    if measure.higher_is_better:  # accuracies, in [0, 1]
+        ylabel = f"{metric(measure.final).title} on experiences seen"
+        ax.set(ylabel=ylabel, ylim=(0, 1), title=experiment)
+    else:  # errors, from 0 up
+        ax.set(ylabel=f"{measure.label} on experiences seen (lower is better)", title=experiment)
         ax.set_ylim(bottom=0)
-    else:
-        ax.set(ylabel="ACC on experiences seen", ylim=(0, 1), title=experiment)
     ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
                   rotation=30, ha="right", fontsize=7)  # fmt: skip
     ax.set_xlabel("after training on")
@@ -133,24 +142,26 @@ def matrices_figure(groups: dict[str, RunGroup]):
     import matplotlib.pyplot as plt
 
     names = [n for n, g in groups.items() if g.completed]
-    regression = is_regression(groups)
+    measure = _measure(groups)
+    errors = not measure.higher_is_better
     means = {}
     for name in names:
         with warnings.catch_warnings():  # joint: rows never measured stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            means[name] = np.nanmean([_matrix(m) for m in groups[name].completed], axis=0)
-    top = max((np.nanmax(R) for R in means.values()), default=1.0) if regression else 1.0
+            runs = [_matrix(r, measure) for r in groups[name].completed]
+            means[name] = np.nanmean(runs, axis=0)
+    top = max((np.nanmax(R) for R in means.values()), default=1.0) if errors else 1.0
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols + 0.8, 3.2 * rows), squeeze=False)
     image = None
     for ax, name in zip(axes.flat, names, strict=False):
         R = means[name]
-        cmap = "viridis_r" if regression else "viridis"  # bright = good either way
+        cmap = "viridis_r" if errors else "viridis"  # bright = good either way
         image = ax.imshow(R, vmin=0, vmax=top, cmap=cmap)
         for (i, j), v in np.ndenumerate(R):
             if not np.isnan(v):
-                dark = v / top > 0.4 if regression else v < 0.6
+                dark = v / top > 0.4 if errors else v < 0.6
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
                         color="w" if dark else "k")  # fmt: skip
         labels = [abbreviate(e, 12) for e in _experience_names(groups[name])]
@@ -159,14 +170,13 @@ def matrices_figure(groups: dict[str, RunGroup]):
         ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
         ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
         ax.set_title(_wrapped(name, 34), fontsize=7 if len(name) > 34 else 8)
-        measure = "MSE" if regression else "accuracy"
-        ax.set_xlabel(f"{measure} on the test set of", fontsize=7)
+        ax.set_xlabel(f"{measure.label} on the test set of", fontsize=7)
         ax.set_ylabel("after training on", fontsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
-    bar.set_label("MSE (lower is better)" if regression else "accuracy", fontsize=7)
+    bar.set_label(f"{measure.label} (lower is better)" if errors else measure.label, fontsize=7)
     bar.ax.tick_params(labelsize=6)
     return fig
 
@@ -174,9 +184,11 @@ def matrices_figure(groups: dict[str, RunGroup]):
 def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, list[str]]:
     """PNG (300 dpi) and PDF figures per experiment; returns the PNG paths relative to ``out``.
 
-    ``<experiment>_accuracy`` (``_mse`` for regression runs; :func:`accuracy_figure`) and
-    ``<experiment>_matrices``
-    (:func:`matrices_figure`), with one colour per strategy in both (:func:`strategy_style`).
+    ``<experiment>_accuracy`` (``_mse`` for runs measured by errors; :func:`accuracy_figure`)
+    and ``<experiment>_matrices`` (:func:`matrices_figure`), with one colour per strategy in both
+    (:func:`strategy_style`); an experiment with runs of several families of target kinds
+    (:func:`clstm.report.table.sections`) gets both for each, its matrices then
+    ``<experiment>_<measure>_matrices``.
     """
     import matplotlib
 
@@ -185,21 +197,27 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
 
     made: dict[str, list[str]] = {}
     out.mkdir(parents=True, exist_ok=True)
-    for experiment, groups in collected.items():
-        if not any(g.completed for g in groups.values()):
+    for experiment, all_groups in collected.items():
+        if not any(g.completed for g in all_groups.values()):
             continue
-        curve = "mse" if is_regression(groups) else "accuracy"
-        for kind, fig in ((curve, accuracy_figure(experiment, groups)),
-                          ("matrices", matrices_figure(groups))):  # fmt: skip
-            stem = f"{experiment}_{kind}"
-            for ext in ("png", "pdf"):
-                # bbox "tight": a legend beside the plot or a wrapped title is never cut off.
-                # No creation date in the PDF: the same runs give the same bytes, so committed
-                # figures change only when their numbers do.
-                fig.savefig(
-                    out / f"{stem}.{ext}", dpi=PNG_DPI, bbox_inches="tight",
-                    metadata={"CreationDate": None} if ext == "pdf" else None,
-                )  # fmt: skip
-            plt.close(fig)
-            made.setdefault(experiment, []).append(f"{stem}.png")
+        parts = sections(experiment, all_groups)
+        for _, _, groups in parts:
+            measure = _measure(groups).name
+            matrices = "matrices" if len(parts) == 1 else f"{measure}_matrices"
+            for name, fig in ((measure, accuracy_figure(experiment, groups)),
+                              (matrices, matrices_figure(groups))):  # fmt: skip
+                _save(fig, out / f"{experiment}_{name}")
+                plt.close(fig)
+                made.setdefault(experiment, []).append(f"{experiment}_{name}.png")
     return made
+
+
+def _save(fig, stem: Path) -> None:
+    for ext in ("png", "pdf"):
+        # bbox "tight": a legend beside the plot or a wrapped title is never cut off.
+        # No creation date in the PDF: the same runs give the same bytes, so committed
+        # figures change only when their numbers do.
+        fig.savefig(
+            stem.with_name(f"{stem.name}.{ext}"), dpi=PNG_DPI, bbox_inches="tight",
+            metadata={"CreationDate": None} if ext == "pdf" else None,
+        )  # fmt: skip

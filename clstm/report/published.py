@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clstm.errors import ConfigError
+from clstm.metrics import METRICS, fixed
 
-#: metrics that are fractions in [0, 1] (a value above 1 is a percentage typed by mistake)
-FRACTIONS = ("acc", "learning_accuracy", "forgetting", "forgetting_learned")
 _MISSING = object()  # a config key a row does not have
 
 
@@ -62,7 +61,6 @@ class Published:
 def load_published(path: str | Path) -> list[Published]:
     """Read and check ``path``; :class:`ConfigError` names the entry and field at fault."""
     from clstm.config.yamlio import read_yaml
-    from clstm.report.collect import METRICS
 
     path = Path(path)
     if not path.is_file():
@@ -70,7 +68,7 @@ def load_published(path: str | Path) -> list[Published]:
             f"published values file not found: {path}",
             cli=f"report --published {path}: no such file",
         )
-    known = {key for key, _, _ in METRICS}
+    known = set(METRICS)
     entries = []
     expected = (
         "published-values file: expected experiment names at the top level, each with a list of "
@@ -108,7 +106,7 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
             or not math.isfinite(value)
         ):
             raise ConfigError(f"{where}: {key} must be a number, not {value!r}")
-        if key in FRACTIONS and not 0 <= value <= 1:
+        if METRICS[key].fraction and not 0 <= value <= 1:  # a percentage typed by mistake
             raise ConfigError(
                 f"{where}: {key} {value} is not a fraction in [0, 1]; give percentages / 100"
             )
@@ -142,11 +140,8 @@ def _entry(where: str, experiment: str, item, known: set[str]) -> Published:
 
 def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
     """Markdown lines per experiment of ``collected``: the comparison tables."""
-    from clstm.report.collect import METRICS
-    from clstm.report.latex import fixed
     from clstm.run.rundir import flatten
 
-    titles = {key: title for key, title, _ in METRICS}
     out: dict[str, list[str]] = {}
     for entry in published:
         groups = collected.get(entry.experiment)
@@ -178,19 +173,22 @@ def comparisons(collected, published: list[Published]) -> dict[str, list[str]]:
             for key, value in entry.values.items():
                 stat = g.stat(key)
                 if stat.mean is None:
-                    lines.append(f"| {label} | {titles[key]} | {value:.4f} | — (0) | — | — | — |")
+                    lines.append(
+                        f"| {label} | {METRICS[key].title} | {value:.4f} | — (0) | — | — | — |"
+                    )
                     continue
                 half = _half_width(stat, entry.runs)
                 if half is None:
                     ci = inside = "—"
                 else:
                     low, high = stat.mean - half, stat.mean + half
-                    if key in FRACTIONS:  # no accuracy above 100% or below 0
+                    if METRICS[key].fraction:  # no accuracy above 100% or below 0
                         low, high = max(low, 0.0), min(high, 1.0)
                     ci, inside = f"{low:.4f} – {high:.4f}", _inside(low, high, value, entry)
                 diff = fixed(stat.mean - value, 4, plus=True)
+                title = METRICS[key].title
                 lines.append(
-                    f"| {label} | {titles[key]} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
+                    f"| {label} | {title} | {value:.4f} | {stat.mean:.4f} ({stat.n}) | "
                     f"{ci} | {diff} | {inside} |"
                 )
         if entry.runs is not None:

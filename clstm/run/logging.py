@@ -19,7 +19,9 @@ from typing import TextIO
 
 from avalanche.logging import BaseLogger, TensorboardLogger
 
+from clstm.metrics import MEASURES, metric
 from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS
+from clstm.targets import KINDS
 
 
 class RunTensorboardLogger(TensorboardLogger):
@@ -145,18 +147,21 @@ class ProgressLogger(BaseLogger):
 
     def after_eval(self, strategy, metric_values, **kwargs) -> None:
         values = {m.name: m.value for m in metric_values}
-        kind, prefix, summary = "accuracy", "accuracy/exp", ("ACC", "cl/ACC")
-        if not any(k.startswith(prefix) for k in values):  # regression: errors
-            kind, prefix, summary = "MSE", "error/mse/exp", ("final MSE", "cl/mse_final")
-        row = [values[k] for k in sorted(values) if k.startswith(prefix)]
-        if not row:  # not a row of the matrix (e.g. periodic evaluation)
+        # the first measure whose per-experience scalars are there: accuracy, else MSE
+        measure = next(
+            (m for m in MEASURES.values() if any(k.startswith(m.scalar_prefix) for k in values)),
+            None,
+        )
+        if measure is None:  # not a row of a matrix (e.g. periodic evaluation)
             return
+        row = [values[k] for k in sorted(values) if k.startswith(measure.scalar_prefix)]
         k = strategy.clock.train_exp_counter
         label = "before training" if k == 0 else f"after {self.names[k - 1]}"
         text = " ".join(f"{a:.3f}" for a in row)
-        value = values.get(summary[1])
-        suffix = f"  {summary[0]} {value:.3f}" if value is not None else ""
-        self._print(f"  eval {label}: {kind} [{text}]{suffix}")
+        final = metric(measure.final)
+        value = values.get(final.tag)
+        suffix = f"  {final.label} {value:.3f}" if value is not None else ""
+        self._print(f"  eval {label}: {measure.label} [{text}]{suffix}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,25 +172,8 @@ class ProgressLogger(BaseLogger):
 #: TensorBoard's HParams table sorts the differing ones first (by name) and shows the first five
 #: by default: the strategy, the benchmark's variant or datasets, and the swept keys and seed.
 KEY_HPARAMS = ("strategy", "benchmark.variant", "benchmark.datasets")
-#: final metrics shown against the hparams
-HPARAM_METRICS = ("cl/ACC", "cl/BWT", "cl/forgetting", "cl/learning_accuracy")
-#: the same for regression runs (errors: lower is better; clstm.plugins.error_matrix)
-HPARAM_ERROR_METRICS = ("cl/mse_final", "cl/mse_increase", "cl/mse_forgetting", "cl/mse_learning")
-#: Custom Scalars charts of regression runs (an experiment of regression runs alone shows only
-#: these; the accuracy charts below are for classification runs)
-ERROR_SCALARS = {
-    "final MSE (experiences seen; lower is better)": ["Multiline", [r"^cl/mse_final$"]],
-    "MSE forgetting (final minus best earlier)": ["Multiline", [r"^cl/mse_forgetting$"]],
-}
-#: the charts of the Custom Scalars dashboard: every run's curve of one metric on one chart
-CUSTOM_SCALARS = {
-    "clstm: every run": {
-        "ACC (average accuracy on the experiences seen)": ["Multiline", [r"^cl/ACC$"]],
-        "forgetting (best earlier minus now)": ["Multiline", [r"^cl/forgetting$"]],
-        "BWT": ["Multiline", [r"^cl/BWT$"]],
-        "learning accuracy": ["Multiline", [r"^cl/learning_accuracy$"]],
-    }
-}
+#: the category of clstm's charts in TensorBoard's Custom Scalars (each kind's, in its own)
+CHART_CATEGORY = "clstm: every run"
 _SUFFIX = ".clstm-experiment"
 
 
@@ -211,6 +199,34 @@ def run_hparams(config_dict: dict) -> dict:
         for k, v in values.items()
         if v is not None
     }
+
+
+def hparam_tags(kind) -> list[str]:
+    """The final scalars (TensorBoard tags) shown against the hyperparameters of a kind's runs:
+    those of its default report columns (:data:`clstm.metrics.CATALOGUE`)."""
+    return [metric(key).tag for key in kind.default_columns]
+
+
+def write_final_hparams(writer, cfg, bench, matrices: dict) -> None:
+    """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
+
+    Hyperparameters: :func:`run_hparams` (strategy, benchmark and its variant or datasets,
+    scenario, seed, the strategy's, training and model options); metrics: the final values of
+    :func:`hparam_tags`, already logged as scalars (the HParams dashboard reads their last
+    values). ``matrices``: the test stream's matrix metric per measure; nothing is written when
+    none was measured.
+    """
+    from clstm.config import to_dict
+    from clstm.run.outcome import full_result
+
+    if not all(m.measured for m in matrices.values()):
+        return
+    kind = bench.kind
+    results = {name: full_result(m, bench.n_experiences) for name, m in matrices.items()}
+    scores = kind.record(results, completed=True)
+    final = {metric(k).tag: scores.get(k) for k in kind.default_columns}
+    write_run_hparams(writer, run_hparams(to_dict(cfg)),
+                      {k: v for k, v in final.items() if v is not None})  # fmt: skip
 
 
 def write_run_hparams(writer, hparams: dict, metrics: dict) -> None:
@@ -251,7 +267,7 @@ def update_experiment_view(experiment_dir: Path) -> None:
         except (OSError, ValueError):
             continue
         hp = meta.get("hparams") or {}
-        targets.add((meta.get("benchmark") or {}).get("target", "sequence"))
+        targets.add((meta.get("benchmark") or {}).get("target", "sequence"))  # kinds present
         for k, v in hp.items():
             values.setdefault(k, []).append(v)
     if not values:
@@ -264,14 +280,10 @@ def update_experiment_view(experiment_dir: Path) -> None:
         differs = name in KEY_HPARAMS or len({json.dumps(v) for v in seen}) > 1
         infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind),
                                         differs=differs))  # fmt: skip
-    regression = "regression" in targets
-    tags = (HPARAM_METRICS if targets - {"regression"} else ()) + (
-        HPARAM_ERROR_METRICS if regression else ()
-    )
-    # the charts of the target kinds present (an accuracy chart of regression runs stays empty)
-    ((category, accuracy_charts),) = CUSTOM_SCALARS.items()
-    charts = dict(accuracy_charts) if targets - {"regression"} else {}
-    layout = {category: charts | (ERROR_SCALARS if regression else {})}
+    kinds = [kind for name, kind in KINDS.items() if name in targets]  # unknown ones: none
+    tags = list(dict.fromkeys(tag for kind in kinds for tag in hparam_tags(kind)))
+    charts = {title: chart for kind in kinds for title, chart in kind.charts.items()}
+    layout = {CHART_CATEGORY: charts}
     experiment = api_pb2.Experiment(
         hparam_infos=infos,
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in tags],

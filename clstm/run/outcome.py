@@ -1,7 +1,10 @@
-"""What a run records about its results: ``metrics.json``'s scores, the matrix CSV files and the
-TensorBoard HParams session, from the accuracy matrix (or, for regression runs, the error
-matrices) measured by :mod:`clstm.plugins.accuracy_matrix` / :mod:`clstm.plugins.error_matrix`.
-Used by :mod:`clstm.run.runner`. Imports numpy only (torch and Avalanche when writing HParams).
+"""What a run produced, defined once: :class:`RunResult`, and its ``metrics.json``.
+
+A run's outcome is one object. :func:`result_of` makes it from the matrices the run measured;
+:func:`write_result` writes it (``metrics.json`` and one CSV file per matrix) and
+:func:`load_run` reads it back: what the CLI's summary, a sweep's rows and the report read is this
+object or its ``metrics.json``. Its target kind (:mod:`clstm.targets`) says which matrices it
+holds (accuracies, or errors) and how they are summarised. Imports numpy only.
 """
 
 from __future__ import annotations
@@ -9,15 +12,63 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from clstm import metrics as clm
-from clstm.config import to_dict
+from clstm.errors import OutputError
+from clstm.metrics import MEASURES
+from clstm.run.files import METRICS, matrix_csv_name, write_json_atomic, write_text_atomic
+from clstm.run.rundir import read_json_file
+from clstm.targets import SEQUENCE, kind_named
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i.
+
+    ``metrics`` is its ``metrics.json``. Runs whose target kind measures errors (regression) have
+    no accuracy: ``accuracy_matrix`` is None and ``error_matrices`` maps ``"mse"`` and ``"mae"``
+    to ``(initial row or None, E)``.
+    """
+
+    run_dir: Path
+    status: str
+    metrics: dict
+    accuracy_matrix: np.ndarray | None
+    initial_accuracy: np.ndarray | None
+    experience_names: list[str]
+    error: str | None = None
+    target: str = SEQUENCE.name
+    error_matrices: dict | None = None
+
+    @property
+    def kind(self):
+        """The :class:`clstm.targets.TargetKind` of the run's benchmark."""
+        return kind_named(self.target)
+
+    def matrix(self, measure: str) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(initial row or None, matrix)`` of ``measure`` (``accuracy``, ``mse``, ``mae``)."""
+        if measure == "accuracy":
+            return self.initial_accuracy, self.accuracy_matrix
+        return (self.error_matrices or {})[measure]
+
+    def value(self, key: str) -> float | None:
+        """A summary of ``metrics.json`` (:data:`clstm.metrics.METRICS`), None if undefined."""
+        return self.metrics.get(key)
+
+    def row(self) -> dict:
+        """What a sweep's ``sweep.json`` keeps of the run (its kind's summaries)."""
+        return {
+            "status": self.status, "error": self.error, "run_dir": str(self.run_dir),
+            "target": self.target, **{k: self.value(k) for k in self.kind.sweep_keys},
+            "wall_time_s": self.value("wall_time_s"),
+        }  # fmt: skip
 
 
 def full_result(metric, n_experiences: int):
-    """``(initial, R)`` with ``R`` always ``T x T`` (NaN where never measured)."""
+    """``(initial, R)`` of a matrix metric, ``R`` always ``T x T`` (NaN where never measured)."""
     if not metric.measured:  # stopped before evaluating anything
         return None, np.full((n_experiences,) * 2, np.nan)
     initial, R = metric.result()
@@ -26,92 +77,25 @@ def full_result(metric, n_experiences: int):
     return initial, R
 
 
-def error_results(matrices: dict, n_experiences: int) -> dict | None:
-    """``{"mse": (initial, E), "mae": (initial, E)}`` of a regression run, else None."""
-    if "test_mae" not in matrices:
-        return None
-    return {
-        "mse": full_result(matrices["test"], n_experiences),
-        "mae": full_result(matrices["test_mae"], n_experiences),
-    }
+def result_of(
+    cfg, bench, *, run_dir, run_name, status, error, matrices, trained, wall
+) -> RunResult:
+    """The outcome of a run of ``cfg`` on ``bench``: ``matrices`` maps a stream (``test``, and
+    ``valid`` when the benchmark has one) to ``{measure: matrix metric}`` (None: nothing was
+    measured, e.g. a run stopped before its first evaluation); ``trained`` experiences were
+    trained in ``wall`` seconds."""
+    kind, n = bench.kind, bench.n_experiences
+    unmeasured = (None, np.full((n, n), np.nan))
 
+    def results(stream):
+        metrics = (matrices or {}).get(stream)
+        if metrics is None:
+            return {m: unmeasured for m in kind.measures}
+        return {m: full_result(metrics[m], n) for m in kind.measures}
 
-def matrix_summary(status, R, initial) -> dict:
-    """The accuracy matrix, initial row and every metric (``None`` unless the run completed).
-
-    A completed run with only the last row measured (``joint``: no intermediate models) gets ACC
-    and the final accuracies; the metrics that need intermediate rows stay ``None``.
-    """
-    complete = status == "completed" and not np.isnan(R).any()
-    summary = clm.summarize(R, initial) if complete else {}
-    if status == "completed" and not complete and not np.isnan(R[-1]).any():
-        # average_accuracy reads only the last row; the unmeasured rows do not enter it.
-        acc = clm.average_accuracy(np.nan_to_num(R))
-        summary = {"acc": acc, "per_experience": {"final_accuracy": R[-1].tolist()}}
-    keys = ("acc", "bwt", "fwt", "forgetting", "forgetting_learned", "learning_accuracy")
-    return {
-        "accuracy_matrix": R.tolist(),
-        "initial_accuracy": initial.tolist() if initial is not None else None,
-        **{k: summary.get(k) for k in keys},
-        "per_experience": summary.get("per_experience"),
-    }
-
-
-def write_hparams(writer, cfg, initial, R, regression: bool = False) -> None:
-    """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
-
-    Hyperparameters: :func:`clstm.run.logging.run_hparams` (strategy, benchmark and its variant or
-    datasets, scenario, seed, the strategy's, training and model options); metrics: the final
-    ``cl/ACC``, ``cl/BWT``, ``cl/forgetting`` and ``cl/learning_accuracy`` scalars already
-    logged (the HParams dashboard reads their last values).
-    """
-    from clstm.run.logging import HPARAM_METRICS, run_hparams, write_run_hparams
-
-    if regression:  # R holds MSEs
-        errors = error_summary("completed", {"mse": (initial, R)})
-        final = {f"cl/mse_{k}": errors.get(f"mse_{k}") for k in
-                 ("final", "increase", "forgetting", "learning")}  # fmt: skip
-        write_run_hparams(writer, run_hparams(to_dict(cfg)),
-                          {k: v for k, v in final.items() if v is not None})  # fmt: skip
-        return
-    summary = matrix_summary("completed", R, initial)
-    keys = {"cl/ACC": "acc", "cl/BWT": "bwt", "cl/forgetting": "forgetting",
-            "cl/learning_accuracy": "learning_accuracy"}  # fmt: skip
-    final = {tag: summary.get(keys[tag]) for tag in HPARAM_METRICS}
-    write_run_hparams(writer, run_hparams(to_dict(cfg)), {k: v for k, v in final.items()
-                                                          if v is not None})  # fmt: skip
-
-
-def error_summary(status, errors: dict) -> dict:
-    """Each error matrix (``error_matrix_<m>``), its initial row and summaries (``<m>_final``,
-    ``<m>_learning``, ``<m>_increase``, ``<m>_forgetting``, ``<m>_forward_change``; ``None``
-    unless the run completed), for every measure ``m`` of ``errors`` (regression runs)."""
-    out: dict = {}
-    names = {
-        "final_error": "final", "learning_error": "learning", "error_increase": "increase",
-        "error_forgetting": "forgetting", "forward_error_change": "forward_change",
-    }  # fmt: skip
-    for m, (initial, E) in errors.items():
-        complete = status == "completed" and not np.isnan(E).any()
-        summary = clm.summarize_errors(E, initial) if complete else {}
-        if status == "completed" and not complete and not np.isnan(E[-1]).any():
-            summary = {"final_error": clm.average_error(np.nan_to_num(E))}  # joint: last row only
-        out[f"error_matrix_{m}"] = E.tolist()
-        out[f"initial_error_{m}"] = initial.tolist() if initial is not None else None
-        out |= {f"{m}_{short}": summary.get(key) for key, short in names.items()}
-        out[f"per_experience_{m}"] = summary.get("per_experience")
-    return out
-
-
-def metrics_json(cfg, bench, status, error, R, initial, trained, wall, errors=None) -> dict:
-    """metrics.json: accuracies and their summaries, or for regression runs (``errors``) the
-    error matrices and theirs, the accuracy keys present and null (never a mixed number)."""
-    if errors:
-        nothing = matrix_summary("failed", R, None)
-        scores = {**{k: None for k in nothing}, **error_summary(status, errors)}
-    else:
-        scores = matrix_summary(status, R, initial)
-    return {
+    test = results("test")
+    completed = status == "completed"
+    metrics = {
         "experiment": cfg.name,
         "strategy": cfg.strategy.name,
         "seed": cfg.seed,
@@ -121,12 +105,77 @@ def metrics_json(cfg, bench, status, error, R, initial, trained, wall, errors=No
         "target": bench.target,
         "experience_names": list(bench.experience_names),
         "experiences_trained": trained,
-        **scores,
+        **kind.record(test, completed),
         "wall_time_s": round(wall, 3),
+        "run_name": run_name,
     }
+    if "valid" in (matrices or {}):
+        metrics["validation"] = kind.record(results("valid"), completed)
+    accuracy = test.get("accuracy")
+    return RunResult(
+        run_dir=Path(run_dir),
+        status=status,
+        metrics=metrics,
+        accuracy_matrix=accuracy[1] if accuracy else None,
+        initial_accuracy=accuracy[0] if accuracy else None,
+        experience_names=list(bench.experience_names),
+        error=error,
+        target=bench.target,
+        error_matrices=None if accuracy else test,
+    )
+
+
+def write_result(result: RunResult, matrices: bool = True) -> None:
+    """Write ``metrics.json`` and (with ``matrices``) the CSV file of every matrix into the run
+    directory."""
+    write_json_atomic(result.run_dir / METRICS, result.metrics)
+    for measure in result.kind.measures if matrices else ():
+        initial, matrix = result.matrix(measure)
+        write_text_atomic(
+            result.run_dir / matrix_csv_name(measure),
+            matrix_csv(result.experience_names, matrix, initial),
+        )
+
+
+def load_run(run_dir: str | Path) -> RunResult:
+    """A :class:`RunResult` read back from a finished run directory (OutputError if unreadable)."""
+    run_dir = Path(run_dir)
+    return result_from_metrics(run_dir, read_json_file(run_dir / METRICS))
+
+
+def result_from_metrics(run_dir: str | Path, m: dict) -> RunResult:
+    """The :class:`RunResult` whose ``metrics.json`` is ``m`` (OutputError if malformed)."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS
+
+    def array(value):
+        return np.array(value, dtype=float) if value is not None else None
+
+    try:
+        kind = kind_named(m.get("target", SEQUENCE.name))
+        errors = None
+        if not kind.accuracy:
+            errors = {
+                k: (array(m[MEASURES[k].initial_key]), array(m[MEASURES[k].matrix_key]))
+                for k in kind.measures
+            }
+        return RunResult(
+            run_dir=run_dir,
+            status=m["status"],
+            metrics=m,
+            accuracy_matrix=array(m["accuracy_matrix"]),
+            initial_accuracy=array(m["initial_accuracy"]),
+            experience_names=list(m["experience_names"]),
+            error=m["error"],
+            target=kind.name,
+            error_matrices=errors,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OutputError(f"cannot read {path} (missing or malformed {exc})") from None
 
 
 def matrix_csv(names: Sequence[str], R: np.ndarray, initial: np.ndarray | None) -> str:
+    """A matrix as CSV: a header of experience names, the initial row, one row per experience."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["trained_on", *names])

@@ -5,8 +5,9 @@
         train(experience i)                -> LSTMPlugin resets state, LR, optimizer state
         eval(test stream)                  -> row R[i] of the accuracy matrix
 
-with a checkpoint after every experience and the timings written to ``meta.json`` as it goes.
-:mod:`clstm.run.runner` owns the run directory around it (identity, lock, provenance, summaries).
+with a checkpoint after every experience and the timings added to the run's ``meta`` as it goes
+(saved by the caller). :mod:`clstm.run.runner` owns the run directory around it (identity, lock,
+provenance, the files it writes).
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import random
 import time
 import traceback
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from clstm.errors import OutputError, interruption_cause
-from clstm.run import outcome
-from clstm.run.io import write_json_atomic
-
-CHECKPOINT = "checkpoint.pt"
+from clstm.run.files import CHECKPOINT
 
 
 def seed_everything(seed: int) -> None:
@@ -39,43 +39,119 @@ def interruption(exc: BaseException) -> str:
     return f"interrupted by {interruption_cause(exc)}"
 
 
-def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, meta, elapsed):
-    """The protocol loop. Returns status, error, (exception, traceback) or None, timings, metrics.
+@dataclass
+class Trained:
+    """How the loop ended, and what it measured."""
+
+    status: str = "completed"  # or diverged, interrupted, failed
+    error: str | None = None
+    failure: tuple[BaseException, str] | None = None  # the exception and its traceback
+    timings: list[dict] = field(default_factory=list)  # per experience: train and eval seconds
+    #: stream (``test``, ``valid``) -> measure (``accuracy``, ``mse``, ...) -> matrix metric
+    matrices: dict[str, dict] = field(default_factory=dict)
+
+
+def train_and_evaluate(
+    cfg, bench, device, run_dir, *, quiet, plugins, resuming, meta, elapsed,
+    save_meta: Callable[[], None],
+) -> Trained:  # fmt: skip
+    """The protocol loop; returns how it ended and the matrix metrics (:class:`Trained`).
 
     With ``resuming`` the strategy (model, optimizer, plugin states, metrics so far, RNG states)
     is restored from the run's checkpoint and the loop continues after its last experience.
-    ``elapsed()`` is the run's wall time so far (over every process of a resumed run), written
-    to ``meta.json`` with each experience's progress.
+    ``elapsed()`` is the run's wall time so far (over every process of a resumed run), put in
+    ``meta`` with each experience's progress, after which ``save_meta()`` is called.
     """
-    import torch
+    from clstm.plugins import RunDiverged
+    from clstm.run.checkpoint import save_strategy
+    from clstm.run.logging import close_events, write_final_hparams
+    from clstm.strategies import STRATEGIES
 
-    from clstm.models import build_model
-    from clstm.plugins import AccuracyMatrixMetric, RunDiverged
-    from clstm.plugins.evaluation import LeanEvaluationPlugin
-    from clstm.plugins.training_curves import TrainingCurvesMetric
-    from clstm.run.checkpoint import load_strategy, save_strategy
-    from clstm.run.logging import ProgressLogger, RunTensorboardLogger, close_events
-    from clstm.strategies import STRATEGIES, build_strategy
+    strategy, matrices, tensorboard, done = _strategy(
+        cfg, bench, device, run_dir, quiet, plugins, resuming
+    )
+    if resuming:
+        _progress_from_checkpoint(strategy, done, meta, elapsed)
+    result = Trained(timings=list(meta.get("timings", [])), matrices=matrices)
+    streams = [bench.scenario.test_stream]
+    if "valid" in matrices:
+        streams.append(bench.scenario.valid_stream)
+    entry = STRATEGIES[cfg.strategy.name]
+    try:
+        if cfg.eval.initial and not resuming:
+            t0 = time.perf_counter()
+            for stream in streams:
+                strategy.eval(stream)
+            meta["initial_eval_s"] = round(time.perf_counter() - t0, 3)
+        once = entry.trains_once  # joint: one call on the whole stream
+        chunks = [bench.scenario.train_stream] if once else list(bench.scenario.train_stream)
+        for chunk in chunks if once else chunks[done:]:
+            t0 = time.perf_counter()
+            strategy.train(chunk)
+            t1 = time.perf_counter()
+            for stream in streams:
+                strategy.eval(stream)
+            t2 = time.perf_counter()
+            name = "all" if once else bench.experience_names[chunk.current_experience]
+            result.timings.append(
+                {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
+            )
+            meta["timings"] = result.timings  # progress on disk, for a run that gets killed
+            meta["elapsed_s"] = round(elapsed(), 3)  # and the wall time up to it
+            if cfg.checkpoint != "off" and not once and entry.checkpointable:
+                # The same progress inside the checkpoint: a kill between the two writes must
+                # not leave the resumed run's timings (and experiences trained) one behind.
+                strategy.clstm_progress = {
+                    "timings": list(result.timings), "elapsed_s": meta["elapsed_s"],
+                    "initial_eval_s": meta.get("initial_eval_s"),
+                }  # fmt: skip
+                save_strategy(strategy, run_dir / CHECKPOINT)
+            save_meta()
+        write_final_hparams(tensorboard.writer, cfg, bench, matrices["test"])
+    except RunDiverged as exc:
+        result.status, result.error = "diverged", str(exc)
+    except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
+        result.status, result.error = "interrupted", interruption(exc)
+        result.failure = (exc, traceback.format_exc())
+    except Exception as exc:  # recorded in the run directory, then re-raised by the caller
+        result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+        result.failure = (exc, traceback.format_exc())
+    finally:
+        close_events(tensorboard.writer)
+    return result
+
+
+def _settle_device(device) -> None:
+    import torch
 
     if device.type == "cpu":
         # Vanishing gradients through long sequences become denormal floats, which are ~6x slower.
         torch.set_flush_denormal(True)
-    else:  # CUDA: deterministic cuDNN kernels, no autotuning (see README, Determinism)
+    else:  # CUDA: deterministic cuDNN kernels, no autotuning (docs/runs.md, Determinism)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
+    """``(strategy, matrices, TensorBoard logger, experiences done)``: the strategy of the run,
+    built, or when ``resuming`` restored from its checkpoint (``matrices`` then are the restored
+    metrics, which hold the rows measured so far)."""
+    from clstm.models import build_model
+    from clstm.plugins.error_matrix import matrix_metric
+    from clstm.plugins.evaluation import LeanEvaluationPlugin
+    from clstm.plugins.training_curves import TrainingCurvesMetric
+    from clstm.run.logging import ProgressLogger, RunTensorboardLogger
+    from clstm.strategies import build_strategy
+
+    _settle_device(device)
     seed_everything(cfg.seed)
     model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
-    if bench.target == "regression":  # errors, lower is better (no accuracy)
-        from clstm.plugins.error_matrix import ErrorMatrixMetric
-
-        matrices = {
-            "test": ErrorMatrixMetric("mse", stream="test"),
-            "test_mae": ErrorMatrixMetric("mae", stream="test"),
-        }
-    else:
-        matrices = {"test": AccuracyMatrixMetric(stream="test")}
-    if bench.has_validation:
-        matrices["valid"] = AccuracyMatrixMetric(stream="valid", prefix="valid/")
+    kind = bench.kind
+    streams = {"test": ""} | ({"valid": "valid/"} if bench.has_validation else {})
+    matrices = {
+        stream: {m: matrix_metric(m, stream=stream, prefix=prefix) for m in kind.measures}
+        for stream, prefix in streams.items()
+    }
     # Resuming, the strategy built here is replaced by the checkpoint's, loggers included: a
     # TensorBoard logger made now would only leave an empty events file in the run directory.
     tensorboard = None if resuming else RunTensorboardLogger(run_dir)  # "<run name>/seed<k>"
@@ -86,7 +162,7 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
         warnings.filterwarnings("ignore", "No loggers specified")
         evaluator = LeanEvaluationPlugin(
             TrainingCurvesMetric(),
-            *matrices.values(),
+            *(metric for by_measure in matrices.values() for metric in by_measure.values()),
             loggers=loggers,
             # clstm reads the metrics' own results; keeping every value emitted (heatmap images
             # included) only grew memory and every checkpoint (~0.5 MB after three experiences)
@@ -94,82 +170,33 @@ def train_and_evaluate(cfg, bench, device, run_dir, quiet, plugins, resuming, me
         )
     strategy = build_strategy(
         cfg, model=model, device=device, evaluator=evaluator, plugins=plugins,
-        windows_per_series=bench.windows_per_series, target=bench.target,
+        windows_per_series=bench.windows_per_series, target=kind,
     )  # fmt: skip
-    done = 0
-    if resuming:
-        try:
-            strategy, done = load_strategy(strategy, run_dir / CHECKPOINT, device)
-        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint file
-            raise OutputError(
-                f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
-                "to restart this run, or pass overwrite=True",
-                cli=f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
-                "to restart this run with --resume, or pass --overwrite",
-            ) from None
-        for metric in strategy.evaluator.metrics:  # the restored metrics hold the rows so far
-            if isinstance(metric, AccuracyMatrixMetric):  # (ErrorMatrixMetric too: MSE, MAE)
-                measure = getattr(metric, "measure", "mse")
-                key = metric.stream if measure == "mse" else f"{metric.stream}_{measure}"
-                matrices[key] = metric
-        tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "relocate"))
-        tensorboard.relocate(run_dir)  # the run folder may have moved since the checkpoint
-        _progress_from_checkpoint(strategy, done, meta, elapsed)
-    scenario = bench.scenario
-    streams = [scenario.test_stream] + ([scenario.valid_stream] if "valid" in matrices else [])
-    status, error, failure, timings = "completed", None, None, list(meta.get("timings", []))
+    if not resuming:
+        return strategy, matrices, tensorboard, 0
+    strategy, done = _restore(strategy, run_dir, device)
+    matrices = {}
+    for metric in strategy.evaluator.metrics:  # the restored metrics hold the rows so far
+        if hasattr(metric, "measure"):  # the matrices (accuracy, or errors)
+            matrices.setdefault(metric.stream, {})[metric.measure] = metric
+    tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "relocate"))
+    tensorboard.relocate(run_dir)  # the run folder may have moved since the checkpoint
+    return strategy, matrices, tensorboard, done
+
+
+def _restore(strategy, run_dir, device):
+    """``(strategy, experiences done)`` from the run's checkpoint; OutputError if unreadable."""
+    from clstm.run.checkpoint import load_strategy
+
     try:
-        if cfg.eval.initial and not resuming:
-            t0 = time.perf_counter()
-            for stream in streams:
-                strategy.eval(stream)
-            meta["initial_eval_s"] = round(time.perf_counter() - t0, 3)
-        once = STRATEGIES[cfg.strategy.name].trains_once  # joint: one call on the whole stream
-        chunks = [scenario.train_stream] if once else list(scenario.train_stream)[done:]
-        for chunk in chunks:
-            t0 = time.perf_counter()
-            strategy.train(chunk)
-            t1 = time.perf_counter()
-            for stream in streams:
-                strategy.eval(stream)
-            t2 = time.perf_counter()
-            name = "all" if once else bench.experience_names[chunk.current_experience]
-            timings.append(
-                {"experience": name, "train_s": round(t1 - t0, 3), "eval_s": round(t2 - t1, 3)}
-            )
-            meta["timings"] = timings  # progress on disk, for a run that gets killed
-            meta["elapsed_s"] = round(elapsed(), 3)  # and the wall time up to it
-            if (
-                cfg.checkpoint != "off"
-                and not once
-                and STRATEGIES[cfg.strategy.name].checkpointable
-            ):
-                # The same progress inside the checkpoint: a kill between the two writes must
-                # not leave the resumed run's timings (and experiences trained) one behind.
-                strategy.clstm_progress = {
-                    "timings": list(timings), "elapsed_s": meta["elapsed_s"],
-                    "initial_eval_s": meta.get("initial_eval_s"),
-                }  # fmt: skip
-                save_strategy(strategy, run_dir / CHECKPOINT)
-            write_json_atomic(run_dir / "meta.json", meta)
-        if matrices["test"].measured:
-            outcome.write_hparams(
-                tensorboard.writer,
-                cfg,
-                *matrices["test"].result(),
-                regression="test_mae" in matrices,
-            )
-    except RunDiverged as exc:
-        status, error = "diverged", str(exc)
-    except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
-        status, error = "interrupted", interruption(exc)
-        failure = (exc, traceback.format_exc())
-    except Exception as exc:  # recorded in the run directory, then re-raised by the caller
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        failure = (exc, traceback.format_exc())
-    finally:
-        close_events(tensorboard.writer)
-    return status, error, failure, timings, matrices
+        return load_strategy(strategy, run_dir / CHECKPOINT, device)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint file
+        raise OutputError(
+            f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
+            "to restart this run, or pass overwrite=True",
+            cli=f"cannot load {run_dir / CHECKPOINT} ({type(exc).__name__}: {exc}); remove it "
+            "to restart this run with --resume, or pass --overwrite",
+        ) from None
 
 
 def _progress_from_checkpoint(strategy, done: int, meta: dict, elapsed) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from clstm.errors import ConfigError, OutputError, RunExistsError, RunLockedError
+from clstm.run.files import CONFIG, META, METRICS
 
 #: longest experiment or run name used as a folder name; longer ones are cut and get a hash
 MAX_COMPONENT = 120
@@ -175,7 +176,7 @@ def read_config_dict(run_dir: Path) -> dict[str, Any]:
     """The resolved config recorded in ``run_dir/config.yaml``, normalised; OutputError if bad."""
     from clstm.config import load_config, to_dict
 
-    path = run_dir / "config.yaml"
+    path = run_dir / CONFIG
     try:
         return to_dict(load_config(path))
     except (ConfigError, OSError, UnicodeDecodeError) as exc:
@@ -304,7 +305,7 @@ def recorded_status(run_dir: Path, locked_by_us: bool = False) -> str | None:
     every experience). A ``running`` status whose lock no process holds is a run that was killed:
     ``interrupted``. Raises :class:`OutputError` when the files exist but cannot be read.
     """
-    for name in ("metrics.json", "meta.json"):
+    for name in (METRICS, META):
         path = run_dir / name
         if path.exists():
             data = read_json_file(path)

@@ -1,11 +1,11 @@
 """Run one experiment (one strategy, one seed) into ``<out>/<experiment>/<strategy>/seed<k>/``.
 
-The protocol loop itself is :func:`clstm.run.protocol.train_and_evaluate`; this module owns the run
-around it: the plan (resume, overwrite, locks), provenance, the benchmark and checks, and the
-summaries written at the end. A run directory holds ``config.yaml`` (fully resolved),
-``meta.json`` (provenance, written before training starts and completed at the end),
-``metrics.json``, ``accuracy_matrix.csv`` and the TensorBoard events (in the run directory
-itself). Every file is written atomically.
+The protocol loop itself is :func:`clstm.run.protocol.train_and_evaluate`; this module owns the
+run around it: the plan (resume, overwrite, locks), the benchmark and its checks, the run's
+``config.yaml`` and ``meta.json`` (provenance, written before training starts, after every
+experience and at the end; this module is its one writer), and its outcome
+(:mod:`clstm.run.outcome`, which writes ``metrics.json``). The files are named in
+:mod:`clstm.run.files`; every one is written atomically.
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from clstm.config import ExperimentConfig, load_config, to_dict, to_yaml
 from clstm.config.schema import check_threads
@@ -34,9 +31,18 @@ from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for cal
     RunExistsError,
     RunFailed,
 )
-from clstm.run import outcome, provenance
-from clstm.run.io import write_json_atomic, write_text_atomic
-from clstm.run.protocol import CHECKPOINT, interruption, train_and_evaluate
+from clstm.run import provenance
+from clstm.run.files import (
+    CHECKPOINT,
+    CONFIG,
+    META,
+    METRICS,
+    TRACEBACK,
+    write_json_atomic,
+    write_text_atomic,
+)
+from clstm.run.outcome import RunResult, load_run, result_of, write_result
+from clstm.run.protocol import interruption, train_and_evaluate
 from clstm.run.rundir import (
     RunLock,
     check_not_locked,
@@ -54,25 +60,6 @@ from clstm.run.rundir import (
     run_name_for,
     safe_component,
 )
-
-
-@dataclass
-class RunResult:
-    """What a run produced. ``accuracy_matrix[i, j]``: accuracy on experience j after training i.
-
-    Regression runs (``target == "regression"``) have no accuracy: ``accuracy_matrix`` is None
-    and ``error_matrices`` maps ``"mse"`` and ``"mae"`` to ``(initial row or None, E)``.
-    """
-
-    run_dir: Path
-    status: str
-    metrics: dict
-    accuracy_matrix: np.ndarray | None
-    initial_accuracy: np.ndarray | None
-    experience_names: list[str]
-    error: str | None = None
-    target: str = "sequence"
-    error_matrices: dict | None = None
 
 
 def resolve_device(spec: str):
@@ -199,7 +186,7 @@ def run_experiment(
     name = run_name_of(cfg, overrides, run_name)
     run_dir = run_dir_path(out, cfg.name, name, cfg.seed)
     cfg_dict = to_dict(cfg)
-    if _plan(run_dir, cfg_dict, overwrite, resume, cli) == "done":  # early: nothing to build
+    if plan_run(run_dir, cfg_dict, overwrite, resume, cli) == "done":  # early: nothing to build
         return load_run(run_dir)
     provenance.prefetch()  # while the benchmark is built
     with quiet_library_warnings():
@@ -212,13 +199,15 @@ def run_experiment(
             bench = _build_benchmark(cfg)
         _check_model_fits(cfg, bench, device)
         with RunLock(run_dir):  # one writer; the OS releases the lock if this process dies
-            plan = _plan(run_dir, cfg_dict, overwrite, resume, cli, locked=True)  # now it is ours
+            plan = plan_run(
+                run_dir, cfg_dict, overwrite, resume, cli, locked=True
+            )  # now it is ours
             if plan == "done":
                 return load_run(run_dir)
             return _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command)
 
 
-def _plan(
+def plan_run(
     run_dir: Path, cfg_dict: dict, overwrite: bool, resume: bool, cli: bool, locked: bool = False
 ) -> str:
     """What to do with the run directory: fresh, replace, restart, resume or done.
@@ -237,7 +226,7 @@ def _plan(
     check_run_dir(run_dir, overwrite, resume, cli=cli)
     try:
         status = recorded_status(run_dir, locked_by_us=locked)
-        recorded = read_config_dict(run_dir) if (run_dir / "config.yaml").exists() else None
+        recorded = read_config_dict(run_dir) if (run_dir / CONFIG).exists() else None
     except OutputError as exc:
         flag = "--overwrite" if cli else "overwrite=True"
         raise OutputError(
@@ -288,7 +277,7 @@ def _check_siblings(run_dir: Path, cfg_dict: dict, cli: bool) -> None:
     if not parent.is_dir():
         return
     for other in sorted(parent.glob("seed*")):
-        if other == run_dir or not (other / "config.yaml").is_file():
+        if other == run_dir or not (other / CONFIG).is_file():
             continue
         theirs = identity(read_config_dict(other))
         if theirs != mine:
@@ -313,10 +302,13 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
     resuming = plan == "resume"
     meta: dict = {}
 
+    def save_meta() -> None:  # the one writer of meta.json
+        write_json_atomic(run_dir / META, meta)
+
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if resuming:
-            meta = read_json_file(run_dir / "meta.json")
+            meta = read_json_file(run_dir / META)
             elapsed.earlier = _earlier_wall_time(meta)  # or the checkpoint's, once loaded
             process = provenance.this_process(device, command)
             changed = provenance.changes(meta, process)
@@ -336,37 +328,29 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
             meta["identity"] = identity_hash(to_dict(cfg))
             meta["hparams"] = _hparams_of(cfg)
             meta["benchmark"] = bench.describe()
-            write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
+            write_text_atomic(run_dir / CONFIG, to_yaml(cfg))
         meta.update(status="running", error=None, pid=os.getpid())
-        write_json_atomic(run_dir / "meta.json", meta)
-        status, error, failure, timings, matrices = train_and_evaluate(
-            cfg, bench, device, run_dir, quiet, plugins, resuming, meta, elapsed
-        )
+        save_meta()
+        trained = train_and_evaluate(
+            cfg, bench, device, run_dir, quiet=quiet, plugins=plugins, resuming=resuming,
+            meta=meta, elapsed=elapsed, save_meta=save_meta,
+        )  # fmt: skip
+        status, error, failure = trained.status, trained.error, trained.failure
         if status == "completed" and cfg.checkpoint == "remove":
             (run_dir / CHECKPOINT).unlink(missing_ok=True)
-        initial, R = outcome.full_result(matrices["test"], bench.n_experiences)
-        errors = outcome.error_results(matrices, bench.n_experiences)
         wall = elapsed()
-        metrics = outcome.metrics_json(
-            cfg, bench, status, error, R, initial, len(timings), wall, errors=errors
-        )
-        metrics["run_name"] = name
-        if "valid" in matrices:
-            v_initial, v_R = outcome.full_result(matrices["valid"], bench.n_experiences)
-            metrics["validation"] = outcome.matrix_summary(status, v_R, v_initial)
+        result = result_of(
+            cfg, bench, run_dir=run_dir, run_name=name, status=status, error=error,
+            matrices=trained.matrices, trained=len(trained.timings), wall=wall,
+        )  # fmt: skip
         if failure is not None and status == "failed":
-            write_text_atomic(run_dir / "traceback.txt", failure[1])
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        tables = {f"error_matrix_{k}": v for k, v in errors.items()} if errors else None
-        for stem, (first, matrix) in (tables or {"accuracy_matrix": (initial, R)}).items():
-            write_text_atomic(
-                run_dir / f"{stem}.csv", outcome.matrix_csv(bench.experience_names, matrix, first)
-            )
+            write_text_atomic(run_dir / TRACEBACK, failure[1])
+        write_result(result)
         meta.update(status=status, error=error, ended=provenance.now(), wall_time_s=round(wall, 3))
-        meta["timings"] = timings
-        write_json_atomic(run_dir / "meta.json", meta)
+        meta["timings"] = trained.timings
+        save_meta()
     except OSError as exc:  # disk full, read-only, removed under us: record it where possible
-        _record_final(run_dir, meta, "failed", f"cannot write results: {_os_reason(exc)}", {})
+        _record_final(run_dir, meta, "failed", f"cannot write results: {_os_reason(exc)}", None)
         raise OutputError(
             f"cannot write the results of {run_dir}: {_os_reason(exc)}; free space or choose "
             "another out, then run again (what was written is left in place)",
@@ -376,38 +360,23 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
     except BaseException as exc:  # Ctrl-C/SIGTERM outside training, or a bug: never `running`
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         message = interruption(exc) if what == "interrupted" else f"{type(exc).__name__}: {exc}"
-        nothing = np.full((bench.n_experiences,) * 2, np.nan)
-        trained = len(meta.get("timings", []))
-        wall = elapsed()
-        errors = (
-            {m: (None, nothing) for m in ("mse", "mae")} if bench.target == "regression" else None
-        )
-        metrics = outcome.metrics_json(
-            cfg, bench, what, message, nothing, None, trained, wall, errors=errors
-        )
-        _record_final(run_dir, meta, what, message, {**metrics, "run_name": name})
+        unmeasured = result_of(
+            cfg, bench, run_dir=run_dir, run_name=name, status=what, error=message,
+            matrices=None, trained=len(meta.get("timings", [])), wall=elapsed(),
+        )  # fmt: skip
+        _record_final(run_dir, meta, what, message, unmeasured)
         if isinstance(exc, (KeyboardInterrupt, ClstmError)) or not isinstance(exc, Exception):
             raise
         with contextlib.suppress(OSError):
-            write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
-        raise RunFailed(f"{message} (traceback in {run_dir / 'traceback.txt'})") from exc
+            write_text_atomic(run_dir / TRACEBACK, traceback.format_exc())
+        raise RunFailed(f"{message} (traceback in {run_dir / TRACEBACK})") from exc
     if status == "completed":
         _update_tensorboard_view(run_dir)
     if status == "interrupted":
         raise failure[0]
     if failure is not None:
-        raise RunFailed(f"{error} (traceback in {run_dir / 'traceback.txt'})") from failure[0]
-    return RunResult(
-        run_dir=run_dir,
-        status=status,
-        metrics=metrics,
-        accuracy_matrix=None if errors else R,
-        initial_accuracy=None if errors else initial,
-        experience_names=list(bench.experience_names),
-        error=error,
-        target=bench.target,
-        error_matrices=errors,
-    )
+        raise RunFailed(f"{error} (traceback in {run_dir / TRACEBACK})") from failure[0]
+    return result
 
 
 def _hparams_of(cfg) -> dict:
@@ -455,54 +424,25 @@ def _earlier_wall_time(meta: dict) -> float:
     return spent + float(meta.get("initial_eval_s") or 0)
 
 
-def _record_final(run_dir: Path, meta: dict, status: str, error: str, metrics: dict) -> None:
+def _record_final(
+    run_dir: Path, meta: dict, status: str, error: str, result: RunResult | None
+) -> None:
     """Best effort after an interruption or error outside training: a final status on disk.
 
-    ``meta.json`` gets the status; ``metrics.json`` is written from ``metrics`` (no rows
-    measured) unless it is empty or the run already wrote its own. Failures to write are
+    ``meta.json`` gets the status; ``metrics.json`` is written from ``result`` (no rows
+    measured) unless there is none or the run already wrote its own. Failures to write are
     ignored: the disk may be full, and a ``running`` status that no process holds is read as
     ``interrupted``.
     """
     if not meta or not run_dir.is_dir() or meta.get("status") not in (None, "running"):
         return
     try:
-        write_json_atomic(run_dir / "meta.json", {**meta, "status": status, "error": error,
-                                                  "ended": provenance.now()})  # fmt: skip
-        if metrics and not (run_dir / "metrics.json").exists():
-            write_json_atomic(run_dir / "metrics.json", metrics)
+        write_json_atomic(run_dir / META, {**meta, "status": status, "error": error,
+                                           "ended": provenance.now()})  # fmt: skip
+        if result is not None and not (run_dir / METRICS).exists():
+            write_result(result, matrices=False)
     except (OSError, ValueError):
         pass
-
-
-def load_run(run_dir: str | Path) -> RunResult:
-    """A :class:`RunResult` read back from a finished run directory (OutputError if unreadable)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "metrics.json"
-    m = read_json_file(path)
-
-    def array(value):
-        return np.array(value, dtype=float) if value is not None else None
-
-    try:
-        errors = None
-        if m.get("target") == "regression":
-            errors = {
-                k: (array(m[f"initial_error_{k}"]), array(m[f"error_matrix_{k}"]))
-                for k in ("mse", "mae")
-            }
-        return RunResult(
-            run_dir=run_dir,
-            status=m["status"],
-            metrics=m,
-            accuracy_matrix=array(m["accuracy_matrix"]),
-            initial_accuracy=array(m["initial_accuracy"]),
-            experience_names=list(m["experience_names"]),
-            error=m["error"],
-            target=m.get("target", "sequence"),
-            error_matrices=errors,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OutputError(f"cannot read {path} (missing or malformed {exc})") from None
 
 
 def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
@@ -564,11 +504,12 @@ def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
             f"{where} here; use a smaller model.hidden_size or model.num_layers"
         )
 
-    check_scenario(cfg.strategy.name, bench.scenario_name, bench.target)
-    check_target(cfg.strategy.name, bench.target, cfg.strategy)
-    if bench.target != "sequence" and bench.scenario_name == "class":
+    kind = bench.kind
+    check_scenario(cfg.strategy.name, bench.scenario_name, kind)
+    check_target(cfg.strategy.name, kind, cfg.strategy)
+    if not kind.classes and bench.scenario_name == "class":
         raise ConfigError(
-            f"{bench.target} targets have no growing class head: use benchmark.scenario domain "
+            f"{kind.name} targets have no growing class head: use benchmark.scenario domain "
             "(one shared head) or task (one head per task)"
         )
     if cfg.train.state == "stateful":

@@ -44,6 +44,7 @@ from clstm.config import (
 from clstm.config.schema import check_threads
 from clstm.errors import ClstmError, ConfigError, Interrupted, RunLockedError, interruption_cause
 from clstm.run import stopping
+from clstm.run.files import SWEEP, write_json_atomic
 from clstm.run.grid import (
     MAX_RUNS,
     RunSpec,
@@ -51,7 +52,6 @@ from clstm.run.grid import (
     deep_copy,
     expand,
 )
-from clstm.run.io import write_json_atomic
 from clstm.run.rundir import RunLock, check_out, is_locked, lock_path, run_dir_path
 
 
@@ -104,14 +104,7 @@ def _run_one(
             )  # fmt: skip
         except ClstmError as exc:
             return {**summary, "status": "failed", "error": exc.cli_message if cli else str(exc)}
-        m = result.metrics
-        scores = {"acc": m["acc"], "bwt": m["bwt"], "forgetting": m["forgetting"]}
-        if m.get("target") == "regression":  # errors, lower is better
-            scores = {k: m[k] for k in ("mse_final", "mse_increase", "mse_forgetting")}
-        return {
-            **summary, "status": result.status, "error": result.error,
-            "run_dir": str(result.run_dir), **scores, "wall_time_s": m.get("wall_time_s"),
-        }  # fmt: skip
+        return {**summary, **result.row()}  # its kind's summaries (accuracies, or errors)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
         cause = interruption_cause(exc)
         return {**summary, "status": "interrupted", "error": f"interrupted by {cause}"}
@@ -222,7 +215,7 @@ def run_sweep(
     Ctrl-C or SIGTERM (delivered as :class:`clstm.errors.Interrupted`) stops the workers; what
     they measured is recorded as ``interrupted`` and the exception is raised again.
     """
-    from clstm.run.runner import _plan
+    from clstm.run.runner import plan_run
 
     flag = (lambda c, p: c) if cli else (lambda c, p: p)  # noqa: E731 - word a fix for the caller
     if workers < 1:
@@ -256,8 +249,8 @@ def run_sweep(
     base = build(ExperimentConfig, base_raw)
     for spec in specs:  # every run directory is checked before any run starts
         run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
-        _plan(run_dir, spec.config, overwrite, resume, cli)
-    summary_path = out / base.name / "sweep.json"
+        plan_run(run_dir, spec.config, overwrite, resume, cli)
+    summary_path = out / base.name / SWEEP
     check_threads(threads, cli=cli)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
@@ -341,7 +334,7 @@ class _SharedSummary:
         token = secrets.token_hex(6)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{token}"
         self.owner = RunLock(folder / f"sweep-{token}")
-        self.path = folder / "sweep.json"
+        self.path = folder / SWEEP
 
     def __enter__(self) -> _SharedSummary:
         self.owner.acquire()

@@ -28,20 +28,22 @@ def build_strategy(
     evaluator,
     plugins: Sequence[Any] = (),
     windows_per_series: int | None = None,
-    target: str = "sequence",
+    target="sequence",
 ):
     """The Avalanche strategy for ``config``, with clstm's plugins added before the method's.
 
     ``plugins`` are appended after clstm's own (e.g. test probes or a user's plugins).
     ``windows_per_series`` is needed with ``train.state: stateful``; ``target`` is the
-    benchmark's target kind, which picks the loss (:func:`clstm.targets.criterion`).
+    benchmark's target kind (a :class:`clstm.targets.TargetKind` or its name), which gives the
+    loss and replay's memory policy.
     """
     from clstm.plugins import DivergenceGuard, LengthBucketingPlugin, LSTMPlugin
     from clstm.plugins.loading import StackedEvalLoaderPlugin
     from clstm.plugins.stateful import StatefulWindowsPlugin
     from clstm.plugins.stopping import StopPlugin
-    from clstm.targets import criterion
+    from clstm.targets import kind_named
 
+    kind = kind_named(target) if isinstance(target, str) else target
     train = config.train
     extra = []
     if train.orthogonal_reg > 0:
@@ -63,7 +65,7 @@ def build_strategy(
     common = dict(
         model=model,
         optimizer=make_optimizer(train, model.parameters()),
-        criterion=criterion(target),
+        criterion=kind.criterion(),
         train_mb_size=train.batch_size,
         train_epochs=train.epochs,
         eval_mb_size=config.eval.batch_size,
@@ -82,6 +84,6 @@ def build_strategy(
     )
     options = config.strategy
     if getattr(options, "policy", None) == "auto":  # replay: the memory policy of the targets
-        policy = "class_balanced" if target == "sequence" else "experience_balanced"
+        policy = "class_balanced" if kind.classes else "experience_balanced"
         options = dataclasses.replace(options, policy=policy)
     return STRATEGIES[config.strategy.name].build(options, **common)

@@ -35,7 +35,11 @@ from clstm.strategies.configs import (
 )
 
 ALL = ("domain", "task", "class")
-TARGETS = ("sequence", "per_step", "per_step_bits", "regression")  # clstm.targets.KINDS
+#: what a strategy may need of a benchmark's target kind (:class:`clstm.targets.TargetKind`)
+NEEDS = {
+    "a class per sequence": lambda kind: kind.classes,
+    "one output per sequence": lambda kind: not kind.per_step,
+}
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,20 @@ class StrategyEntry:
     trains_once: bool = False  # joint: one training call on the whole stream
     stateful: bool = False  # works with train.state: stateful (no extra passes on other batches)
     checkpointable: bool = True  # its state pickles (for --resume); else runs restart
-    targets: tuple[str, ...] = TARGETS  # target kinds it handles correctly (clstm.targets)
+    needs: str | None = None  # what it needs of the target kind (a key of NEEDS); None: any
     # the scenarios it supports with a class per sequence, where fewer than ``scenarios``
     sequence_scenarios: tuple[str, ...] | None = None
+
+    def handles(self, kind) -> bool:
+        """Whether it handles the target kind ``kind`` (:class:`clstm.targets.TargetKind`)."""
+        return self.needs is None or NEEDS[self.needs](kind)
+
+    @property
+    def targets(self) -> list[str]:
+        """The names of the registered target kinds it handles."""
+        from clstm.targets import KINDS
+
+        return [name for name, kind in KINDS.items() if self.handles(kind)]
 
 
 #: strategy name -> entry
@@ -79,7 +94,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     # MAS's importance is the norm of a (B, C) output (a forecast's too); per-step outputs would
     # mix in padding steps
     "mas": StrategyEntry(
-        MASConfig, builders.mas, ALL, "memory-aware synapses", targets=("sequence", "regression")
+        MASConfig, builders.mas, ALL, "memory-aware synapses", needs="one output per sequence"
     ),
     "lwf": StrategyEntry(
         LwFConfig, builders.lwf, ALL, "learning without forgetting (distillation)"
@@ -94,7 +109,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     # GDumb's memory is balanced over the class of each sample
     "gdumb": StrategyEntry(
         GDumbConfig, builders.gdumb, ALL, "greedy memory, retrain from scratch",
-        targets=("sequence",),
+        needs="a class per sequence",
     ),
     # DER stores one output per sample: with classes, the task heads' widths differ
     "der": StrategyEntry(
@@ -141,11 +156,18 @@ def check_stateful(strategy: str) -> None:
         )
 
 
-def check_scenario(strategy: str, scenario: str, target: str = "sequence") -> None:
-    """Refuse a strategy in a scenario it does not support, with the supported ones named."""
+def _kind(target):
+    from clstm.targets import kind_named
+
+    return kind_named(target) if isinstance(target, str) else target
+
+
+def check_scenario(strategy: str, scenario: str, target="sequence") -> None:
+    """Refuse a strategy in a scenario it does not support, with the supported ones named;
+    ``target`` is the benchmark's target kind (or its name)."""
     entry = STRATEGIES[strategy]
     supported = entry.scenarios
-    if target == "sequence" and entry.sequence_scenarios is not None:
+    if _kind(target).classes and entry.sequence_scenarios is not None:
         supported = entry.sequence_scenarios
     if scenario not in supported:
         raise ConfigError(
@@ -154,18 +176,20 @@ def check_scenario(strategy: str, scenario: str, target: str = "sequence") -> No
         )
 
 
-def check_target(strategy: str, target: str, config=None) -> None:
-    """Refuse a strategy (or one of its options) that cannot handle a benchmark's target kind."""
-    supported = STRATEGIES[strategy].targets
-    if target not in supported:
-        allowed = ", ".join(n for n, e in STRATEGIES.items() if target in e.targets)
+def check_target(strategy: str, target, config=None) -> None:
+    """Refuse a strategy (or one of its options) that cannot handle a benchmark's target kind
+    (a :class:`clstm.targets.TargetKind` or its name)."""
+    kind = _kind(target)
+    entry = STRATEGIES[strategy]
+    if not entry.handles(kind):
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if e.handles(kind))
         raise ConfigError(
-            f"strategy '{strategy}' does not support {target} targets (it needs a class per "
-            f"sequence); for {target} targets use one of {allowed}"
+            f"strategy '{strategy}' does not support {kind.name} targets (it needs "
+            f"{entry.needs}); for {kind.name} targets use one of {allowed}"
         )
-    if target != "sequence" and getattr(config, "policy", None) == "class_balanced":
+    if not kind.classes and getattr(config, "policy", None) == "class_balanced":
         raise ConfigError(
             f"strategy.policy: class_balanced balances the memory over each sequence's class, "
-            f"which {target} targets do not have; set strategy.policy: experience_balanced or "
+            f"which {kind.name} targets do not have; set strategy.policy: experience_balanced or "
             "reservoir"
         )

@@ -1,6 +1,11 @@
-"""Atomic writing of run files: write a temporary file beside the target, then rename it.
+"""The files of a run directory, named once, and how they are written: atomically.
 
-A reader (or a crash) never sees a half-written ``metrics.json``. No heavy imports here.
+A run lives in ``<out>/<experiment>/<run name>/seed<k>/`` (:mod:`clstm.run.rundir`) and holds
+:data:`CONFIG`, :data:`META`, :data:`METRICS`, one CSV file per matrix (:func:`matrix_csv_name`),
+:data:`CHECKPOINT` while it can be resumed, :data:`TRACEBACK` when it failed, and its TensorBoard
+events; the experiment folder holds a sweep's :data:`SWEEP`. Every file is written through a
+temporary file beside it and a rename, so a reader (or a crash) never sees a half-written one.
+No heavy imports here.
 """
 
 from __future__ import annotations
@@ -11,6 +16,27 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+#: the fully resolved config of the run (``clstm run`` accepts it as it is)
+CONFIG = "config.yaml"
+#: provenance, written before training starts, after every experience and at the end
+META = "meta.json"
+#: the run's outcome (:class:`clstm.run.outcome.RunResult`), written at the end
+METRICS = "metrics.json"
+#: the strategy after the latest experience, for ``--resume``
+CHECKPOINT = "checkpoint.pt"
+#: the traceback of a run that failed
+TRACEBACK = "traceback.txt"
+#: in the experiment folder: every run of the sweeps that wrote it, with its status
+SWEEP = "sweep.json"
+
+
+def matrix_csv_name(measure: str) -> str:
+    """The CSV file of a run's matrix of ``measure`` (``accuracy_matrix.csv``,
+    ``error_matrix_mse.csv``, ...; :data:`clstm.metrics.MEASURES`)."""
+    from clstm.metrics import MEASURES
+
+    return f"{MEASURES[measure].matrix_key}.csv"
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

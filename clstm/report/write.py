@@ -1,0 +1,119 @@
+"""``clstm report``: aggregate finished runs into paper-ready tables and figures.
+
+:func:`write_report` finds the runs (:mod:`clstm.report.collect`), renders their tables
+(:mod:`clstm.report.table`) as Markdown, LaTeX and CSV and draws the figures
+(:mod:`clstm.report.figures`), optionally beside published values (:mod:`clstm.report.published`)
+and keeping the files behind them (:mod:`clstm.report.archive`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clstm.errors import ConfigError
+from clstm.metrics import METRICS
+from clstm.report.collect import collect
+from clstm.report.latex import latex
+from clstm.report.markdown import csv_text, markdown, text_table
+from clstm.run.files import write_text_atomic
+
+#: the files of a report, in its output folder (the Markdown may go elsewhere)
+REPORT_MD, REPORT_TEX, REPORT_CSV = "report.md", "report.tex", "report.csv"
+
+BIBTEX = """@software{clstm,
+  title   = {clstm: continual learning with recurrent sequence models on Avalanche},
+  author  = {{clstm developers}},
+  year    = {2026},
+  version = {VERSION},
+  note    = {Built on Avalanche (Carta et al., 2023)}
+}"""
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote and found."""
+
+    markdown_path: Path
+    table: str  # the main table as plain text (what `clstm report` prints)
+    skipped: list[str]  # runs that could not be read, each with the reason
+    archived: tuple[int, int] | None = None  # with archive: (runs copied, runs already there)
+
+
+def parse_columns(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"acc,bwt,fwt"`` -> the metric keys, checked; ``None`` -> None (each table shows its
+    target kind's default columns)."""
+    if text is None:
+        return None
+    keys = [k.strip() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
+    known = list(METRICS)
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise ConfigError(f"columns: unknown metric {unknown[0] if unknown else '(none)'!r}; "
+                          f"choose from {', '.join(known)}")  # fmt: skip
+    return tuple(keys)
+
+
+def write_report(
+    results_dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    with_figures: bool = True,
+    markdown_path: str | Path | None = None,
+    command: str | None = None,
+    columns: str | Sequence[str] | None = None,
+    tex_caption: str | None = None,
+    tex_label: str = "tab:",
+    archive: str | Path | None = None,
+    published: str | Path | None = None,
+) -> Report:
+    """Write ``report.md``, ``report.tex``, ``report.csv`` and figures into ``out``.
+
+    ``markdown_path`` writes the Markdown there instead (figure links relative to it), headed by
+    ``command``, the command that regenerates it. ``columns`` picks the metrics of the LaTeX and
+    plain-text tables (default: the target kind's, ACC, BWT, forgetting and learning accuracy
+    for accuracies; Markdown and CSV hold all); ``tex_caption`` (``{experiment}`` is replaced)
+    and ``tex_label`` (a prefix to the experiment's name) go into each LaTeX table. ``archive``
+    copies the files behind every completed run into that folder
+    (:func:`clstm.report.archive.archive_runs`) before writing; ``published``, a file of
+    published values (:mod:`clstm.report.published`), adds a comparison under each experiment it
+    names.
+    """
+    keys = parse_columns(columns)
+    after, entries = {}, []
+    if published is not None:
+        from clstm.report.published import comparisons, load_published
+
+        entries = load_published(published)  # a faulty file is refused before anything is read
+    collected = collect(*results_dirs)
+    if published is not None:
+        after = comparisons(collected, entries)
+    out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"the report's output folder {out} is a file; give a folder for the report",
+            cli=f"report --out {out} is a file; give a folder for the report",
+        )
+    if markdown_path is not None and Path(markdown_path).is_dir():
+        raise ConfigError(
+            f"the report's Markdown path {markdown_path} is a folder; give a file path",
+            cli=f"report --markdown {markdown_path} is a folder; give a file path",
+        )
+    archived = None
+    if archive is not None:
+        from clstm.report.archive import archive_runs
+
+        archived = archive_runs(collected, archive)
+    from clstm.report.figures import figures  # matplotlib's import only where drawn
+
+    made = figures(collected, out) if with_figures else {}
+    md_path = Path(markdown_path) if markdown_path else out / REPORT_MD
+    relative = {
+        e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
+    }
+    header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
+    write_text_atomic(md_path, header + markdown(collected, relative, after))
+    write_text_atomic(out / REPORT_TEX, latex(collected, keys, tex_caption, tex_label, entries))
+    write_text_atomic(out / REPORT_CSV, csv_text(collected))
+    return Report(md_path, text_table(collected, keys), collected.skipped, archived)

@@ -33,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clstm {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_run(commands)
+    commands.add_parser(
+        "list", help="list built-in benchmarks (scenarios, offline or download) and strategies"
+    )
+    _add_data(commands)
+    _add_report(commands)
+    return parser
+
+
+def _add_run(commands) -> None:
+    """``clstm run``: one run, or a sweep."""
     run = commands.add_parser(
         "run",
         help="run an experiment config: one run, or a sweep over seeds and grid values",
@@ -113,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
-    commands.add_parser(
-        "list", help="list built-in benchmarks (scenarios, offline or download) and strategies"
-    )
+
+def _add_data(commands) -> None:
+    """``clstm data list`` and ``clstm data fetch``."""
     data = commands.add_parser(
         "data",
         help="list which benchmarks run offline here, or fetch their files",
@@ -133,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (data_list, data_fetch):
         sub.add_argument("--root", metavar="DIR", help="data root (default $CLSTM_DATA or cache)")
 
+
+def _add_report(commands) -> None:
+    """``clstm report``."""
     report = commands.add_parser(
         "report",
         help="aggregate finished runs: tables (Markdown, LaTeX, CSV) and figures",
@@ -179,7 +193,6 @@ def _parser() -> argparse.ArgumentParser:
         "each experiment compares them with the runs (difference, inside the 95%% CI)",
     )
     report.add_argument("--bibtex", action="store_true", help="print the BibTeX entry and exit")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -217,6 +217,58 @@ def _names(names: Sequence[str] | None, count: int) -> list[str]:
     return names
 
 
+def _check_arguments(train: list, test: list, scenario: str, validation) -> None:
+    if scenario not in SCENARIOS:
+        raise DataError(f"scenario must be one of {', '.join(SCENARIOS)}, got '{scenario}'")
+    if isinstance(validation, bool) or not isinstance(validation, (int, float, np.number)):
+        raise DataError(
+            f"validation must be a number in [0, 1) (e.g. 0.2), got {validation!r} "
+            f"({type(validation).__name__})"
+        )
+    if not 0.0 <= validation < 1.0:
+        raise DataError(f"validation must be in [0, 1), got {validation}")
+    if not train:
+        raise DataError("train is empty: give at least one (X, y) dataset")
+    if len(train) != len(test):
+        raise DataError(f"train has {len(train)} datasets but test has {len(test)}")
+
+
+def _checked_datasets(train: list, test: list, label, standardize: bool):
+    """``(trains, tests)``: every dataset checked, and each test set against its training set
+    (the same features, no class it never saw)."""
+    trains = [
+        _check(d, f"train dataset {i} ({label(i)})", standardize) for i, d in enumerate(train)
+    ]
+    tests = [_check(d, f"test dataset {i} ({label(i)})", standardize) for i, d in enumerate(test)]
+    for i, (tr, te) in enumerate(zip(trains, tests, strict=True)):
+        f_train, f_test = tr.n_features, te.n_features
+        if f_train != f_test:
+            raise DataError(
+                f"dataset {i} ({label(i)}): train has {f_train} features but test has {f_test}"
+            )
+        unseen = set(np.unique(te.labels).tolist()) - set(np.unique(tr.labels).tolist())
+        if unseen:
+            raise DataError(
+                f"dataset {i} ({label(i)}): test labels {sorted(unseen)} never occur in its "
+                "training data"
+            )
+    return trains, tests
+
+
+def _label_maps(trains: list, scenario: str, several: bool) -> list[dict]:
+    """Each dataset's label -> class index (see :func:`benchmark_from_arrays`)."""
+    if scenario == "task":
+        return [{c: k for k, c in enumerate(_sorted_classes(tr.labels))} for tr in trains]
+    if several:  # dataset i's classes follow those of datasets 0..i-1, in arrival order
+        maps, offset = [], 0
+        for tr in trains:
+            maps.append({c: offset + k for k, c in enumerate(_sorted_classes(tr.labels))})
+            offset += len(maps[-1])
+        return maps
+    union = _sorted_classes(np.concatenate([tr.labels for tr in trains]))
+    return [{c: k for k, c in enumerate(union)}] * len(trains)
+
+
 def benchmark_from_arrays(
     train: Sequence[tuple[Any, Any]],
     test: Sequence[tuple[Any, Any]],
@@ -261,20 +313,8 @@ def benchmark_from_arrays(
     """
     from clstm.data.sequences import SequenceBenchmark, make_scenario
 
-    if scenario not in SCENARIOS:
-        raise DataError(f"scenario must be one of {', '.join(SCENARIOS)}, got '{scenario}'")
-    if isinstance(validation, bool) or not isinstance(validation, (int, float, np.number)):
-        raise DataError(
-            f"validation must be a number in [0, 1) (e.g. 0.2), got {validation!r} "
-            f"({type(validation).__name__})"
-        )
-    if not 0.0 <= validation < 1.0:
-        raise DataError(f"validation must be in [0, 1), got {validation}")
     train, test = list(train), list(test)
-    if not train:
-        raise DataError("train is empty: give at least one (X, y) dataset")
-    if len(train) != len(test):
-        raise DataError(f"train has {len(train)} datasets but test has {len(test)}")
+    _check_arguments(train, test, scenario, validation)
     # class scenario over several datasets: one experience per dataset, each with its own classes
     # (labels are not shared between datasets), one growing head over all classes seen
     several = scenario == "class" and len(train) > 1
@@ -285,24 +325,7 @@ def benchmark_from_arrays(
         )
     labels_names = _names(names, len(train)) if scenario != "class" or several else None
     label = (lambda i: f"'{labels_names[i]}'") if labels_names else (lambda i: "0")
-    trains = [
-        _check(d, f"train dataset {i} ({label(i)})", standardize) for i, d in enumerate(train)
-    ]
-    tests = [_check(d, f"test dataset {i} ({label(i)})", standardize) for i, d in enumerate(test)]
-
-    for i, (tr, te) in enumerate(zip(trains, tests, strict=True)):
-        f_train, f_test = tr.n_features, te.n_features
-        if f_train != f_test:
-            raise DataError(
-                f"dataset {i} ({label(i)}): train has {f_train} features but test has {f_test}"
-            )
-        unseen = set(np.unique(te.labels).tolist()) - set(np.unique(tr.labels).tolist())
-        if unseen:
-            raise DataError(
-                f"dataset {i} ({label(i)}): test labels {sorted(unseen)} never occur in its "
-                "training data"
-            )
-
+    trains, tests = _checked_datasets(train, test, label, standardize)
     valids: list[_Split] = []
     if validation > 0:
         pairs = [
@@ -314,16 +337,7 @@ def benchmark_from_arrays(
         for i, tr in enumerate(trains):
             _standardize(tr, [tests[i], *(valids[i : i + 1] if valids else [])])
 
-    if scenario == "task":
-        maps = [{c: k for k, c in enumerate(_sorted_classes(tr.labels))} for tr in trains]
-    elif several:  # dataset i's classes follow those of datasets 0..i-1, in arrival order
-        maps, offset = [], 0
-        for tr in trains:
-            maps.append({c: offset + k for k, c in enumerate(_sorted_classes(tr.labels))})
-            offset += len(maps[-1])
-    else:
-        union = _sorted_classes(np.concatenate([tr.labels for tr in trains]))
-        maps = [{c: k for k, c in enumerate(union)}] * len(trains)
+    maps = _label_maps(trains, scenario, several)
 
     splits = {"train": trains, "test": tests, **({"valid": valids} if valids else {})}
     n_features = [tr.n_features for tr in trains]

@@ -215,42 +215,12 @@ def run_sweep(
     Ctrl-C or SIGTERM (delivered as :class:`clstm.errors.Interrupted`) stops the workers; what
     they measured is recorded as ``interrupted`` and the exception is raised again.
     """
-    from clstm.run.runner import plan_run
-
-    flag = (lambda c, p: c) if cli else (lambda c, p: p)  # noqa: E731 - word a fix for the caller
-    if workers < 1:
-        raise ConfigError(f"{flag('--workers', 'workers')} must be >= 1, got {workers}")
-    if backend not in ("local", "ray"):
-        raise ConfigError(f"{flag('--backend', 'backend')} must be local or ray, got '{backend}'")
-    if backend == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError(
-                f"{flag('--backend ray', 'backend=ray')} needs the ray package: "
-                "pip install 'clstm[ray]'"
-            ) from None
+    ray = _check_backend(workers, backend, cli)
     out = check_out(out, cli=cli)
     grid = dict(grid or {})
-    check_grid(grid)
-    combinations = 1
-    for values in grid.values():
-        combinations *= len(values)
-    total = combinations * len(seeds)
-    if total > MAX_RUNS and not allow_large:
-        raise ConfigError(
-            f"this sweep has {total:,} runs (more than {MAX_RUNS:,}); pass "
-            f"{flag('--allow-large-sweep', 'allow_large=True')} if you mean it"
-        )
-    specs = expand(raw, seeds, grid, overrides)
-    base_raw = deep_copy(raw)
-    for item in overrides:
-        apply_override(base_raw, item)
-    base = build(ExperimentConfig, base_raw)
-    for spec in specs:  # every run directory is checked before any run starts
-        run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
-        plan_run(run_dir, spec.config, overwrite, resume, cli)
-    summary_path = out / base.name / SWEEP
+    specs, experiment = _planned(raw, seeds, grid, overrides, out, overwrite, resume,
+                                 allow_large, cli)  # fmt: skip
+    summary_path = out / experiment / SWEEP
     check_threads(threads, cli=cli)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     rows: dict[tuple[str, int], dict] = {
@@ -260,7 +230,7 @@ def run_sweep(
         for s in specs
     }  # fmt: skip
 
-    summary = _SharedSummary(out / base.name, base.name, workers, rows)
+    summary = _SharedSummary(out / experiment, experiment, workers, rows)
 
     def record(row: dict) -> None:
         rows[(row["run_name"], row["seed"])] = row
@@ -288,11 +258,8 @@ def run_sweep(
                         cpus_per_run, gpus_per_run, cli,
                     )  # fmt: skip
                 elif workers == 1:
-                    for spec in specs:
-                        row = _run_one(payload, spec, str(out), overwrite, threads, resume, cli)
-                        record(row)
-                        if row["status"] == "interrupted":
-                            raise Interrupted(row["error"].removeprefix("interrupted by "))
+                    _run_in_process(payload, specs, str(out), overwrite, threads, resume, cli,
+                                    record)  # fmt: skip
                 else:
                     _run_on_workers(payload, specs, str(out), overwrite, threads, resume, cli,
                                     workers, record)  # fmt: skip
@@ -308,6 +275,65 @@ def run_sweep(
         if ray_started:
             ray.shutdown()
     return SweepResult(summary_path=summary_path, runs=list(rows.values()))
+
+
+def _flag(cli: bool):
+    """How a fix is worded for the caller: the command-line flag, or the Python argument."""
+    return (lambda c, p: c) if cli else (lambda c, p: p)
+
+
+def _check_backend(workers: int, backend: str, cli: bool):
+    """Refuse bad ``workers`` and ``backend``; the ``ray`` module for ``backend="ray"``."""
+    flag = _flag(cli)
+    if workers < 1:
+        raise ConfigError(f"{flag('--workers', 'workers')} must be >= 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"{flag('--backend', 'backend')} must be local or ray, got '{backend}'")
+    if backend != "ray":
+        return None
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            f"{flag('--backend ray', 'backend=ray')} needs the ray package: "
+            "pip install 'clstm[ray]'"
+        ) from None
+    return ray
+
+
+def _planned(raw, seeds, grid, overrides, out, overwrite, resume, allow_large, cli):
+    """``(specs, experiment name)``: every run of the sweep, validated, with every run
+    directory checked before any run starts (ConfigError otherwise)."""
+    from clstm.run.runner import plan_run
+
+    check_grid(grid)
+    combinations = 1
+    for values in grid.values():
+        combinations *= len(values)
+    total = combinations * len(seeds)
+    if total > MAX_RUNS and not allow_large:
+        raise ConfigError(
+            f"this sweep has {total:,} runs (more than {MAX_RUNS:,}); pass "
+            f"{_flag(cli)('--allow-large-sweep', 'allow_large=True')} if you mean it"
+        )
+    specs = expand(raw, seeds, grid, overrides)
+    base_raw = deep_copy(raw)
+    for item in overrides:
+        apply_override(base_raw, item)
+    base = build(ExperimentConfig, base_raw)
+    for spec in specs:
+        run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
+        plan_run(run_dir, spec.config, overwrite, resume, cli)
+    return specs, base.name
+
+
+def _run_in_process(payload, specs, out, overwrite, threads, resume, cli, record) -> None:
+    """Run the specs one after another in this process; an interrupted run stops the sweep."""
+    for spec in specs:
+        row = _run_one(payload, spec, out, overwrite, threads, resume, cli)
+        record(row)
+        if row["status"] == "interrupted":
+            raise Interrupted(row["error"].removeprefix("interrupted by "))
 
 
 class _SharedSummary:

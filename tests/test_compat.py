@@ -92,3 +92,27 @@ def test_the_readme_s_own_old_import_still_works():
     from clstm.strategies.lean import LeanIteration as moved
 
     assert LeanIteration is moved
+
+
+ROOT = Path(__file__).resolve().parent.parent
+COPY_STUDIES = ("ehret2021_permuted_copy", "ehret2021_permuted_copy_ewc",
+                "ehret2021_permuted_copy_si", "ehret2021_permuted_copy_coresets",
+                "ehret2021_permuted_copy_replay", "ehret2021_permuted_copy_joint")  # fmt: skip
+
+
+def test_the_committed_copy_task_report_regenerates_from_its_archive_byte_for_byte(tmp_path):
+    """results/reference/copy/ and the Copy Task tables of results/REFERENCE.md, made by
+    experiments/reference.sh from the archived runs, come out the same from today's code."""
+    from clstm.report import write_report
+
+    archive = ROOT / "results" / "reference" / "runs"
+    report = write_report(
+        [archive / study for study in COPY_STUDIES], out=tmp_path, with_figures=False,
+        published=ROOT / "experiments" / "published" / "values.yaml",
+    )  # fmt: skip
+    committed = ROOT / "results" / "reference" / "copy"
+    for name in ("report.tex", "report.csv"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+    reference = (ROOT / "results" / "REFERENCE.md").read_text()
+    tables = report.markdown_path.read_text().splitlines()
+    assert len(tables) > 50 and [line for line in tables if line not in reference] == []

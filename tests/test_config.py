@@ -153,10 +153,11 @@ def test_did_you_mean_and_the_owner_of_a_misplaced_key():
         load_config({}, ["strategy.mem_size=10"])
 
 
-def test_readme_config_reference_matches_the_code():
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->") + len("<!-- config-reference:start -->")
-    end = readme.index("<!-- config-reference:end -->")
-    assert readme[start:end].strip() == reference_markdown().strip(), (
-        "README's config reference is stale: regenerate it with `python -m clstm.config`"
+def test_the_configuration_reference_page_matches_the_code():
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    start = page.index("<!-- config-reference:start -->") + len("<!-- config-reference:start -->")
+    end = page.index("<!-- config-reference:end -->")
+    assert page[start:end].strip() == reference_markdown().strip(), (
+        "docs/configuration.md is stale: regenerate it with "
+        "`python -m clstm.config --update docs/configuration.md`"
     )

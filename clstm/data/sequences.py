@@ -274,7 +274,7 @@ def make_scenario(
         t, f = (int(part.lengths.max()), part.x.shape[2]) if own else (t_max, f_max)
         x = pad_dense(part.x, part.lengths, t, f)  # (N, T_e, F_e + 1), or the stream's shape
         y = torch.tensor([mapping[v] for v in part.labels.tolist()], dtype=torch.long)
-        _digest_padded(digest, x, t_max, f_max)  # of the samples as read: one digest either way
+        digest_padded(digest, x, t_max, f_max)  # of the samples as read: one digest either way
         for tensor in (y, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())
         return classification_dataset(x, y, task=task, n_steps=t_max, n_features=f_max)
@@ -334,7 +334,7 @@ def make_scenario(
     return bench, experience_names, groups, digest.hexdigest()
 
 
-def _digest_padded(digest: Any, x: torch.Tensor, n_steps: int, n_features: int) -> None:
+def digest_padded(digest: Any, x: torch.Tensor, n_steps: int, n_features: int) -> None:
     """Feed ``x`` padded to ``(n_steps, n_features + 1)`` into ``digest``, a few MB at a time
     (the bytes of the whole padded tensor, without holding it)."""
     if x.shape[1:] == (n_steps, n_features + 1):

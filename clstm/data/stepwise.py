@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from clstm.data.sequences import SequenceBenchmark, _digest_padded, pad_dense
+from clstm.data.sequences import SequenceBenchmark, digest_padded, pad_dense
 from clstm.errors import DataError
 
 #: (x (N, T, F), lengths (N,), y): y (N, T) classes or (N, T, W) bits (NO_TARGET at steps without
@@ -101,7 +101,7 @@ def target_benchmark(
             stored[id(x)] = pad_dense(x, lengths, int(np.max(lengths)), x.shape[2])
         xt = stored[id(x)]
         yt = kind.stored_targets(y, steps)
-        _digest_padded(digest, xt, steps, features)
+        digest_padded(digest, xt, steps, features)
         for tensor in (yt, torch.tensor([task])):
             digest.update(tensor.numpy().tobytes())
         return _dataset(xt, yt, lengths, task, steps, features)

@@ -311,3 +311,29 @@ def test_forecast_aeon_runs_offline_with_an_error_matrix_per_source(tmp_path):
     initial, E = result.error_matrices["mse"]
     assert E.shape == (3, 3) and np.isfinite(E).all() and len(initial) == 3
     assert result.metrics["mse_final"] == pytest.approx(E[-1].mean())
+
+
+def test_a_report_of_accuracy_and_error_runs_in_one_experiment_gives_each_its_own_table(
+    tmp_path, tiny_config
+):
+    """A grid over benchmarks can put runs of both families in one experiment: each family gets
+    its own table, columns and figures, never the other's columns (or an empty table)."""
+    from clstm.report import write_report
+
+    run_experiment(tiny_config, out=tmp_path)
+    run_experiment({**TINY, "name": "tiny"}, out=tmp_path, run_name="forecast")
+    report = write_report([tmp_path / "tiny"], out=tmp_path / "report")
+    text = report.markdown_path.read_text()
+    accuracy, errors = text.index("### tiny (accuracy)"), text.index("### tiny (MSE)")
+    header = {t: text[i:].splitlines()[2] for t, i in (("acc", accuracy), ("mse", errors))}
+    assert "ACC" in header["acc"] and "MSE" not in header["acc"]
+    assert "final MSE" in header["mse"] and "ACC" not in header["mse"]
+    tex = (tmp_path / "report" / "report.tex").read_text()
+    for table in tex.split(r"\end{table}")[:-1]:  # every row has as many cells as columns
+        spec = table.split(r"\begin{tabular}{")[1].split("}")[0]
+        rows = [r for r in table.splitlines() if r.endswith(r"\\") and "&" in r]
+        assert rows and all(r.count("&") == len(spec) - 1 for r in rows), table
+    assert tex.count(r"\begin{table}") == 2
+    made = {p.name for p in (tmp_path / "report").glob("*.png")}
+    assert {"tiny_accuracy.png", "tiny_mse.png", "tiny_accuracy_matrices.png",
+            "tiny_mse_matrices.png"} <= made  # fmt: skip

@@ -49,12 +49,14 @@ class Interrupted(KeyboardInterrupt):
     """A KeyboardInterrupt raised by a signal handler; ``cause`` names the signal (``SIGTERM``).
 
     Runs treat it like Ctrl-C: what was measured is recorded with status ``interrupted`` and the
-    run can be continued with ``--resume``.
+    run can be continued with ``--resume``. ``started`` is False for an interruption before the
+    run touched its directory (while its benchmark was being built or downloaded).
     """
 
-    def __init__(self, cause: str = "Ctrl-C"):
+    def __init__(self, cause: str = "Ctrl-C", started: bool = True):
         super().__init__(cause)
         self.cause = cause
+        self.started = started
 
 
 def interruption_cause(exc: BaseException) -> str:

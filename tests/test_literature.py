@@ -109,17 +109,27 @@ def test_missing_files_without_download_name_the_folder_and_how_to_fetch(tmp_pat
     assert "train-images-idx3-ubyte" in message and "clstm data fetch smnist" in message
 
 
-def test_a_failed_download_is_one_line(tmp_path, monkeypatch):
-    import torchvision.datasets
+def test_a_failed_download_is_one_line_naming_the_url_and_the_benchmark(tmp_path, monkeypatch):
+    import time
+    import urllib.error
+    import urllib.request
 
-    def offline(*args, **kwargs):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried mirror, got: ...")
+    tried = []
 
-    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    def offline(opener, url, *args, **kwargs):
+        tried.append(url)
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", offline)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
     config = load_config({"benchmark": {"name": "pmnist", "root": str(tmp_path)}}).benchmark
-    with pytest.raises(DataError, match=r"could not download into .*clstm data fetch") as err:
+    with pytest.raises(DataError, match=r"could not download http.*clstm data fetch pmnist") as err:
         benchmark_module("pmnist").build(config)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "Name or service not known" in str(err.value)
+    from torchvision.datasets import MNIST
+
+    assert len(tried) == 2 * len(MNIST.mirrors)  # every mirror, tried twice (clstm's TRIES)
+    assert not list((tmp_path / "MNIST" / "raw").iterdir())  # no .part left behind
 
 
 def test_corrupt_files_are_named(tmp_path):
@@ -320,9 +330,15 @@ def test_har_reads_the_distributed_zip_class_incremental(har_zip, tmp_path):
     order = np.random.default_rng(3).permutation(6).tolist()
     assert shuffled.experience_names[0] == "classes " + ",".join(map(str, sorted(order[:2])))
     shutil.rmtree(tmp_path / "uci_har" / "UCI HAR Dataset")
+    sums = (tmp_path / "uci_har" / "SHA256SUMS").read_text()  # recorded when first extracted
+    assert "UCI HAR Dataset.zip" in sums and "human+activity" in sums
     (tmp_path / "uci_har" / "UCI HAR Dataset.zip").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match=r"UCI HAR Dataset.zip is not the file first used"):
+        _build("har", root=str(tmp_path), class_order="preset")  # changed since: refused
+    (tmp_path / "uci_har" / "SHA256SUMS").unlink()  # a damaged archive never used before
     with pytest.raises(DataError, match=r"UCI HAR Dataset.zip is not a valid data file"):
         _build("har", root=str(tmp_path), class_order="preset")
+    assert not list((tmp_path / "uci_har").glob(".extract-*"))  # nothing half-extracted left
 
 
 def test_har_missing_files_name_the_folder(tmp_path):

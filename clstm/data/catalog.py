@@ -32,7 +32,7 @@ FETCHABLE = {
 class Availability:
     """Whether a benchmark can run here now, and why."""
 
-    state: str  # "offline", "cached", "download" or "needs package"
+    state: str  # "offline", "cached", "incomplete", "download" or "needs package"
     detail: str
 
 
@@ -93,26 +93,36 @@ def availability(name: str, root: str | None = None) -> Availability:
         if not missing_files(root):
             return Availability("cached", str(raw_folder(root)))
         return Availability("download", f"clstm data fetch {name} (into {raw_folder(root)})")
-    if name == "har":
-        from clstm.data.har import FOLDER, INNER_ZIP, OUTER_ZIP, folder
-
-        here = folder(root)
-        if any((here / f).exists() for f in (FOLDER, INNER_ZIP, OUTER_ZIP)):
-            return Availability("cached", str(here))
-        return Availability("download", f"clstm data fetch har (into {here})")
+    if name in ("har", "dsa", "wisdm"):
+        return _archive_availability(name, root)
     if name == "uwave":
         from clstm.data.uwave import AXES
 
-        if all((base / "ucr" / a / f"{a}_TRAIN.ts").is_file() for a in AXES):
+        files = [f"{a}/{a}_{s}.ts" for a in AXES for s in ("TRAIN", "TEST")]
+        missing = [f for f in files if not (base / "ucr" / f).is_file()]
+        if not missing:
             return Availability("cached", str(base / "ucr"))
+        if len(missing) < len(files):
+            return _incomplete(name, base / "ucr", missing)
         return Availability("download", f"clstm data fetch uwave (into {base / 'ucr'})")
-    if name in ("dsa", "wisdm"):
-        module = importlib.import_module(f"clstm.data.{name}")
-        here = module.folder(root)
-        if here.is_dir() and any(here.iterdir()):
-            return Availability("cached", str(here))
-        return Availability("download", f"clstm data fetch {name} (into {here})")
     return Availability("offline", "")
+
+
+def _archive_availability(name: str, root: str | None) -> Availability:
+    """A UCI archive's benchmark: cached when its files are extracted or an archive is there
+    (checked when read), incomplete when some extracted files are missing, else download."""
+    module = importlib.import_module(f"clstm.data.{name}")
+    here = module.folder(root)
+    if not module.missing_files(root) or any((here / z).is_file() for z in module.ARCHIVES):
+        return Availability("cached", str(here))
+    if here.is_dir() and any(here.iterdir()):
+        return _incomplete(name, here, module.missing_files(root))
+    return Availability("download", f"clstm data fetch {name} (into {here})")
+
+
+def _incomplete(name: str, here, missing: list[str]) -> Availability:
+    shown = ", ".join(missing[:2]) + (f" and {len(missing) - 2} more" if len(missing) > 2 else "")
+    return Availability("incomplete", f"{here} lacks {shown}: clstm data fetch {name}")
 
 
 def fetch(names: list[str], root: str | None = None) -> Iterator[str]:
@@ -133,7 +143,7 @@ def fetch(names: list[str], root: str | None = None) -> Iterator[str]:
         if name in ("smnist", "pmnist", "mnist"):
             from clstm.data.mnist import fetch as fetch_mnist
 
-            yield f"{name}: {fetch_mnist(root)}"
+            yield f"{name}: {fetch_mnist(root, name='pmnist' if name == 'pmnist' else 'smnist')}"
         elif name in ("har", "dsa", "wisdm", "uwave"):
             module = importlib.import_module(f"clstm.data.{name}")
             found = module.fetch(root)

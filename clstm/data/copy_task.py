@@ -95,8 +95,9 @@ class Config(StreamOptions):
         steps = self.input_steps + 1 + self.pattern_steps
         check_fits_in_memory(
             (self.n_train + self.n_test) * steps * (self.width * (1 + self.n_experiences) + 2) * 4,
-            "the copy task's sequences",
-            "use a smaller benchmark.n_train",
+            f"the copy task's sequences (benchmark.n_train {self.n_train} + n_test {self.n_test} "
+            f"per task, n_experiences {self.n_experiences}, width {self.width}, {steps} steps)",
+            "make benchmark.n_train, n_test, n_experiences or width smaller",
         )
 
     @property

@@ -22,7 +22,7 @@ import numpy as np
 
 from clstm.config.schema import param
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root
+from clstm.data.cache import boundary, corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # torch is imported only when a benchmark is built
 
 URL = "https://archive.ics.uci.edu/static/public/256/daily+and+sports+activities.zip"
 ZIP = "daily+and+sports+activities.zip"
+ARCHIVES = (ZIP,)
 ACTIVITIES = [a for a in range(1, 20) if a != 16]  # TSCIL drops activity 16
 
 
@@ -48,6 +49,18 @@ def _segment(base: Path, activity: int, subject: int, segment: int) -> Path:
     return base / f"a{activity:02d}" / f"p{subject}" / f"s{segment:02d}.txt"
 
 
+def missing_files(root: str | None) -> list[str]:
+    """What the extracted tree lacks (relative to the data folder): activity folders, and the
+    first segment of the last activity (which a complete extraction holds)."""
+    base = folder(root) / "data"
+    missing = [f"data/a{a:02d}" for a in ACTIVITIES if not (base / f"a{a:02d}").is_dir()]
+    last = _segment(base, ACTIVITIES[-1], 1, 1)
+    if not last.is_file() and f"data/a{ACTIVITIES[-1]:02d}" not in missing:
+        missing.append(str(last.relative_to(folder(root))))
+    return missing
+
+
+@boundary("DSA")
 def fetch(root: str | None, download: bool = True) -> Path:
     """The extracted ``data`` folder of the archive (extracted or downloaded when needed)."""
     here = folder(root)
@@ -67,15 +80,20 @@ def fetch(root: str | None, download: bool = True) -> Path:
 def _read(path: Path) -> np.ndarray:
     try:
         table = np.loadtxt(path, delimiter=",", ndmin=2)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise corrupt_error(path.parent, f"{path.name} is missing") from None
+        if isinstance(exc, OSError) and not isinstance(exc, UnicodeDecodeError):
+            raise
         raise corrupt_error(path, f"not a comma-separated table: {exc}") from None
-    if table.shape != (125, 45):
+    if table.shape != (125, 45) or not np.isfinite(table).all():
+        if table.shape == (125, 45):
+            raise corrupt_error(path, "a value is not finite")
         raise corrupt_error(path, f"{table.shape[0]} x {table.shape[1]} values, not 125 x 45")
     return table
 
 
+@boundary("DSA")
 def load(root: str | None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """All segments (``(8640, 125, 45)`` for the archive: 18 activities x 8 subjects x 60
     segments, as found under activity 1) and labels 0-17 (TSCIL's numbering)."""

@@ -70,8 +70,10 @@ class Config(StreamOptions):
         check_fits_in_memory(
             self.n_experiences * self.n_series * self.length / self.stride
             * (self.context * 2 + self.horizon) * 4,
-            "the forecasting windows",
-            "use fewer series, shorter series or a larger stride",
+            f"the forecasting windows (benchmark.n_experiences {self.n_experiences} x n_series "
+            f"{self.n_series} x length {self.length} / stride {self.stride}, context "
+            f"{self.context}, horizon {self.horizon})",
+            "make benchmark.n_experiences, n_series or length smaller, or stride larger",
         )  # fmt: skip
 
     @property

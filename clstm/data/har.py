@@ -23,7 +23,7 @@ import numpy as np
 
 from clstm.config.schema import param
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root
+from clstm.data.cache import boundary, corrupt_error, data_root, missing_error
 from clstm.data.tscil import TscilOptions
 from clstm.errors import DataError
 
@@ -36,6 +36,7 @@ URL = (
 OUTER_ZIP = "human+activity+recognition+using+smartphones.zip"
 INNER_ZIP = "UCI HAR Dataset.zip"
 FOLDER = "UCI HAR Dataset"
+ARCHIVES = (OUTER_ZIP, INNER_ZIP)  # either, as distributed
 SIGNALS = [
     f"{kind}_{axis}" for kind in ("total_acc", "body_acc", "body_gyro") for axis in "xyz"
 ]  # TSCIL's channel order
@@ -58,12 +59,25 @@ def _files(base: Path, split: str) -> list[Path]:
     return [inertial / f"{s}_{split}.txt" for s in SIGNALS] + [base / split / f"y_{split}.txt"]
 
 
+def missing_files(root: str | None) -> list[str]:
+    """The files of the extracted folder that are absent (relative to the data folder)."""
+    here = folder(root)
+    files = [p for split in ("train", "test") for p in _files(here / FOLDER, split)]
+    return [str(p.relative_to(here)) for p in files if not p.is_file()]
+
+
+@boundary("UCI-HAR")
 def fetch(root: str | None, download: bool = True) -> Path:
     """The extracted ``UCI HAR Dataset`` folder: extracted from the zip, downloaded if needed."""
     here = folder(root)
     base = here / FOLDER
-    if all(p.is_file() for split in ("train", "test") for p in _files(base, split)):
+    absent = missing_files(root)
+    if not absent:
         return base
+    no_archive = not any((here / z).is_file() for z in (OUTER_ZIP, INNER_ZIP))
+    if base.is_dir() and no_archive and not download:
+        # an extracted folder with files missing: name them, not the whole folder
+        raise missing_error("UCI-HAR", here, absent, "har")
     cache.unpack_archive(
         here, url=URL, outer=OUTER_ZIP, inner=INNER_ZIP, dataset="UCI-HAR", fetch="har",
         download=download, expected=f"{FOLDER}/ (or {INNER_ZIP})",
@@ -78,11 +92,14 @@ def _read_matrix(path: Path) -> np.ndarray:
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         values = np.array(" ".join(lines).split(), dtype=np.float64)
+        if not lines or not np.isfinite(values).all():
+            raise ValueError("no rows" if not lines else "a value is not finite")
         return values.reshape(len(lines), -1)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise corrupt_error(path, f"not a whitespace-separated number table: {exc}") from None
 
 
+@boundary("UCI-HAR")
 def load(root: str | None, download: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (X (N, 128, 9), y (N,) in 0..5), "test": ...}``."""
     base = fetch(root, download)

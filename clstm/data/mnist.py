@@ -3,8 +3,10 @@
 Shared by the ``smnist`` (Split) and ``pmnist`` (Permuted) benchmarks. The four IDX files are read
 from ``<root>/MNIST/raw/`` exactly as torchvision's ``MNIST`` dataset keeps them (plain, or the
 ``.gz`` files as distributed, decompressed there once), so an existing torchvision cache is reused
-by pointing ``benchmark.root`` at it. Missing files are downloaded with torchvision's own
-``MNIST(download=True)`` (its mirrors and checksums) unless ``benchmark.download`` is false.
+by pointing ``benchmark.root`` at it. Missing files are downloaded from torchvision's mirrors and
+checked against torchvision's MD5s (``MNIST.mirrors``, ``MNIST.resources``), with clstm's
+downloader (:func:`clstm.data.cache.download_file`: timeouts, retries, progress), unless
+``benchmark.download`` is false.
 
 Reading (``benchmark.read``):
 
@@ -24,9 +26,11 @@ import numpy as np
 from clstm.config.schema import MAX_SEED, param
 from clstm.data.cache import (
     DownloadOptions,
+    boundary,
     corrupt_error,
     data_root,
-    download_error,
+    download_file,
+    folder_for,
     gunzip,
     missing_error,
 )
@@ -96,29 +100,52 @@ def missing_files(root: str | None) -> list[str]:
     return [n for n in names if not (raw / n).exists() and not (raw / f"{n}.gz").exists()]
 
 
-def fetch(root: str | None, download: bool = True) -> Path:
-    """Make the four IDX files present (decompress ``.gz``, download what is missing)."""
+@boundary("MNIST")
+def fetch(root: str | None, download: bool = True, name: str = "smnist") -> Path:
+    """Make the four IDX files present (decompress ``.gz``, download what is missing); ``name``
+    is the benchmark asking (``smnist`` or ``pmnist``), which the messages tell to fetch."""
     raw = raw_folder(root)
     missing = missing_files(root)
     if missing and not download:
-        raise missing_error("MNIST", raw, [f"{n}[.gz]" for n in missing], "smnist")
+        raise missing_error("MNIST", raw, [f"{n}[.gz]" for n in missing], name)
     if missing:
-        from torchvision.datasets import MNIST
-
-        try:  # torchvision's mirrors and MD5 checks; it writes <root>/MNIST/raw
-            MNIST(str(data_root(root)), train=True, download=True)
-        except Exception as exc:  # noqa: BLE001 - any failure of the download is reported
-            raise download_error("MNIST", raw, exc, "smnist") from None
+        _download(raw, missing, name)
     for pair in FILES.values():
-        for name in pair:
-            if not (raw / name).exists():
-                gunzip(raw / f"{name}.gz", raw / name)
+        for file in pair:
+            if not (raw / file).exists():
+                gunzip(raw / f"{file}.gz", raw / file, "MNIST")
     return raw
 
 
-def load(root: str | None, download: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{"train": (images uint8 (N, 28, 28), labels (N,)), "test": ...}`` from the raw folder."""
-    raw = fetch(root, download)
+def _download(raw: Path, missing: list[str], name: str) -> None:
+    """The missing ``.gz`` files from torchvision's mirrors (the first that answers), each
+    checked against torchvision's MD5."""
+    from torchvision.datasets import MNIST
+
+    from clstm.errors import DataError
+
+    folder_for(raw, "MNIST")
+    md5s = dict(MNIST.resources)
+    for file in missing:
+        gz = f"{file}.gz"
+        failure = None
+        for mirror in MNIST.mirrors:
+            try:
+                download_file(f"{mirror}{gz}", raw / gz, "MNIST", name, md5=md5s.get(gz))
+                break
+            except DataError as exc:  # the next mirror; the last one's error if all fail
+                failure = exc
+        else:
+            raise failure
+
+
+@boundary("MNIST")
+def load(
+    root: str | None, download: bool = True, name: str = "smnist"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"train": (images uint8 (N, 28, 28), labels (N,)), "test": ...}`` from the raw folder
+    (``name``: the benchmark asking, see :func:`fetch`)."""
+    raw = fetch(root, download, name)
     out = {}
     for split, (images_name, labels_name) in FILES.items():
         images = _read_idx(raw / images_name, "images")

@@ -67,7 +67,8 @@ def load(path: str | Path):
         raise DataError(
             f"{path}: cannot read it without unpickling ({exc}); store numeric arrays"
         ) from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        # NotImplementedError: a corrupted header naming no compression method zipfile knows
         raise DataError(
             f"{path}: damaged or truncated .npz file ({type(exc).__name__}: {exc}); write it again"
         ) from None

@@ -49,7 +49,7 @@ def build(config: Config) -> SequenceBenchmark:
     """Permuted MNIST as an Avalanche benchmark."""
     from clstm.data.streams import permutations, permuted_stream
 
-    data = mnist.load(config.root, config.download)
+    data = mnist.load(config.root, config.download, "pmnist")
     (train_images, y_train), (test_images, y_test) = data["train"], data["test"]
     width = config.step_width
     if config.permutation == "pixels":

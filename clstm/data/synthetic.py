@@ -71,9 +71,9 @@ class Config(StreamOptions):
                 (8.0 * 2 + 4) * self.n_experiences * (self.n_train + self.n_test) * longest
                 * (self.n_features + 1),
             ),
-            f"benchmark synthetic with n_features {self.n_features}, n_train {self.n_train}, "
-            f"n_test {self.n_test}, seq_len {longest}",
-            "make it smaller",
+            f"benchmark synthetic with n_experiences {self.n_experiences}, n_features "
+            f"{self.n_features}, n_train {self.n_train}, n_test {self.n_test}, seq_len {longest}",
+            "make benchmark.n_experiences, n_train, n_test, seq_len or n_features smaller",
         )  # fmt: skip
         if self.n_classes > self.n_features:
             raise ValueError(

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Literal
 from clstm.config.schema import did_you_mean, param
 from clstm.data.cache import (
     DownloadOptions,
+    boundary,
     corrupt_error,
     data_root,
     download_error,
-    missing_error,  # noqa: I001
+    folder_for,
+    missing_error,
 )
 from clstm.errors import DataError
 
@@ -116,6 +118,7 @@ def folder(name: str, root: str | None) -> Path | None:
     return None
 
 
+@boundary("UCR/UEA")
 def fetch(name: str, root: str | None, download: bool = True) -> Path:
     """The folder of dataset ``name``, downloading it with aeon when allowed and missing."""
     name = archive_name(name)
@@ -124,9 +127,12 @@ def fetch(name: str, root: str | None, download: bool = True) -> Path:
         return found
     target = cache_dir(root) / name
     if not download:
+        files = [f"{name}_{split}.ts" for split in ("TRAIN", "TEST")]
         raise missing_error(
-            f"UCR/UEA {name}", target, [f"{name}_TRAIN.ts", f"{name}_TEST.ts"], f"ucr {name}"
-        )
+            f"UCR/UEA {name}", target, [f for f in files if not (target / f).is_file()],
+            f"ucr {name}",
+        )  # fmt: skip
+    folder_for(cache_dir(root), f"UCR/UEA {name}")
     from aeon.datasets import load_classification
 
     try:  # aeon downloads from the archive's Zenodo records into <extract_path>/<name>/
@@ -141,6 +147,7 @@ def fetch(name: str, root: str | None, download: bool = True) -> Path:
     return found
 
 
+@boundary("UCR/UEA")
 def load(name: str, split: str, root: str | None = None, download: bool = True):
     """One dataset split as a list of ``(T_i, channels)`` arrays and string labels."""
     from aeon.datasets import load_from_ts_file
@@ -157,6 +164,8 @@ def load(name: str, split: str, root: str | None = None, download: bool = True):
             path,
             f"not a readable .ts file: {(str(exc).splitlines() or [type(exc).__name__])[0]}",
         ) from None
+    if len(X) == 0:
+        raise corrupt_error(path, "it holds no series after @data")
     return [series.T for series in X], y  # aeon gives (channels, T_i) per series
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from clstm.config.schema import param
+from clstm.data.cache import boundary
 from clstm.data.tscil import TscilOptions
 from clstm.errors import DataError
 
@@ -34,12 +35,14 @@ class Config(TscilOptions):
     name: Literal["uwave"] = param("uwave", "benchmark")
 
 
+@boundary("UWave")
 def fetch(root: str | None, download: bool = True) -> list:
     from clstm.data import ucr
 
     return [ucr.fetch(axis, root, download) for axis in AXES]
 
 
+@boundary("UWave")
 def load(root: str | None, download: bool = True) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (X (N, 315, 3), y (N,) in 0..7), "test": ...}`` from the three UCR sets."""
     from clstm.data import ucr
@@ -47,13 +50,20 @@ def load(root: str | None, download: bool = True) -> dict[str, tuple[np.ndarray,
     out = {}
     for split in ("TRAIN", "TEST"):
         parts = [ucr.load(axis, split, root, download) for axis in AXES]
-        labels = [np.asarray(p[1]).astype(float).astype(np.int64) for p in parts]
-        if any(len(lab) != len(labels[0]) or not np.array_equal(lab, labels[0]) for lab in labels):
+        try:
+            labels = [np.asarray(p[1]).astype(float).astype(np.int64) for p in parts]
+            channels = [np.stack([s[:, 0] for s in p[0]]) for p in parts]  # (N, 315) each
+        except (ValueError, IndexError) as exc:
+            raise DataError(
+                f"UWave: the {split} files of {', '.join(AXES)} are not equal-length univariate "
+                f"series with numeric labels ({exc}); fetch them again"
+            ) from None
+        differ = any(len(a) != len(labels[0]) or not np.array_equal(a, labels[0]) for a in labels)
+        if differ or len({c.shape for c in channels}) != 1:
             raise DataError(
                 f"UWave: the {split} files of {', '.join(AXES)} do not hold the same recordings "
-                "(labels differ); fetch them again"
+                "(labels or lengths differ); fetch them again"
             )
-        channels = [np.stack([s[:, 0] for s in p[0]]) for p in parts]  # (N, 315) each
         out[split.lower()] = (np.stack(channels, axis=-1), labels[0] - 1)
     return out
 

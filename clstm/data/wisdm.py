@@ -24,7 +24,7 @@ import numpy as np
 
 from clstm.config.schema import param
 from clstm.data import cache
-from clstm.data.cache import corrupt_error, data_root
+from clstm.data.cache import boundary, corrupt_error, data_root
 from clstm.data.tscil import TscilOptions
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark is built
@@ -39,6 +39,7 @@ INNER_ZIP = "wisdm-dataset.zip"
 ACCEL = Path("wisdm-dataset") / "raw" / "phone" / "accel"
 CODES = "ABCDEFGHIJKLMOPQRS"  # TSCIL's label_mapping: N is not an activity code
 WINDOW = 200
+ARCHIVES = (OUTER_ZIP, INNER_ZIP)  # either, as distributed
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,14 @@ def folder(root: str | None) -> Path:
     return data_root(root) / "wisdm"
 
 
+def missing_files(root: str | None) -> list[str]:
+    """What the extracted tree lacks (relative to the data folder): the phone files."""
+    if any((folder(root) / ACCEL).glob("data_*_accel_phone.txt")):
+        return []
+    return [f"{ACCEL}/data_*_accel_phone.txt"]
+
+
+@boundary("WISDM")
 def fetch(root: str | None, download: bool = True) -> Path:
     """The folder of the phone accelerometer files (extracted or downloaded when needed)."""
     here = folder(root)
@@ -69,14 +78,23 @@ def fetch(root: str | None, download: bool = True) -> Path:
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One subject's file: rows ``subject,activity,timestamp,x,y,z;`` -> values, activity codes."""
-    rows = [line.rstrip().rstrip(";").split(",") for line in path.read_text().splitlines()]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise corrupt_error(path, f"not text: {exc}") from None
+    rows = [line.rstrip().rstrip(";").split(",") for line in text.splitlines()]
     rows = [r for r in rows if len(r) > 1]
     try:
         codes = np.array([r[1] for r in rows])
         values = np.array([r[3:6] for r in rows], dtype=np.float64)
     except (ValueError, IndexError) as exc:
         raise corrupt_error(path, f"not rows of subject,activity,time,x,y,z: {exc}") from None
-    if values.ndim != 2 or values.shape[1] != 3 or not set(codes) <= set(CODES):
+    if (
+        values.ndim != 2
+        or values.shape[1] != 3
+        or not set(codes) <= set(CODES)
+        or not (np.isfinite(values).all())
+    ):
         raise corrupt_error(path, "not rows of subject,activity,time,x,y,z with codes A-S")
     return values, codes
 
@@ -89,6 +107,7 @@ def windows(series: np.ndarray) -> np.ndarray:
     return out
 
 
+@boundary("WISDM")
 def load(root: str | None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """All windows ``(N, 200, 3)`` and labels 0-17, subject by subject, activity by activity."""
     accel = fetch(root, download)
@@ -100,6 +119,8 @@ def load(root: str | None, download: bool = True) -> tuple[np.ndarray, np.ndarra
             if len(part):
                 X.append(windows(part))
                 y.append(np.full(len(X[-1]), label, dtype=np.int64))
+    if not X:
+        raise corrupt_error(accel, "its files hold no rows of any activity")
     return np.concatenate(X), np.concatenate(y)
 
 

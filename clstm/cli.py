@@ -141,6 +141,9 @@ def _add_data(commands) -> None:
         help="download files: NAME... (smnist, pmnist, har) or ucr SET... (UCR/UEA set names)",
     )
     data_fetch.add_argument("names", nargs="+", metavar="NAME")
+    data_fetch.add_argument(
+        "--quiet", action="store_true", help="no progress line while downloading"
+    )
     for sub in (data_list, data_fetch):
         sub.add_argument("--root", metavar="DIR", help="data root (default $CLSTM_DATA or cache)")
 
@@ -202,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt as exc:  # a second Ctrl-C while the first was being handled
+        return _interrupted(exc, "", "stopped at once")
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -255,24 +260,27 @@ def _list() -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
+    import contextlib
+
     from clstm.data import catalog
+    from clstm.data.cache import data_root, quiet
     from clstm.errors import ConfigError, DataError
 
-    if args.data_command == "list":
-        from clstm.data.cache import data_root
-
-        print(f"data root: {data_root(args.root)}")
-        rows = catalog.table(args.root)
-        for name, kinds, state, detail in rows:
-            print(f"  {name:<12} {state:<13} [{kinds}] {detail}")
-        return 0
     try:
-        for line in catalog.fetch(args.names, args.root):
-            print(line)
+        if args.data_command == "list":
+            print(f"data root: {data_root(args.root)}")
+            for name, kinds, state, detail in catalog.table(args.root):
+                print(f"  {name:<12} {state:<13} [{kinds}] {detail}")
+            return 0
+        with quiet() if args.quiet else contextlib.nullcontext():
+            for line in catalog.fetch(args.names, args.root):
+                print(line, flush=True)
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
     except DataError as exc:
         return _usage_error(str(exc))
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, "data fetch ", "no partial file was kept", False)
     return 0
 
 
@@ -330,6 +338,8 @@ def _run_or_sweep(args: argparse.Namespace, raw: dict, sweep: dict, command: lis
     except (RunFailed, OSError) as exc:
         return _fault(exc)
     except KeyboardInterrupt as exc:
+        if not getattr(exc, "started", True):
+            return _interrupted(exc, "", "the run had not started: nothing was written", False)
         return _interrupted(exc, "", "what was measured is in the run directory")
     print(summary_text(result, Path(args.out)))
     return 0 if result.status == "completed" else 1
@@ -393,9 +403,8 @@ def _report(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ConfigError as exc:
         return _usage_error(exc.cli_message)
-    except OSError as exc:
-        print(f"clstm: error: cannot write the report: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    except OSError as exc:  # OutputError (naming the path), or a fault reading the runs
+        return _fault(exc)
     if report.skipped:
         print(
             f"clstm report: warning: skipped {len(report.skipped)} unreadable run(s): "
@@ -425,12 +434,13 @@ def _fault(exc: Exception) -> int:
     return 1
 
 
-def _interrupted(exc: BaseException, what: str, kept: str) -> int:
+def _interrupted(exc: BaseException, what: str, kept: str, resumable: bool = True) -> int:
     """Exit 1 with one line after Ctrl-C or SIGTERM."""
     from clstm.errors import interruption_cause
 
     cause = interruption_cause(exc)
-    print(f"clstm: {what}interrupted by {cause}; {kept} (continue with --resume)", file=sys.stderr)
+    hint = " (continue with --resume)" if resumable else ""
+    print(f"clstm: {what}interrupted by {cause}; {kept}{hint}", file=sys.stderr)
     return 1
 
 

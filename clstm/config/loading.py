@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -23,7 +24,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from clstm.config.schema import BOUNDS, field_default, type_name
+from clstm.config.schema import BOUNDS, MAX_NAME, NAME_PATTERN, field_default, type_name
 from clstm.config.sections import ExperimentConfig
 from clstm.config.yamlio import load_yaml, read_yaml
 from clstm.errors import ConfigError
@@ -44,7 +45,7 @@ def load_config(
         raw = _deep_copy_mapping(source)
     elif isinstance(source, (str, Path)):
         raw = read_yaml(Path(source))
-        raw.setdefault("name", Path(source).stem)
+        name_from_file(raw, Path(source))
     else:
         raise ConfigError(
             "config must be a YAML path, a dict or an ExperimentConfig, "
@@ -58,6 +59,21 @@ def load_config(
     for item in overrides:
         apply_override(raw, item)
     return build(ExperimentConfig, raw)
+
+
+def name_from_file(raw: dict, path: Path) -> None:
+    """The experiment's name from the file name when the file sets none; a one-line error
+    saying so when that file name cannot be one (``my exp.yaml``)."""
+    if "name" in raw:
+        return
+    stem = path.stem
+    if not re.fullmatch(NAME_PATTERN, stem) or len(stem) > MAX_NAME:
+        raise ConfigError(
+            f"{path} sets no name:, and its file name {stem!r} cannot be the experiment's name "
+            f"(a folder name: letters, digits and . _ -, at most {MAX_NAME}); add name: to the "
+            "file or rename it"
+        )
+    raw["name"] = stem
 
 
 def _deep_copy_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,7 +164,8 @@ def build(cls: type, data: Any, prefix: str = "", owners: Callable | None = None
         raise
     except (TypeError, ValueError) as exc:  # a __post_init__ cross-field check
         message = str(exc)  # named after its key already ("model.x needs ..."): no prefix
-        if not message.startswith(f"{section}."):
+        top_level = not prefix and message.partition(":")[0] in known  # "name: ..."
+        if not message.startswith(f"{section}.") and not top_level:
             message = f"{section}: {message}"
         raise ConfigError(message) from None
 
@@ -207,14 +224,19 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected an integer, got {_describe(value)}")
         return value
     if hint is float:
+        number = None
         if isinstance(value, str):  # YAML reads 1e-3 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        if number is None:
             raise ConfigError(f"{key}: expected a number, got {_describe(value)}")
-        return float(value)
+        if not math.isfinite(number):  # every float option: inf and nan are never meant
+            raise ConfigError(f"{key}: {value!r} is not a finite number; give a finite value")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {_describe(value)}")

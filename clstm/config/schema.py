@@ -19,6 +19,10 @@ from typing import Any, Literal, Union
 
 #: the largest seed numpy and scikit-learn accept (they need a 32-bit unsigned integer)
 MAX_SEED = 2**32 - 1
+#: what an experiment name may be: one folder name (it is the first folder of its runs)
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+#: the longest experiment or run name (a folder name; longer generated run names are cut)
+MAX_NAME = 120
 
 
 def param(default: Any = dataclasses.MISSING, help: str = "", **constraints: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from clstm.config.schema import MAX_SEED, param
+from clstm.config.schema import MAX_NAME, MAX_SEED, NAME_PATTERN, param
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class ExperimentConfig:
         "experiment",
         "experiment name, the first folder of its run directories "
         "OUT/NAME/STRATEGY/seedK (defaults to the YAML file's stem)",
-        pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+        pattern=NAME_PATTERN,
     )
     seed: int = param(
         0, "seed for model init, data order and every RNG of the run", ge=0, le=MAX_SEED
@@ -176,3 +176,10 @@ class ExperimentConfig:
     )
     train: TrainConfig = param(default_factory=TrainConfig, help="optimisation per experience")
     eval: EvalConfig = param(default_factory=EvalConfig, help="evaluation")
+
+    def __post_init__(self) -> None:
+        if len(self.name) > MAX_NAME:
+            raise ValueError(
+                f"name: {self.name[:24]}... is {len(self.name)} characters long; an experiment "
+                f"name is a folder name of at most {MAX_NAME}: choose a shorter one"
+            )

@@ -102,6 +102,10 @@ def read_yaml(path: Path, expected: str | None = None) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; :class:`ConfigError` if missing or malformed.
     ``expected`` describes what other kind of mapping file it is (default: an experiment config)
     in the error for a file that is not a mapping."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file; give a YAML file in it")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} is not a regular file (a device or a pipe); give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:

@@ -91,6 +91,7 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
 
     names = [n for n, g in groups.items() if g.completed]
     styles = strategy_style({n: groups[n] for n in names})
+    short, shared = distinct_names(names)
     fig, ax = plt.subplots(figsize=(6, 4))
     longest: list[str] = []
     for name in names:
@@ -102,7 +103,8 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
             mean = np.nanmean(curves, axis=0)
             std = np.nanstd(curves, axis=0, ddof=1) if curves.shape[0] > 1 else None
         colour, line, marker = styles[name]
-        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=_wrapped(name, 36))
+        label = _wrapped(short[name], 36)
+        ax.plot(x, mean, marker=marker, linestyle=line, color=colour, label=label)
         if std is not None:
             half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * std / np.sqrt(np.maximum(n, 1))
             ax.fill_between(x, mean - half, mean + half, alpha=0.15, color=colour)
@@ -118,17 +120,47 @@ def accuracy_figure(experiment: str, groups: dict[str, RunGroup]):
     ax.set_xticks(np.arange(1, len(longest) + 1), [abbreviate(e) for e in longest],
                   rotation=30, ha="right", fontsize=7)  # fmt: skip
     ax.set_xlabel("after training on")
-    if max((len(n) for n in names), default=0) > LEGEND_INSIDE_CHARS:
-        # long run names (config values) would cover the curves: the legend goes to the right
+    if shared:  # what every row has in common, once, instead of in every label
+        ax.set_title(_wrapped(f"all rows: {', '.join(shared)}", 90), fontsize=6)
+        fig.suptitle(experiment, fontsize=11)
+    if max((len(short[n]) for n in names), default=0) > LEGEND_INSIDE_CHARS:
+        # long run names would cover the curves: the legend goes to the right, and the saved
+        # figure grows to hold it (bbox "tight") instead of the plot shrinking to make room
         ax.legend(fontsize=6, ncol=1, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     else:
         ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+        fig.tight_layout()
     return fig
 
 
 #: run names longer than this put the accuracy figure's legend beside the plot
 LEGEND_INSIDE_CHARS = 28
+
+
+def _parts(name: str) -> list[str]:
+    """A row label's parts: the run name's (the strategy, then each ``key=value`` the run name
+    holds) and those of the ``[key=value, ...]`` a report adds to tell configs apart."""
+    import re
+
+    base, _, bracket = name.partition(" [")
+    # a part starts at "_section.key=" (every config key but device and checkpoint is dotted)
+    parts = re.split(r"_(?=[A-Za-z]\w*(?:\.\w+)+=|(?:device|checkpoint)=)", base)
+    return parts + [p.strip() for p in bracket.rstrip("]").split(",") if p.strip()]
+
+
+def distinct_names(names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``({row label: the parts that tell it apart}, the parts every row shares)``: long run
+    names made of the values of a sweep (``naive_benchmark.n_train=256_train.epochs=2``) are
+    shown by what differs (``naive``), with the shared values said once. Rows keep their whole
+    labels when there is one, or when the short ones would not tell them apart."""
+    if len(names) < 2:
+        return {n: n for n in names}, []
+    parts = {n: _parts(n) for n in names}
+    shared = [p for p in parts[names[0]] if all(p in parts[n] for n in names[1:])]
+    short = {n: "_".join(p for p in parts[n] if p not in shared) for n in names}
+    if not shared or any(not s for s in short.values()) or len(set(short.values())) < len(names):
+        return {n: n for n in names}, []
+    return short, shared
 
 
 def _wrapped(label: str, width: int) -> str:
@@ -142,6 +174,7 @@ def matrices_figure(groups: dict[str, RunGroup]):
     import matplotlib.pyplot as plt
 
     names = [n for n, g in groups.items() if g.completed]
+    short, shared = distinct_names(names)
     measure = _measure(groups)
     errors = not measure.higher_is_better
     means = {}
@@ -169,11 +202,14 @@ def matrices_figure(groups: dict[str, RunGroup]):
             labels = [str(k) for k in range(R.shape[1])]
         ax.set_xticks(range(R.shape[1]), labels, rotation=45, ha="right", fontsize=6)
         ax.set_yticks(range(R.shape[0]), labels, fontsize=6)
-        ax.set_title(_wrapped(name, 34), fontsize=7 if len(name) > 34 else 8)
+        title = short[name]
+        ax.set_title(_wrapped(title, 34), fontsize=7 if len(title) > 34 else 8)
         ax.set_xlabel(f"{measure.label} on the test set of", fontsize=7)
         ax.set_ylabel("after training on", fontsize=7)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
+    if shared:
+        fig.suptitle(_wrapped(f"all rows: {', '.join(shared)}", 110), fontsize=7)
     fig.tight_layout()
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
     bar.set_label(f"{measure.label} (lower is better)" if errors else measure.label, fontsize=7)

@@ -53,17 +53,22 @@ def latex(
 def _table(title, kind, groups, keys, caption, label, published, experiment) -> list[str]:
     from clstm.report.published import latex_rows
 
-    shown, omitted = columns(groups, kind, keys)
+    shown, omitted = columns(groups, kind, keys, title)
     cols = "l" + "r" + "c" * len(shown)
     key = re.sub(r"[^A-Za-z0-9:._-]", "-", title)  # \\label takes no escapes
-    text = (caption or "{experiment}: mean $\\pm$ std over seeds ($n$ seeds); bold: best "
-            "mean and every method whose 95\\% CI overlaps it.").replace(
-        "{experiment}", tex_escape(title))  # fmt: skip
+    if caption is None:
+        text = (r"{experiment}: mean $\pm$ std over seeds ($n$ seeds); bold: best mean and "
+                r"every method whose 95\% CI overlaps it.")  # fmt: skip
+    else:  # the user's text, as text: LaTeX's special characters escaped
+        text = tex_escape(caption)
+    text = text.replace("{experiment}", tex_escape(title)).replace(
+        tex_escape("{experiment}"), tex_escape(title)
+    )
     out = [
         r"\begin{table}[t]", r"\centering", r"\small",
         rf"\caption{{{text}}}", rf"\label{{{label}{key}}}",
         rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-        "Method & $n$ & " + " & ".join(tex_escape(m.title) for m in shown) + r" \\",
+        " & ".join(["Method", "$n$", *(tex_escape(m.title) for m in shown)]) + r" \\",
         r"\midrule",
     ]  # fmt: skip
     best = best_per_column(groups, shown)
@@ -77,7 +82,8 @@ def _table(title, kind, groups, keys, caption, label, published, experiment) -> 
             number = _tex_number(st)
             cells.append(rf"{{\boldmath{number}}}" if name in best[m.key] else number)
         flag = r"$^\dagger$" if g.not_completed else ""
-        out.append(f"{tex_escape(name)}{flag} & {len(g.completed)} & " + " & ".join(cells) + r" \\")
+        row = [f"{tex_escape(name)}{flag}", str(len(g.completed)), *cells]
+        out.append(" & ".join(row) + r" \\")
     out += latex_rows(published, experiment, [m.key for m in shown], tex_escape)
     out += [r"\bottomrule", r"\end{tabular}"]
     notes = []

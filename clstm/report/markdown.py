@@ -75,7 +75,7 @@ def text_table(collected: dict[str, dict[str, RunGroup]], keys=None) -> str:
 
 
 def _text_table(title: str, kind, groups: dict[str, RunGroup], keys) -> list[str]:
-    shown, omitted = columns(groups, kind, keys)
+    shown, omitted = columns(groups, kind, keys, title)
     header = ["run", "n", *(m.title for m in shown), "not completed"]
     rows = []
     for name, g in groups.items():

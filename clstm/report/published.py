@@ -244,7 +244,7 @@ def latex_rows(published: list[Published], experiment: str, keys: list[str], esc
         # to the digits the paper printed (printed_to), else as clstm's cells
         digits = 3 if entry.printed_to is None else max(0, round(-math.log10(entry.printed_to)))
         cells = [f"${entry.values[k]:.{digits}f}$" if k in entry.values else "--" for k in keys]
-        rows.append(f"{escape(entry.label)} & -- & " + " & ".join(cells) + r" \\")
+        rows.append(" & ".join([escape(entry.label), "--", *cells]) + r" \\")
     return [r"\midrule", *rows] if rows else []
 
 

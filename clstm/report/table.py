@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clstm.errors import ConfigError
 from clstm.metrics import CATALOGUE, MEASURES, Metric, fixed
 from clstm.targets import KINDS
 
@@ -108,13 +109,18 @@ def sections(experiment: str, groups: dict[str, RunGroup]) -> list[tuple[str, ob
 
 
 def columns(
-    groups: dict[str, RunGroup], kind, keys: Sequence[str] | None = None
+    groups: dict[str, RunGroup], kind, keys: Sequence[str] | None = None, title: str = ""
 ) -> tuple[list[Metric], list[str]]:
-    """The metric columns of one table - ``keys`` (default: the kind's default columns) that
-    its kind records, in catalogue order - and the titles of those omitted because they are 0
-    in every run."""
+    """The metric columns of one table (``title``) - ``keys`` (default: the kind's default
+    columns) that its kind records, in catalogue order - and the titles of those omitted because
+    they are 0 in every run. Keys of which none applies to the table are refused (ConfigError):
+    an empty table would hide its rows' numbers."""
     wanted = [m for m in CATALOGUE if m.key in (keys or kind.default_columns)]
     wanted = [m for m in wanted if m.key in kind.summary_keys]
+    if keys and not wanted:
+        text = (f"none of {', '.join(keys)} is a metric of the runs of {title or 'a table'} "
+                f"({kind.family} runs: {', '.join(kind.summary_keys)})")  # fmt: skip
+        raise ConfigError(f"columns: {text}", cli=f"--columns: {text}")
     shown = [m for m in wanted if not zero_by_construction(groups, m.key)]
     return shown, [m.title for m in wanted if m not in shown]
 

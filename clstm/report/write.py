@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from clstm.errors import ConfigError
+from clstm.errors import ConfigError, OutputError
 from clstm.metrics import METRICS
 from clstm.report.collect import collect
 from clstm.report.latex import latex
@@ -80,6 +80,7 @@ def write_report(
     published values (:mod:`clstm.report.published`), adds a comparison under each experiment it
     names.
     """
+    _refuse_empty(out=out, markdown=markdown_path, archive=archive, published=published)
     keys = parse_columns(columns)
     after, entries = {}, []
     if published is not None:
@@ -100,6 +101,9 @@ def write_report(
             f"the report's Markdown path {markdown_path} is a folder; give a file path",
             cli=f"report --markdown {markdown_path} is a folder; give a file path",
         )
+    # every table first: a column that applies to no table is refused before anything is written
+    tex = latex(collected, keys, tex_caption, tex_label, entries)
+    table = text_table(collected, keys)
     archived = None
     if archive is not None:
         from clstm.report.archive import archive_runs
@@ -107,13 +111,38 @@ def write_report(
         archived = archive_runs(collected, archive)
     from clstm.report.figures import figures  # matplotlib's import only where drawn
 
-    made = figures(collected, out) if with_figures else {}
+    made = _written(out, lambda: figures(collected, out)) if with_figures else {}
     md_path = Path(markdown_path) if markdown_path else out / REPORT_MD
     relative = {
         e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
     }
     header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
-    write_text_atomic(md_path, header + markdown(collected, relative, after))
-    write_text_atomic(out / REPORT_TEX, latex(collected, keys, tex_caption, tex_label, entries))
-    write_text_atomic(out / REPORT_CSV, csv_text(collected))
-    return Report(md_path, text_table(collected, keys), collected.skipped, archived)
+    texts = {md_path: header + markdown(collected, relative, after), out / REPORT_TEX: tex,
+             out / REPORT_CSV: csv_text(collected)}  # fmt: skip
+    for path, text in texts.items():
+        _written(path, lambda path=path, text=text: write_text_atomic(path, text))
+    return Report(md_path, table, collected.skipped, archived)
+
+
+def _refuse_empty(**paths) -> None:
+    """An empty path option (``--out ''``) is refused, not read as the current folder."""
+    for option, value in paths.items():
+        if value is not None and not str(value).strip():
+            raise ConfigError(
+                f"{option} is empty; give a path, or leave it out",
+                cli=f"report --{option} is empty; give a path, or leave it out",
+            )
+
+
+def _written(path: Path, write):
+    """``write()``, a failure to write (disk full, read-only) one line naming ``path``."""
+    try:
+        return write()
+    except OSError as exc:
+        where = exc.filename or path
+        raise OutputError(
+            f"cannot write the report's {path.name if path.suffix else 'figures'} to {where} "
+            f"({exc.strerror or exc}); free space or choose another out",
+            cli=f"cannot write the report's {path.name if path.suffix else 'figures'} to {where} "
+            f"({exc.strerror or exc}); free space or choose another --out",
+        ) from None

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from clstm.config import MAX_SEED, ExperimentConfig, apply_override, build, to_dict
+from clstm.config.loading import name_from_file
 from clstm.config.yamlio import load_yaml, read_yaml
 from clstm.errors import ConfigError
 from clstm.run.rundir import identity_hash, run_name_for
@@ -146,6 +147,12 @@ def expand(
     check_grid(grid)
     keys = list(grid)
     fixed = [(k.strip(), v) for k, _, v in (o.partition("=") for o in overrides)]
+    both = sorted({k for k, _ in fixed} & set(keys))
+    if both:
+        raise ConfigError(
+            f"{both[0]} is both set (--set) and swept (--grid or sweep.grid); give it in one of "
+            "them"
+        )
     specs = []
     for values in product(*(grid[k] for k in keys)) if keys else [()]:
         swept = tuple(f"{k}={_text(v)}" for k, v in zip(keys, values, strict=True))
@@ -192,7 +199,7 @@ def deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
 def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(config without its sweep section, sweep section or {})`` from an experiment YAML."""
     raw = read_yaml(Path(path))
-    raw.setdefault("name", Path(path).stem)
+    name_from_file(raw, Path(path))
     sweep = raw.pop("sweep", None) or {}
     if not isinstance(sweep, Mapping) or set(sweep) - {"seeds", "grid"}:
         raise ConfigError("sweep: expected a mapping with `seeds` and/or `grid`")

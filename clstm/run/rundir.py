@@ -31,11 +31,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from clstm.config.schema import MAX_NAME
 from clstm.errors import ConfigError, OutputError, RunExistsError, RunLockedError
 from clstm.run.files import CONFIG, META, METRICS
 
 #: longest experiment or run name used as a folder name; longer ones are cut and get a hash
-MAX_COMPONENT = 120
+MAX_COMPONENT = MAX_NAME
 #: keys that never enter a run name: the experiment's name and the seed have their own folders
 #: where a benchmark's files are read from, not what the experiment is: left out of run names,
 #: identities and config comparisons (the data themselves are fingerprinted in meta.json)
@@ -76,11 +77,16 @@ def run_name_for(strategy_name: str, changes: Iterable[tuple[str, Any]]) -> str:
     """The run name: the strategy, then ``_key=value`` for each changed key, as one safe name.
 
     ``changes`` are (dotted key, value) pairs: command-line ``--set`` values, API ``overrides``
-    and a sweep's grid values, in the order given. The experiment name, the seed and the
-    strategy's name itself are left out (they have their own folders or lead the name).
+    and a sweep's grid values, in the order given; a key given twice counts once, with its last
+    value (the one the config gets). The experiment name, the seed and the strategy's name itself
+    are left out (they have their own folders or lead the name).
     """
+    latest: dict[str, Any] = {}
+    for key, value in changes:
+        latest.pop(key, None)  # where it was given last, with the value given last
+        latest[key] = value
     parts = [strategy_name]
-    parts += [f"{k}={value_text(v)}" for k, v in changes if k not in NOT_IN_RUN_NAME]
+    parts += [f"{k}={value_text(v)}" for k, v in latest.items() if k not in NOT_IN_RUN_NAME]
     return safe_component("_".join(parts))
 
 

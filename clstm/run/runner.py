@@ -23,13 +23,16 @@ from typing import Any
 
 from clstm.config import ExperimentConfig, load_config, to_dict, to_yaml
 from clstm.config.schema import check_threads
+from clstm.data.cache import quiet as data_quiet
 from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for callers
     ClstmError,
     ConfigError,
     DataError,
+    Interrupted,
     OutputError,
     RunExistsError,
     RunFailed,
+    interruption_cause,
 )
 from clstm.run import provenance
 from clstm.run.files import (
@@ -44,6 +47,7 @@ from clstm.run.files import (
 from clstm.run.outcome import RunResult, load_run, result_of, write_result
 from clstm.run.protocol import interruption, train_and_evaluate
 from clstm.run.rundir import (
+    MAX_COMPONENT,
     RunLock,
     check_not_locked,
     check_out,
@@ -105,9 +109,15 @@ def run_name_of(cfg: ExperimentConfig, overrides: Sequence[str], run_name: str |
     from clstm.config.yamlio import load_yaml
 
     if run_name is not None:
-        if not str(run_name).strip():
-            raise ConfigError("run_name is empty; give a name or leave it out")
-        return safe_component(str(run_name).strip())
+        name = str(run_name).strip()
+        if not name:
+            raise ConfigError("run_name is empty; give a name or leave it out",
+                              cli="--name is empty; give a name or leave it out")  # fmt: skip
+        if len(name) > MAX_COMPONENT:
+            text = (f"is {len(name)} characters long; a run name is a folder name of at most "
+                    f"{MAX_COMPONENT}: choose a shorter one")  # fmt: skip
+            raise ConfigError(f"run_name {text}", cli=f"--name {text}")
+        return safe_component(name)
     changes = []
     for item in overrides:
         key, text = parse_override(item)
@@ -196,7 +206,11 @@ def run_experiment(
             torch.set_num_threads(threads)
         device = resolve_device(cfg.device)
         if bench is None:
-            bench = _build_benchmark(cfg)
+            try:
+                with data_quiet() if quiet else contextlib.nullcontext():
+                    bench = _build_benchmark(cfg)
+            except KeyboardInterrupt as exc:  # e.g. during a download: no run directory yet
+                raise Interrupted(interruption_cause(exc), started=False) from None
         _check_model_fits(cfg, bench, device)
         with RunLock(run_dir):  # one writer; the OS releases the lock if this process dies
             plan = plan_run(

@@ -12,7 +12,7 @@ import sys
 import warnings
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _PUBLIC = {
     "run_experiment": "clstm.run.runner",

@@ -174,3 +174,10 @@ def test_every_module_path_the_docs_cite_imports():
                 break
             else:
                 pytest.fail(f"{page.name}: {name} names no module")
+
+
+def test_the_readmes_config_is_the_quickstart_file():
+    from clstm.config.yamlio import load_yaml
+
+    shown = next(code for page, code in _blocks("yaml") if page == "README.md")
+    assert load_yaml(shown) == load_yaml((ROOT / "experiments" / "quickstart.yaml").read_text())

@@ -37,6 +37,7 @@ def _reference_rows(cls: type, prefix: str) -> list[str]:
 
 def reference_markdown() -> str:
     """The configuration reference, rendered from the config dataclasses' defaults and help."""
+    from clstm.data.catalog import scenarios
     from clstm.data.registry import BENCHMARKS, benchmark_config_class
     from clstm.strategies.registry import STRATEGIES, strategy_config_class
 
@@ -54,6 +55,10 @@ def reference_markdown() -> str:
         for name in registry:
             rows = _reference_rows(select(name), key + ".")
             out += ["", f"#### {title} `{key}.name: {name}`", ""]
+            if key == "benchmark" and name != "python":
+                supported = scenarios(name)
+                out += [f"Scenarios (with the default options): {supported[0]} (the default), "
+                        f"{', '.join(supported[1:]) or 'no other'}.", ""]  # fmt: skip
             out += [*header, *rows] if rows else ["No options."]
     return "\n".join(out) + "\n"
 

@@ -48,7 +48,8 @@ class StreamOptions:
     scenario: Literal["auto", "domain", "task", "class"] = param(
         "auto",
         "domain: one shared head, no task labels; task: task label = experience, one head each; "
-        "class: one dataset split into experiences by classes; auto: the benchmark's own",
+        "class: one growing head over the classes seen, no task labels; auto: the benchmark's "
+        "own (each benchmark's scenarios are listed under it)",
     )
     standardize: bool = param(
         True, "standardise each dataset per feature, fitted on its own training split only"

@@ -145,7 +145,8 @@ class ExperimentConfig:
     name: str = param(
         "experiment",
         "experiment name, the first folder of its run directories "
-        "OUT/NAME/STRATEGY/seedK (defaults to the YAML file's stem)",
+        "OUT/NAME/STRATEGY/seedK (default: the YAML file's stem; experiment for a config given "
+        "from Python as a dict)",
         pattern=NAME_PATTERN,
     )
     seed: int = param(

@@ -41,7 +41,6 @@ pickle them as ``clstm.targets.PerStepCrossEntropy``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -442,11 +441,6 @@ def kind_of(y: torch.Tensor) -> TargetKind:
         "expected (B,) classes, (B, T) classes per step, (B, T, W) float bits per step or "
         "(B, K) real values"
     )
-
-
-def kinds_where(test) -> Sequence[TargetKind]:
-    """The registered kinds for which ``test(kind)`` holds."""
-    return [k for k in KINDS.values() if test(k)]
 
 
 def criterion(kind: str) -> nn.Module:

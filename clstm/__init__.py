@@ -22,6 +22,8 @@ _PUBLIC = {
     "RunFailed": "clstm.errors",
     "OutputError": "clstm.errors",
     "run_sweep": "clstm.run.sweep",
+    "tune": "clstm.run.tune",
+    "TuneResult": "clstm.run.tune",
     "load_config": "clstm.config",
     "ExperimentConfig": "clstm.config",
     "ConfigError": "clstm.errors",

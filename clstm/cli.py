@@ -19,6 +19,7 @@ from clstm import __version__
 EPILOG = """examples:
   clstm run experiments/quickstart.yaml
   clstm run experiments/quickstart.yaml --set train.lr=0.01 --set model.hidden_size=128 --seed 3
+  clstm tune experiments/tune/seq_digits_permuted_ewc.yaml --workers 2
   clstm list
 """
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _add_run(commands)
+    _add_tune(commands)
     commands.add_parser(
         "list", help="list built-in benchmarks (scenarios, offline or download) and strategies"
     )
@@ -123,6 +125,60 @@ def _add_run(commands) -> None:
         help="allow a sweep of more than 10,000 runs",
     )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+
+def _add_tune(commands) -> None:
+    """``clstm tune``: a search on validation data, then the final seeds."""
+    tune = commands.add_parser(
+        "tune",
+        help="choose hyperparameters on validation data (a tune: section), then run the final "
+        "seeds",
+        description="Run the trials of FILE's tune: section on validation data only (the test "
+        "stream is never evaluated), select the best by tune.metric, then run it with "
+        "tune.final_seeds: OUT/<experiment>/tune/ (trials, selection.json) and "
+        "OUT/<experiment>/final/ (see docs/tuning.md).",
+    )
+    tune.add_argument("config", help="experiment YAML file with a tune: section")
+    tune.add_argument("--out", default="results", metavar="DIR", help="root (default: results)")
+    tune.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local worker processes (default) or Ray Tune (ASHA with "
+                      "tune.scheduler: asha)")  # fmt: skip
+    tune.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="local engine: runs at once (default 1)")  # fmt: skip
+    tune.add_argument("--resume", action="store_true",
+                      help="continue an interrupted tune (finished runs are kept)")  # fmt: skip
+    tune.add_argument("--threads", type=int, metavar="N",
+                      help="torch threads per run (default: cores / workers)")  # fmt: skip
+    tune.add_argument("--quiet", action="store_true", help="print only the selection and summary")
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from clstm.errors import ConfigError
+    from clstm.run.stopping import stop_on_signals
+
+    def progress(stage: str, row: dict, done: int, total: int) -> None:
+        score = row.get("validation_score")
+        scores = f"validation {score:.3f}" if score is not None else progress_scores(row)
+        if not args.quiet:
+            print(f"[{stage} {done}/{total}] {row['run_name']} seed {row['seed']}: "
+                  f"{row['status']}  {scores}", flush=True)  # fmt: skip
+
+    try:
+        from clstm.run.tune import selection_text, tune
+
+        with stop_on_signals():
+            result = tune(args.config, out=args.out, engine=args.engine, workers=args.workers,
+                          resume=args.resume, threads=args.threads, on_result=progress,
+                          cli=True)  # fmt: skip
+    except ConfigError as exc:
+        return _usage_error(exc.cli_message)
+    except OSError as exc:
+        return _fault(exc)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, "tune ", "finished runs are kept")
+    print(selection_text(result))
+    print(f"report: clstm report {result.folder}\ncompare runs: {tensorboard_hint(result.folder)}")
+    return 1 if result.failed else 0
 
 
 def _add_data(commands) -> None:
@@ -222,6 +278,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run(args, list(argv) if argv is not None else sys.argv)
     if args.command == "report":
         return _report(args)
+    if args.command == "tune":
+        return _tune(args)
     parser.print_help()
     return 2
 

@@ -82,6 +82,8 @@ def test_yaml_snippets_are_valid_configs_sweeps_or_published_values(tmp_path):
     from clstm.config.yamlio import load_yaml
     from clstm.report.published import load_published
     from clstm.run.grid import read_sweep_file
+    from clstm.run.tune import read_tune_file
+    from clstm.run.tunespec import check_against, parse_tune
 
     blocks = _blocks("yaml")
     assert len(blocks) >= 3
@@ -92,6 +94,9 @@ def test_yaml_snippets_are_valid_configs_sweeps_or_published_values(tmp_path):
         if "sweep" in data:
             raw, sweep = read_sweep_file(path)
             assert sweep["grid"], page
+        elif "tune" in data:  # checked as clstm tune checks it before running
+            raw, section = read_tune_file(path)
+            check_against(parse_tune(section), raw)
         elif {"benchmark", "strategy", "model", "train"} & set(data):
             load_config(data)  # validated, as clstm run would
         else:  # a published-values file: experiment -> entries
@@ -126,7 +131,7 @@ def test_every_documented_clstm_command_parses():
             if exc.code != 0:
                 pytest.fail(f"{page}: `clstm {' '.join(words)}` does not parse (exit {exc.code})")
             continue
-        assert args.command in ("run", "report", "list", "data"), (page, words)
+        assert args.command in ("run", "tune", "report", "list", "data"), (page, words)
 
 
 def _slug(heading: str) -> str:

@@ -56,6 +56,11 @@ def load_config(
             "this config has a sweep section: run it with `clstm run` or clstm.run_sweep "
             "(which expand it), or remove the section to run one configuration"
         )
+    if "tune" in raw:
+        raise ConfigError(
+            "this config has a tune section: run it with `clstm tune` or clstm.tune (which "
+            "search, then run the chosen setting), or remove the section to run one configuration"
+        )
     for item in overrides:
         apply_override(raw, item)
     return build(ExperimentConfig, raw)

@@ -60,6 +60,13 @@ class StreamOptions:
         ge=0.0,
         lt=0.9,
     )
+    experiences: tuple[int, ...] | None = param(
+        None,
+        "keep only these experiences of the stream, by index in increasing order, renumbered "
+        "from 0 (e.g. [3, 4, 5]); null: all. clstm tune sets it for its validation tasks and final "
+        "stream (tune.selection: experiences)",
+        ge=0,
+    )
 
     def _settle_scenario(self, allowed: tuple[str, ...]) -> None:
         """Resolve ``auto`` to ``allowed[0]`` (the benchmark's natural scenario), check the rest."""
@@ -70,6 +77,15 @@ class StreamOptions:
                 f"benchmark.scenario: '{self.scenario}' is not supported by benchmark "
                 f"'{self.name}'; choose one of {', '.join(allowed)}"  # type: ignore[attr-defined]
             )
+
+
+def check_experiences(experiences: tuple[int, ...] | None) -> None:
+    """``benchmark.experiences`` lists indices in increasing order, each once."""
+    if experiences is not None and list(experiences) != sorted(set(experiences)):
+        raise ValueError(
+            f"benchmark.experiences: {list(experiences)} must list experience indices in "
+            "increasing order, each once (e.g. [3, 4, 5])"
+        )
 
 
 def physical_memory() -> int | None:

@@ -13,7 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from clstm.config.schema import MAX_NAME, MAX_SEED, NAME_PATTERN, param
+from clstm.config.schema import (
+    MAX_NAME,
+    MAX_SEED,
+    NAME_PATTERN,
+    StreamOptions,
+    check_experiences,
+    param,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,11 @@ class EvalConfig:
     initial: bool = param(
         True, "evaluate the untrained model first (the initial row; needed for FWT)"
     )
+    test: bool = param(
+        True,
+        "evaluate the test stream; false: the validation stream only (clstm tune's trials, which "
+        "never read the test data)",
+    )
 
 
 def _select_benchmark(name: str) -> type:
@@ -179,6 +191,14 @@ class ExperimentConfig:
     eval: EvalConfig = param(default_factory=EvalConfig, help="evaluation")
 
     def __post_init__(self) -> None:
+        streamed = isinstance(self.benchmark, StreamOptions)  # not a benchmark from Python
+        if streamed:
+            check_experiences(self.benchmark.experiences)
+        if not self.eval.test and streamed and self.benchmark.validation == 0:
+            raise ValueError(
+                "eval.test: false evaluates the validation stream only, which needs "
+                "benchmark.validation > 0 (e.g. 0.2)"
+            )
         if len(self.name) > MAX_NAME:
             raise ValueError(
                 f"name: {self.name[:24]}... is {len(self.name)} characters long; an experiment "

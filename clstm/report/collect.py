@@ -26,7 +26,7 @@ from pathlib import Path
 from clstm.errors import ConfigError, OutputError
 from clstm.report.archive import same_run
 from clstm.report.table import RunGroup
-from clstm.run.files import META, METRICS, SWEEP
+from clstm.run.files import META, METRICS, SWEEP, TUNE
 from clstm.run.outcome import result_from_metrics
 from clstm.run.rundir import (
     differences,
@@ -102,6 +102,10 @@ def _collect_into(
 ) -> None:
     run_dirs = {p.parent for p in root.rglob(f"seed*/{METRICS}")}
     run_dirs |= {p.parent for p in root.rglob(f"seed*/{META}")}
+    # a tune's trials (OUT/NAME/tune/...) were scored on validation data: its own tables show
+    # them (clstm.report.tuned), not the experiment's
+    tunes = {p.parent for p in root.rglob(TUNE)} | ({root} if (root / TUNE).exists() else set())
+    run_dirs = {d for d in run_dirs if not any(t in d.parents for t in tunes)}
     recorded: set[tuple[str, str, int]] = set()
     for run_dir in sorted(run_dirs):
         real = run_dir.resolve()
@@ -136,7 +140,7 @@ def _collect_into(
             g.cpus[seed] = recorded_cpu(run_dir)
         else:
             g.not_completed.setdefault(m["status"], []).append(seed)
-    for path in sorted(root.rglob(SWEEP)):
+    for path in sorted(p for p in root.rglob(SWEEP) if not any(t in p.parents for t in tunes)):
         try:
             sweep = read_json_file(path)
             experiment, runs = sweep["experiment"], list(sweep["runs"])

@@ -242,13 +242,14 @@ def figures(collected: dict[str, dict[str, RunGroup]], out: Path) -> dict[str, l
             matrices = "matrices" if len(parts) == 1 else f"{measure}_matrices"
             for name, fig in ((measure, accuracy_figure(experiment, groups)),
                               (matrices, matrices_figure(groups))):  # fmt: skip
-                _save(fig, out / f"{experiment}_{name}")
+                save_figure(fig, out / f"{experiment}_{name}")
                 plt.close(fig)
                 made.setdefault(experiment, []).append(f"{experiment}_{name}.png")
     return made
 
 
-def _save(fig, stem: Path) -> None:
+def save_figure(fig, stem: Path) -> None:
+    """``stem.png`` (300 dpi) and ``stem.pdf``, reproducible bytes."""
     for ext in ("png", "pdf"):
         # bbox "tight": a legend beside the plot or a wrapped title is never cut off.
         # No creation date in the PDF: the same runs give the same bytes, so committed

@@ -37,6 +37,9 @@ def markdown(
         lines += (after or {}).get(experiment, [])
         for figure in (figures or {}).get(experiment, []):
             lines += [f"![{Path(figure).stem}]({figure})", ""]
+    for experiment, extra in (after or {}).items():  # e.g. a tune whose final runs are elsewhere
+        if experiment not in collected:
+            lines += extra
     return LEGEND + "\n\n" + "\n".join(lines)
 
 

@@ -90,6 +90,9 @@ def write_report(
     collected = collect(*results_dirs)
     if published is not None:
         after = comparisons(collected, entries)
+    from clstm.report.tuned import find_tunes, tune_latex, tune_markdown
+
+    tunes = find_tunes(*results_dirs, skipped=collected.skipped)
     out = Path(out) if out is not None else Path(results_dirs[0]) / "report"
     if out.exists() and not out.is_dir():
         raise ConfigError(
@@ -103,6 +106,7 @@ def write_report(
         )
     # every table first: a column that applies to no table is refused before anything is written
     tex = latex(collected, keys, tex_caption, tex_label, entries)
+    tex += "".join("\n" + "\n".join(tune_latex(sel, tex_label)) for _, sel in tunes)
     table = text_table(collected, keys)
     archived = None
     if archive is not None:
@@ -112,16 +116,44 @@ def write_report(
     from clstm.report.figures import figures  # matplotlib's import only where drawn
 
     made = _written(out, lambda: figures(collected, out)) if with_figures else {}
+    tune_figures = _written(out, lambda: _tune_figures(tunes, out)) if with_figures else {}
     md_path = Path(markdown_path) if markdown_path else out / REPORT_MD
     relative = {
         e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
     }
+    for folder, selection in tunes:  # under the experiment's tables (its final runs)
+        figure = tune_figures.get(folder)
+        figure = os.path.relpath(out / figure, md_path.parent) if figure else None
+        after.setdefault(selection["experiment"], []).extend(tune_markdown(selection, figure))
     header = f"Regenerate with:\n\n```bash\n{command}\n```\n\n" if command else ""
     texts = {md_path: header + markdown(collected, relative, after), out / REPORT_TEX: tex,
              out / REPORT_CSV: csv_text(collected)}  # fmt: skip
     for path, text in texts.items():
         _written(path, lambda path=path, text=text: write_text_atomic(path, text))
     return Report(md_path, table, collected.skipped, archived)
+
+
+def _tune_figures(tunes, out: Path) -> dict[Path, str]:
+    """``<experiment>_search.png`` (and PDF) per tune; tune folder -> PNG name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clstm.report.figures import save_figure
+    from clstm.report.tuned import tune_figure
+
+    made = {}
+    out.mkdir(parents=True, exist_ok=True)
+    names = [sel["experiment"] for _, sel in tunes]
+    for i, (folder, selection) in enumerate(tunes):
+        stem = selection["experiment"] + (f"_{i}" if names.count(selection["experiment"]) > 1
+                                          else "")  # fmt: skip
+        fig = tune_figure(selection)
+        save_figure(fig, out / f"{stem}_search")
+        plt.close(fig)
+        made[folder] = f"{stem}_search.png"
+    return made
 
 
 def _refuse_empty(**paths) -> None:

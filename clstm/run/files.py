@@ -29,6 +29,9 @@ CHECKPOINT = "checkpoint.pt"
 TRACEBACK = "traceback.txt"
 #: in the experiment folder: every run of the sweeps that wrote it, with its status
 SWEEP = "sweep.json"
+#: a tune's folder (``<out>/<experiment>/tune/``): its section and trials, then its selection
+TUNE = "tune.json"
+SELECTION = "selection.json"
 
 
 def matrix_csv_name(measure: str) -> str:

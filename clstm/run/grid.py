@@ -38,6 +38,8 @@ class RunSpec:
     identity: str = ""
     #: the resolved config of this combination (its seed is ``seed``), as validated by expand
     config: dict = field(default_factory=dict, compare=False, repr=False)
+    #: what chose this run (a tune's selection), recorded in its ``meta.json`` as ``tune``
+    chosen_by: dict | None = field(default=None, compare=False, repr=False)
 
 
 def parse_seeds(text: str | int | Sequence[int]) -> tuple[int, ...]:
@@ -118,7 +120,7 @@ def check_grid(grid: Mapping[str, Sequence[Any]]) -> None:
             raise ConfigError(f"grid key '{key}' is not allowed: {RESERVED_GRID_KEYS[key]}")
         if not isinstance(values, (list, tuple)) or not values:
             raise ConfigError(f"grid key '{key}': expected a non-empty list of values")
-        texts = [_text(v) for v in values]
+        texts = [yaml_text(v) for v in values]
         repeated = sorted({t for t in texts if texts.count(t) > 1})
         if repeated:
             raise ConfigError(
@@ -127,9 +129,10 @@ def check_grid(grid: Mapping[str, Sequence[Any]]) -> None:
             )
 
 
-def _text(value: Any) -> str:
+def yaml_text(value: Any) -> str:
+    """A value as override text (``key=<text>``), read back as the same value."""
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_text(v) for v in value) + "]"
+        return "[" + ",".join(yaml_text(v) for v in value) + "]"
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
 
 
@@ -155,7 +158,7 @@ def expand(
         )
     specs = []
     for values in product(*(grid[k] for k in keys)) if keys else [()]:
-        swept = tuple(f"{k}={_text(v)}" for k, v in zip(keys, values, strict=True))
+        swept = tuple(f"{k}={yaml_text(v)}" for k, v in zip(keys, values, strict=True))
         trial = deep_copy(raw)
         for item in (*overrides, *swept):
             apply_override(trial, item)
@@ -201,6 +204,11 @@ def read_sweep_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     raw = read_yaml(Path(path))
     name_from_file(raw, Path(path))
     sweep = raw.pop("sweep", None) or {}
+    if "tune" in raw:
+        raise ConfigError(
+            f"{path} has a tune: section: run it with `clstm tune {path}` (clstm run runs "
+            "experiment files without one)"
+        )
     if not isinstance(sweep, Mapping) or set(sweep) - {"seeds", "grid"}:
         raise ConfigError("sweep: expected a mapping with `seeds` and/or `grid`")
     grid = sweep.get("grid") or {}

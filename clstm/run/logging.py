@@ -214,13 +214,13 @@ def write_final_hparams(writer, cfg, bench, matrices: dict) -> None:
     scenario, seed, the strategy's, training and model options); metrics: the final values of
     :func:`hparam_tags`, already logged as scalars (the HParams dashboard reads their last
     values). ``matrices``: the test stream's matrix metric per measure; nothing is written when
-    none was measured.
+    none was measured or the test stream was not evaluated (``eval.test: false``).
     """
     from clstm.config import to_dict
     from clstm.run.outcome import full_result
 
-    if not all(m.measured for m in matrices.values()):
-        return
+    if not matrices or not all(m.measured for m in matrices.values()):
+        return  # nothing measured, or a tune's trial (no test stream)
     kind = bench.kind
     results = {name: full_result(m, bench.n_experiences) for name, m in matrices.items()}
     scores = kind.record(results, completed=True)

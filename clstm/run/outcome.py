@@ -95,6 +95,7 @@ def result_of(
 
     test = results("test")
     completed = status == "completed"
+    tested = matrices is None or "test" in matrices  # eval.test: false - the validation only
     metrics = {
         "experiment": cfg.name,
         "strategy": cfg.strategy.name,
@@ -105,12 +106,14 @@ def result_of(
         "target": bench.target,
         "experience_names": list(bench.experience_names),
         "experiences_trained": trained,
-        **kind.record(test, completed),
+        **kind.record(test, completed and tested),
         "wall_time_s": round(wall, 3),
         "run_name": run_name,
     }
     if "valid" in (matrices or {}):
         metrics["validation"] = kind.record(results("valid"), completed)
+    if not tested:
+        metrics["test_evaluated"] = False
     accuracy = test.get("accuracy")
     return RunResult(
         run_dir=Path(run_dir),

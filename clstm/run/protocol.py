@@ -73,9 +73,8 @@ def train_and_evaluate(
     if resuming:
         _progress_from_checkpoint(strategy, done, meta, elapsed)
     result = Trained(timings=list(meta.get("timings", [])), matrices=matrices)
-    streams = [bench.scenario.test_stream]
-    if "valid" in matrices:
-        streams.append(bench.scenario.valid_stream)
+    # eval.test: false (a tune's trials): the test stream is never evaluated, nor read
+    streams = [getattr(bench.scenario, f"{name}_stream") for name in matrices]
     entry = STRATEGIES[cfg.strategy.name]
     try:
         if cfg.eval.initial and not resuming:
@@ -107,7 +106,7 @@ def train_and_evaluate(
                 }  # fmt: skip
                 save_strategy(strategy, run_dir / CHECKPOINT)
             save_meta()
-        write_final_hparams(tensorboard.writer, cfg, bench, matrices["test"])
+        write_final_hparams(tensorboard.writer, cfg, bench, matrices.get("test"))
     except RunDiverged as exc:
         result.status, result.error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
@@ -147,7 +146,9 @@ def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
     seed_everything(cfg.seed)
     model = build_model(cfg.model, benchmark=bench, stateful=cfg.train.state == "stateful")
     kind = bench.kind
-    streams = {"test": ""} | ({"valid": "valid/"} if bench.has_validation else {})
+    streams = ({"test": ""} if cfg.eval.test else {}) | (
+        {"valid": "valid/"} if bench.has_validation else {}
+    )
     matrices = {
         stream: {m: matrix_metric(m, stream=stream, prefix=prefix) for m in kind.measures}
         for stream, prefix in streams.items()

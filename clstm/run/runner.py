@@ -144,6 +144,7 @@ def run_experiment(
     resume: bool = False,
     threads: int | None = None,
     cli: bool = False,
+    chosen_by: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run one experiment and write its run directory; returns a :class:`RunResult`.
 
@@ -170,6 +171,8 @@ def run_experiment(
         recorded in ``meta.json`` as ``torch_threads``. One thread is often faster on a machine
         busy with other work.
     :param cli: word messages for the command line (``--overwrite``) instead of Python.
+    :param chosen_by: what chose this run's setting (``clstm tune``'s selection), recorded in
+        its ``meta.json`` as ``tune``.
 
     Raises :class:`ConfigError` before anything is written for a bad config, a missing file, an
     existing run, a run of another config under the same name, or a run directory that another
@@ -208,17 +211,24 @@ def run_experiment(
         if bench is None:
             try:
                 with data_quiet() if quiet else contextlib.nullcontext():
-                    bench = _build_benchmark(cfg)
+                    bench = build_benchmark(cfg)
             except KeyboardInterrupt as exc:  # e.g. during a download: no run directory yet
                 raise Interrupted(interruption_cause(exc), started=False) from None
         _check_model_fits(cfg, bench, device)
+        if not cfg.eval.test and not bench.has_validation:
+            raise ConfigError(
+                "eval.test: false evaluates the validation stream only, and this benchmark has "
+                "none: give it a validation split (validation= in benchmark_from_arrays)"
+            )
         with RunLock(run_dir):  # one writer; the OS releases the lock if this process dies
             plan = plan_run(
                 run_dir, cfg_dict, overwrite, resume, cli, locked=True
             )  # now it is ours
             if plan == "done":
                 return load_run(run_dir)
-            return _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command)
+            return _execute(
+                cfg, bench, device, run_dir, name, plan, quiet, plugins, command, chosen_by
+            )
 
 
 def plan_run(
@@ -304,7 +314,9 @@ def _check_siblings(run_dir: Path, cfg_dict: dict, cli: bool) -> None:
             )
 
 
-def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -> RunResult:
+def _execute(
+    cfg, bench, device, run_dir, name, plan, quiet, plugins, command, chosen_by=None
+) -> RunResult:
     """Train and evaluate into ``run_dir`` (locked by the caller) and write every result file.
 
     Whatever happens, the directory ends with a final status (never ``running``): an error
@@ -342,6 +354,8 @@ def _execute(cfg, bench, device, run_dir, name, plan, quiet, plugins, command) -
             meta["identity"] = identity_hash(to_dict(cfg))
             meta["hparams"] = _hparams_of(cfg)
             meta["benchmark"] = bench.describe()
+            if chosen_by is not None:
+                meta["tune"] = dict(chosen_by)
             write_text_atomic(run_dir / CONFIG, to_yaml(cfg))
         meta.update(status="running", error=None, pid=os.getpid())
         save_meta()
@@ -473,7 +487,8 @@ def _with_python_benchmark(cfg: ExperimentConfig, bench) -> ExperimentConfig:
     return load_config(raw)
 
 
-def _build_benchmark(cfg: ExperimentConfig):
+def build_benchmark(cfg: ExperimentConfig):
+    """The benchmark of ``cfg`` (its ``experiences`` kept), a one-line ConfigError for a fault."""
     import inspect
 
     from clstm.data.registry import benchmark_module
@@ -482,8 +497,14 @@ def _build_benchmark(cfg: ExperimentConfig):
     # benchmarks whose stream depends on the run (e.g. a class order shuffled per run, as in
     # TSCIL) take the run's seed; the others depend on their config alone
     extra = {"run_seed": cfg.seed} if "run_seed" in inspect.signature(build).parameters else {}
+    keep = getattr(cfg.benchmark, "experiences", None)
     try:
-        return build(cfg.benchmark, **extra)
+        bench = build(cfg.benchmark, **extra)
+        if keep is not None:
+            from clstm.data.subset import select_experiences
+
+            bench = select_experiences(bench, keep)
+        return bench
     except DataError as exc:
         raise ConfigError(f"benchmark '{cfg.benchmark.name}': {exc}") from None
     except MemoryError:

@@ -70,7 +70,7 @@ class SweepResult:
 _WORKER = {"running": False, "stopping": False}
 
 
-def _run_one(
+def run_one(
     raw: dict,
     spec: RunSpec,
     out: str,
@@ -78,6 +78,7 @@ def _run_one(
     threads: int,
     resume: bool = False,
     cli: bool = False,
+    plugins: Sequence[Any] = (),
 ) -> dict:
     """Run one sweep point (in a worker process or in-process); returns its summary row.
 
@@ -89,6 +90,7 @@ def _run_one(
         "identity": spec.identity,
     }  # fmt: skip
     _WORKER["running"] = True
+    started = time.perf_counter()
     try:
         if _WORKER["stopping"] or stopping.requested():
             raise Interrupted(stopping.requested() or "the sweep stopping")
@@ -101,10 +103,12 @@ def _run_one(
             result = run_experiment(
                 raw, overrides=spec.overrides, seed=spec.seed, out=out, overwrite=overwrite,
                 quiet=True, run_name=spec.run_name, resume=resume, cli=cli,
+                chosen_by=spec.chosen_by, plugins=plugins,
             )  # fmt: skip
         except ClstmError as exc:
             return {**summary, "status": "failed", "error": exc.cli_message if cli else str(exc)}
-        return {**summary, **result.row()}  # its kind's summaries (accuracies, or errors)
+        # its kind's summaries (accuracies, or errors); process_s: with the benchmark's build
+        return {**summary, **result.row(), "process_s": round(time.perf_counter() - started, 3)}
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or the main process gone: recorded
         cause = interruption_cause(exc)
         return {**summary, "status": "interrupted", "error": f"interrupted by {cause}"}
@@ -215,11 +219,39 @@ def run_sweep(
     Ctrl-C or SIGTERM (delivered as :class:`clstm.errors.Interrupted`) stops the workers; what
     they measured is recorded as ``interrupted`` and the exception is raised again.
     """
-    ray = _check_backend(workers, backend, cli)
+    _check_backend(workers, backend, cli)
     out = check_out(out, cli=cli)
     grid = dict(grid or {})
     specs, experiment = _planned(raw, seeds, grid, overrides, out, overwrite, resume,
                                  allow_large, cli)  # fmt: skip
+    return run_specs(
+        raw, specs, experiment, out=out, workers=workers, overwrite=overwrite, resume=resume,
+        backend=backend, address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+        threads=threads, on_result=on_result, cli=cli,
+    )  # fmt: skip
+
+
+def run_specs(
+    raw: Mapping[str, Any],
+    specs: Sequence[RunSpec],
+    experiment: str,
+    *,
+    out: Path,
+    workers: int = 1,
+    overwrite: bool = False,
+    resume: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
+    threads: int | None = None,
+    on_result: Callable[[dict, int, int], None] | None = None,
+    cli: bool = False,
+) -> SweepResult:
+    """Run ``specs`` (checked by :func:`plan_specs`) into ``out/experiment``, as a sweep does
+    (workers, Ray, ``sweep.json``, interruptions): what :func:`run_sweep` and ``clstm tune``
+    run their runs with."""
+    ray = _check_backend(workers, backend, cli)
     summary_path = out / experiment / SWEEP
     check_threads(threads, cli=cli)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
@@ -241,7 +273,7 @@ def run_sweep(
 
     ray_started = False
     if backend == "ray":  # checked before anything is written
-        ray_started = _start_ray(ray, address)
+        ray_started = start_ray(ray, address)
         try:
             _check_ray_resources(ray, cpus_per_run, gpus_per_run, cli)
         except ConfigError:
@@ -304,8 +336,6 @@ def _check_backend(workers: int, backend: str, cli: bool):
 def _planned(raw, seeds, grid, overrides, out, overwrite, resume, allow_large, cli):
     """``(specs, experiment name)``: every run of the sweep, validated, with every run
     directory checked before any run starts (ConfigError otherwise)."""
-    from clstm.run.runner import plan_run
-
     check_grid(grid)
     combinations = 1
     for values in grid.values():
@@ -321,16 +351,23 @@ def _planned(raw, seeds, grid, overrides, out, overwrite, resume, allow_large, c
     for item in overrides:
         apply_override(base_raw, item)
     base = build(ExperimentConfig, base_raw)
-    for spec in specs:
-        run_dir = run_dir_path(out, base.name, spec.run_name, spec.seed)
-        plan_run(run_dir, spec.config, overwrite, resume, cli)
+    plan_specs(specs, out, base.name, overwrite, resume, cli)
     return specs, base.name
+
+
+def plan_specs(specs, out: Path, experiment: str, overwrite: bool, resume: bool, cli: bool) -> None:
+    """Check every run directory before any run starts (ConfigError otherwise)."""
+    from clstm.run.runner import plan_run
+
+    for spec in specs:
+        run_dir = run_dir_path(out, experiment, spec.run_name, spec.seed)
+        plan_run(run_dir, spec.config, overwrite, resume, cli)
 
 
 def _run_in_process(payload, specs, out, overwrite, threads, resume, cli, record) -> None:
     """Run the specs one after another in this process; an interrupted run stops the sweep."""
     for spec in specs:
-        row = _run_one(payload, spec, out, overwrite, threads, resume, cli)
+        row = run_one(payload, spec, out, overwrite, threads, resume, cli)
         record(row)
         if row["status"] == "interrupted":
             raise Interrupted(row["error"].removeprefix("interrupted by "))
@@ -460,8 +497,7 @@ def _run_on_workers(payload, specs, out, overwrite, threads, resume, cli, worker
     )  # fmt: skip
     try:
         futures = {
-            pool.submit(_run_one, payload, s, out, overwrite, threads, resume, cli): s
-            for s in specs
+            pool.submit(run_one, payload, s, out, overwrite, threads, resume, cli): s for s in specs
         }
         pending = set(futures)
         while pending and stop["cause"] is None:
@@ -522,7 +558,7 @@ def _worker_context():
     return context
 
 
-def _start_ray(ray, address: str | None) -> bool:
+def start_ray(ray, address: str | None) -> bool:
     """Connect to (or start) Ray; True if this call started it (and so must stop it)."""
     import logging
 
@@ -548,7 +584,7 @@ def _check_ray_resources(ray, cpus: float, gpus: float, cli: bool) -> None:
 
 def _run_on_ray(ray, payload, specs, out, overwrite, resume, record, cpus, gpus, cli) -> None:
     """Submit every run as a Ray task; record results as they finish."""
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_run_one)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(run_one)
     threads = max(1, int(cpus))
     pending = [task.remote(payload, s, out, overwrite, threads, resume, cli) for s in specs]
     try:

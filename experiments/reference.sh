@@ -58,16 +58,24 @@ else
   printf 'No Copy Task run is archived yet (COPY_SEEDS=0-4 bash experiments/reference.sh).\n\n' \
     > "$copy_md"
 fi
+# The tunes of experiments/tune/ (clstm tune: trials on validation data, then seeds 0-4), in a
+# report of their own (tables only: every number is in them)
+bash experiments/tune.sh
+tuned_md=results/.REFERENCE_tuned.md
+clstm report results/tuned --no-figures --out results/reference/tuned --markdown "$tuned_md"
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
   cat experiments/reference_notes.md
   cat experiments/reference_literature.md
+  awk -v tables="$tuned_md" '$0 == "<!-- the generated tables -->" {
+      while ((getline line < tables) > 0) print line; next } { print }' \
+    experiments/reference_tuned.md
   printf '\n## The Copy Task (Ehret et al. 2021): their protocols on their tasks\n\n'
   # experiments/reference_copy.md with the generated tables where its marker line is
   awk -v tables="$copy_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_copy.md
 } > results/REFERENCE.md.tmp
-rm "$copy_md"
+rm "$copy_md" "$tuned_md"
 mv results/REFERENCE.md.tmp results/REFERENCE.md

@@ -386,3 +386,16 @@ def test_eval_test_false_needs_a_validation_split(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="eval.test: false evaluates the validation stream"):
         clstm.run_experiment({**tiny_config, "eval": {"test": False}}, out=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "tune").glob("*.yaml")),
+                         ids=lambda p: p.stem)  # fmt: skip
+def test_shipped_tunes_are_valid(path):
+    from clstm.run.tune import read_tune_file
+    from clstm.run.tunespec import check_against
+
+    raw, section = read_tune_file(path)
+    spec = parse_tune(section)
+    check_against(spec, raw)
+    assert spec.final_seeds == (0, 1, 2, 3, 4) and spec.seeds == (0,)
+    assert path.stem in (ROOT / "experiments" / "tune.sh").read_text()  # run by it

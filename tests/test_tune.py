@@ -399,3 +399,23 @@ def test_shipped_tunes_are_valid(path):
     check_against(spec, raw)
     assert spec.final_seeds == (0, 1, 2, 3, 4) and spec.seeds == (0,)
     assert path.stem in (ROOT / "experiments" / "tune.sh").read_text()  # run by it
+
+
+@pytest.mark.slow
+def test_asha_stops_weak_trials_and_a_resume_does_not_rerun_them(tunable, tmp_path):
+    pytest.importorskip("ray.tune")
+    tunable["benchmark"]["n_experiences"] = 4
+    tunable["tune"].update(scheduler="asha", final_seeds=[0],
+                           space={"train.lr": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]})
+    result = clstm.tune(tunable, out=tmp_path, engine="ray")
+    trials = result.selection["trials"]
+    stopped = [t["run_name"] for t in trials if t["stopped_early"]]
+    assert stopped and len(stopped) < len(trials) and not result.failed
+    assert all(t["score"] is None for t in trials if t["stopped_early"])
+    assert result.selection["best_trial"] not in stopped
+    runs = tmp_path / "tuned" / "tune" / "tuned"
+    for name in stopped:
+        metrics = json.loads((runs / name / "seed0" / "metrics.json").read_text())
+        assert metrics["status"] == "interrupted" and "ASHA" in metrics["error"]
+    again = clstm.tune(tunable, out=tmp_path, engine="ray", resume=True)
+    assert [t["run_name"] for t in again.selection["trials"] if t["stopped_early"]] == stopped

@@ -114,11 +114,12 @@ def tune_latex(selection: dict, label: str = "tab:") -> list[str]:
         )
         number = number if number == "---" else f"${number}$"
         if trial["run_name"] == selection["best_trial"]:
-            number = rf"\textbf{{{number}}}"
+            number = rf"{{\boldmath{number}}}"
         values = [tex_escape(yaml_text(trial["values"][k])) for k in keys]
         lines.append(" & ".join([tex_escape(trial["run_name"]), *values, str(st.n), number])
                      + r" \\")  # fmt: skip
-    caption = tex_escape(chosen_text(selection))
+    chosen = chosen_text(selection)
+    caption = tex_escape(chosen[0].upper() + chosen[1:])
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{tex_escape(name)}: hyperparameter search (mean $\pm$ std over each "
               rf"trial's seeds; bold: selected). {caption}.}}",
@@ -150,6 +151,7 @@ def tune_figure(selection: dict):
             labels = list(dict.fromkeys(yaml_text(v) for v in values))
             xs = [labels.index(yaml_text(v)) for v in values]
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+            ax.margins(x=0.25)
         errors = [t.get("ci95") or 0 for t in trials]
         ax.errorbar(xs, [t["score"] for t in trials], yerr=errors, fmt="o", color="tab:blue",
                     ecolor="tab:gray", capsize=2, markersize=4)  # fmt: skip
@@ -162,6 +164,7 @@ def tune_figure(selection: dict):
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="best", fontsize=8)
     better = "higher" if m.higher_is_better else "lower"
-    fig.suptitle(f"{selection['experiment']}: search ({better} is better)", fontsize=10)
+    bars = "; bars: 95% CI over seeds" if any(t.get("ci95") for t in trials) else ""
+    fig.suptitle(f"{selection['experiment']}: search ({better} is better{bars})", fontsize=10)
     fig.tight_layout()
     return fig

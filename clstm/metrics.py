@@ -306,6 +306,28 @@ CATALOGUE: tuple[Metric, ...] = (
            "mean MSE on each experience right after learning it"),
     Metric("mae_final", "final MAE", "final MAE", False, "cl/mae_final",
            "final error: mean MAE over all experiences at the end"),
+    # continual evaluation (eval.every): summaries of the curves, in their own report table
+    Metric("min_acc", "min-ACC", "min-ACC", True, "continual/min_acc",
+           "average minimum accuracy of each earlier experience after it was learnt",
+           fraction=True),
+    Metric("wc_acc", "WC-ACC", "WC-ACC", True, "continual/wc_acc",
+           "worst-case accuracy: the last experience's final and the earlier ones' minimum",
+           fraction=True),
+    Metric("wf", "WF", "windowed forgetting", False, "continual/wf",
+           "windowed forgetting: largest drop within eval.window iterations", fraction=True),
+    Metric("gap_depth", "gap depth", "stability gap depth", False, "continual/gap_depth",
+           "accuracy at a boundary minus the minimum during the next experience", fraction=True),
+    Metric("gap_recovery", "gap recovery (it.)", "gap recovery", False, "continual/gap_recovery",
+           "iterations until accuracy is back within eval.tolerance of its boundary value"),
+    Metric("max_mse", "max-MSE", "max-MSE", False, "continual/max_mse",
+           "average maximum MSE of each earlier experience after it was learnt"),
+    Metric("wc_mse", "WC-MSE", "WC-MSE", False, "continual/wc_mse",
+           "worst-case MSE: the last experience's final and the earlier ones' maximum"),
+    Metric("wf_mse", "WF (MSE)", "windowed MSE increase", False, "continual/wf_mse",
+           "largest MSE increase within eval.window iterations"),
+    Metric("gap_height", "gap height (MSE)", "stability gap height", False,
+           "continual/gap_height",
+           "the maximum MSE during the next experience minus the boundary's"),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {m.key: m for m in CATALOGUE}
 
@@ -349,3 +371,112 @@ def fixed(value: float, digits: int = 3, plus: bool = False) -> str:
     if text.startswith("-") and not text.strip("-0."):
         text = ("+" if plus else "") + text[1:]
     return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Continual evaluation: summaries of curves (De Lange, van de Ven & Tuytelaars, ICLR 2023)
+# --------------------------------------------------------------------------------------------------
+# A curve is one stream's and one measure's records: arrays ``iteration``, ``trained`` (the
+# experience being trained), ``tested`` (the experience evaluated) and ``value``, in time order;
+# ``ends[k]`` is the iteration at which experience k's training ended (its boundary). Accuracies
+# are higher-is-better; for errors (``higher=False``) the same functions run on the negated values.
+
+#: the continual summaries a run records, per family of target kinds (accuracy, errors)
+CONTINUAL_KEYS = {
+    "accuracy": ("min_acc", "wc_acc", "wf", "gap_depth", "gap_recovery"),
+    "errors": ("max_mse", "wc_mse", "wf_mse", "gap_height", "gap_recovery"),
+}
+
+
+def _series(curve: dict, j: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
+    tested = np.asarray(curve["tested"])
+    rows = tested == j
+    return np.asarray(curve["iteration"])[rows], sign * np.asarray(curve["value"], float)[rows]
+
+
+def min_accuracy(curve: dict, ends: list[int], higher: bool = True) -> float | None:
+    """min-ACC = (1/(T-1)) sum_{j<T-1} min_{n > ends[j]} a(j, n): each earlier experience's
+    lowest value after its training ended (for errors, the highest: max-MSE)."""
+    sign = 1.0 if higher else -1.0
+    lows = []
+    for j in range(len(ends) - 1):
+        it, v = _series(curve, j, sign)
+        after = v[it > ends[j]]
+        if len(after):
+            lows.append(after.min())
+    return None if not lows else sign * float(np.mean(lows))
+
+
+def worst_case_accuracy(curve: dict, ends: list[int], higher: bool = True) -> float | None:
+    """WC-ACC = (1/T) a(T-1, end) + (1 - 1/T) min-ACC: the last experience's final value and the
+    earlier ones' worst (De Lange et al.'s worst-case accuracy, at the end of training)."""
+    T = len(ends)
+    it, v = _series(curve, T - 1, 1.0)
+    if not len(v):
+        return None
+    last = float(v[-1])
+    if T == 1:
+        return last
+    low = min_accuracy(curve, ends, higher)
+    return None if low is None else last / T + (1 - 1 / T) * low
+
+
+def windowed_forgetting(curve: dict, ends: list[int], window: int,
+                        higher: bool = True) -> float | None:  # fmt: skip
+    """WF^w = (1/(T-1)) sum_{j<T-1} max_{ends[j] <= n1 < n2 <= n1 + w} (a(j, n1) - a(j, n2)):
+    each earlier experience's largest drop within ``window`` iterations once learnt (for errors,
+    the largest increase)."""
+    sign = 1.0 if higher else -1.0
+    drops = []
+    for j in range(len(ends) - 1):
+        it, v = _series(curve, j, sign)
+        keep = it >= ends[j]
+        it, v = it[keep], v[keep]
+        worst = 0.0
+        for b in range(len(v)):
+            before = v[(it < it[b]) & (it >= it[b] - window)]
+            if len(before):
+                worst = max(worst, float(before.max() - v[b]))
+        drops.append(worst)
+    return None if not drops else float(np.mean(drops))
+
+
+def stability_gaps(curve: dict, ends: list[int], tolerance: float,
+                   higher: bool = True) -> list[dict]:  # fmt: skip
+    """Each experience ``j``'s gap in each later experience ``k``'s training: ``depth``, its
+    value at the boundary ``ends[k-1]`` minus its lowest in ``(ends[k-1], ends[k]]``, 0 if it
+    never falls below (for errors, the highest minus the boundary's: a height), and
+    ``recovery``, the iterations from the boundary until it is back within ``tolerance`` of the
+    boundary value after that low (None if it is not, within experience k)."""
+    sign = 1.0 if higher else -1.0
+    gaps = []
+    for k in range(1, len(ends)):
+        for j in range(k):
+            it, v = _series(curve, j, sign)
+            at = v[it == ends[k - 1]]
+            inside = (it > ends[k - 1]) & (it <= ends[k])
+            if not len(at) or not inside.any():
+                continue
+            start, its, vs = float(at[-1]), it[inside], v[inside]
+            low = int(np.argmin(vs))
+            back = np.nonzero(vs[low:] >= start - tolerance)[0]
+            recovery = int(its[low + back[0]] - ends[k - 1]) if len(back) else None
+            depth = max(0.0, start - float(vs[low]))  # 0: it never fell below the boundary
+            gaps.append({"experience": j, "during": k, "depth": depth,
+                         "recovery": recovery})  # fmt: skip
+    return gaps
+
+
+def continual_record(curve: dict, ends: list[int], window: int, tolerance: float,
+                     higher: bool = True) -> dict:  # fmt: skip
+    """metrics.json's continual summaries of one curve (keys :data:`CONTINUAL_KEYS`), and the
+    per-experience gaps under ``gaps``."""
+    gaps = stability_gaps(curve, ends, tolerance, higher)
+    recovered = [g["recovery"] for g in gaps if g["recovery"] is not None]
+    keys = CONTINUAL_KEYS["accuracy" if higher else "errors"]
+    values = (min_accuracy(curve, ends, higher), worst_case_accuracy(curve, ends, higher),
+              windowed_forgetting(curve, ends, window, higher),
+              _mean(np.array([g["depth"] for g in gaps])) if gaps else None,
+              float(np.median(recovered)) if recovered else None)  # fmt: skip
+    return {**dict(zip(keys, values, strict=True)), "gaps": gaps,
+            "gaps_recovered": f"{len(recovered)}/{len(gaps)}"}  # fmt: skip

@@ -116,6 +116,24 @@ class EvalConfig:
         "evaluate the test stream; false: the validation stream only (clstm tune's trials, which "
         "never read the test data)",
     )
+    every: int = param(
+        0,
+        "continual evaluation: every this many training iterations (and at the end of each "
+        "experience), evaluate every experience seen so far on a fixed subsample; 0: off",
+        ge=0,
+    )
+    subsample: int = param(
+        1000, "continual evaluation: sequences per experience (drawn once per run)", ge=1
+    )
+    window: int = param(
+        100, "continual evaluation: the window of windowed forgetting (WF), in iterations", ge=1
+    )
+    tolerance: float = param(
+        0.02,
+        "continual evaluation: a stability gap has recovered when the accuracy (error) is back "
+        "within this of its value at the boundary",
+        ge=0.0,
+    )
 
 
 def _select_benchmark(name: str) -> type:

@@ -107,6 +107,10 @@ def write_report(
     # every table first: a column that applies to no table is refused before anything is written
     tex = latex(collected, keys, tex_caption, tex_label, entries)
     tex += "".join("\n" + "\n".join(tune_latex(sel, tex_label)) for _, sel in tunes)
+    from clstm.report.continual import continual_latex, continual_markdown
+
+    tex += "".join("\n" + "\n".join(lines) for e, groups in collected.items()
+                   if (lines := continual_latex(e, groups, tex_label)))  # fmt: skip
     table = text_table(collected, keys)
     archived = None
     if archive is not None:
@@ -121,6 +125,13 @@ def write_report(
     relative = {
         e: [os.path.relpath(out / f, md_path.parent) for f in files] for e, files in made.items()
     }
+    continual = _written(out, lambda: _continual_figures(collected, out)) if with_figures else {}
+    for experiment, groups in collected.items():  # continual evaluation, under its tables
+        figure = continual.get(experiment)
+        figure = os.path.relpath(out / figure, md_path.parent) if figure else None
+        lines = continual_markdown(experiment, groups, figure)
+        if lines:
+            after.setdefault(experiment, []).extend(lines)
     for folder, selection in tunes:  # under the experiment's tables (its final runs)
         figure = tune_figures.get(folder)
         figure = os.path.relpath(out / figure, md_path.parent) if figure else None
@@ -131,6 +142,28 @@ def write_report(
     for path, text in texts.items():
         _written(path, lambda path=path, text=text: write_text_atomic(path, text))
     return Report(md_path, table, collected.skipped, archived)
+
+
+def _continual_figures(collected, out: Path) -> dict[str, str]:
+    """``<experiment>_continual.png`` (and PDF) per experiment with curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clstm.report.continual import stability_figure
+    from clstm.report.figures import save_figure
+
+    made = {}
+    for experiment, groups in collected.items():
+        fig = stability_figure(experiment, groups)
+        if fig is None:
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        save_figure(fig, out / f"{experiment}_continual")
+        plt.close(fig)
+        made[experiment] = f"{experiment}_continual.png"
+    return made
 
 
 def _tune_figures(tunes, out: Path) -> dict[Path, str]:

@@ -25,6 +25,8 @@ META = "meta.json"
 METRICS = "metrics.json"
 #: the strategy after the latest experience, for ``--resume``
 CHECKPOINT = "checkpoint.pt"
+#: continual evaluation (``eval.every``): every experience evaluated during training
+CURVES = "curves.csv"
 #: the traceback of a run that failed
 TRACEBACK = "traceback.txt"
 #: in the experiment folder: every run of the sweeps that wrote it, with its status

@@ -19,8 +19,10 @@ from typing import TextIO
 
 from avalanche.logging import BaseLogger, TensorboardLogger
 
-from clstm.metrics import MEASURES, metric
+from clstm.metrics import CONTINUAL_KEYS, MEASURES, metric
+from clstm.plugins.continual import SHORT
 from clstm.plugins.training_curves import EPOCH_ACCURACY, EPOCH_LOSS
+from clstm.run.files import CURVES
 from clstm.targets import KINDS
 
 
@@ -201,20 +203,25 @@ def run_hparams(config_dict: dict) -> dict:
     }
 
 
-def hparam_tags(kind) -> list[str]:
+def hparam_tags(kind, continual: bool = False) -> list[str]:
     """The final scalars (TensorBoard tags) shown against the hyperparameters of a kind's runs:
-    those of its default report columns (:data:`clstm.metrics.CATALOGUE`)."""
-    return [metric(key).tag for key in kind.default_columns]
+    those of its default report columns (:data:`clstm.metrics.CATALOGUE`), and with
+    ``continual`` the continual evaluation's summaries."""
+    keys = list(kind.default_columns)
+    if continual:
+        keys += CONTINUAL_KEYS["accuracy" if kind.accuracy else "errors"]
+    return [metric(key).tag for key in keys]
 
 
-def write_final_hparams(writer, cfg, bench, matrices: dict) -> None:
+def write_final_hparams(writer, cfg, bench, matrices: dict, extra: dict | None = None) -> None:
     """TensorBoard HParams of a completed run, in the run's own TensorBoard run.
 
     Hyperparameters: :func:`run_hparams` (strategy, benchmark and its variant or datasets,
     scenario, seed, the strategy's, training and model options); metrics: the final values of
     :func:`hparam_tags`, already logged as scalars (the HParams dashboard reads their last
     values). ``matrices``: the test stream's matrix metric per measure; nothing is written when
-    none was measured or the test stream was not evaluated (``eval.test: false``).
+    none was measured or the test stream was not evaluated (``eval.test: false``). ``extra``: more
+    tags and final values (the continual evaluation's summaries, logged as scalars already).
     """
     from clstm.config import to_dict
     from clstm.run.outcome import full_result
@@ -224,7 +231,7 @@ def write_final_hparams(writer, cfg, bench, matrices: dict) -> None:
     kind = bench.kind
     results = {name: full_result(m, bench.n_experiences) for name, m in matrices.items()}
     scores = kind.record(results, completed=True)
-    final = {metric(k).tag: scores.get(k) for k in kind.default_columns}
+    final = {metric(k).tag: scores.get(k) for k in kind.default_columns} | (extra or {})
     write_run_hparams(writer, run_hparams(to_dict(cfg)),
                       {k: v for k, v in final.items() if v is not None})  # fmt: skip
 
@@ -261,6 +268,7 @@ def update_experiment_view(experiment_dir: Path) -> None:
     experiment_dir = Path(experiment_dir)
     values: dict[str, list] = {}
     targets = set()
+    continual = any(experiment_dir.glob(f"*/seed*/{CURVES}"))  # runs with eval.every
     for meta_path in sorted(experiment_dir.glob("*/seed*/meta.json")):
         try:
             meta = json.loads(meta_path.read_text())
@@ -281,8 +289,12 @@ def update_experiment_view(experiment_dir: Path) -> None:
         infos.append(api_pb2.HParamInfo(name=name, type=api_pb2.DataType.Value(kind),
                                         differs=differs))  # fmt: skip
     kinds = [kind for name, kind in KINDS.items() if name in targets]  # unknown ones: none
-    tags = list(dict.fromkeys(tag for kind in kinds for tag in hparam_tags(kind)))
+    tags = list(dict.fromkeys(tag for kind in kinds for tag in hparam_tags(kind, continual)))
     charts = {title: chart for kind in kinds for title, chart in kind.charts.items()}
+    if continual:
+        for short in dict.fromkeys(SHORT[kind.measures[0]] for kind in kinds):
+            title = f"continual evaluation: {short} of every experience (the stability gap)"
+            charts[title] = ["Multiline", [rf"^continual/{short}/exp\d+$"]]
     layout = {CHART_CATEGORY: charts}
     experiment = api_pb2.Experiment(
         hparam_infos=infos,

@@ -19,7 +19,7 @@ import numpy as np
 
 from clstm.errors import OutputError
 from clstm.metrics import MEASURES
-from clstm.run.files import METRICS, matrix_csv_name, write_json_atomic, write_text_atomic
+from clstm.run.files import CURVES, METRICS, matrix_csv_name, write_json_atomic, write_text_atomic
 from clstm.run.rundir import read_json_file
 from clstm.targets import SEQUENCE, kind_named
 
@@ -78,7 +78,7 @@ def full_result(metric, n_experiences: int):
 
 
 def result_of(
-    cfg, bench, *, run_dir, run_name, status, error, matrices, trained, wall
+    cfg, bench, *, run_dir, run_name, status, error, matrices, trained, wall, continual=None
 ) -> RunResult:
     """The outcome of a run of ``cfg`` on ``bench``: ``matrices`` maps a stream (``test``, and
     ``valid`` when the benchmark has one) to ``{measure: matrix metric}`` (None: nothing was
@@ -114,6 +114,8 @@ def result_of(
         metrics["validation"] = kind.record(results("valid"), completed)
     if not tested:
         metrics["test_evaluated"] = False
+    if continual is not None:
+        _add_curves(metrics, continual, cfg.eval, kind, completed)
     accuracy = test.get("accuracy")
     return RunResult(
         run_dir=Path(run_dir),
@@ -128,10 +130,49 @@ def result_of(
     )
 
 
+def _add_curves(metrics: dict, continual, options, kind, completed: bool) -> None:
+    """The continual evaluation's curves and their summaries (:func:`clstm.metrics.
+    continual_record`, of the kind's first measure): the test stream's at the top level (and its
+    gaps under ``stability_gaps``), the validation stream's under ``validation``."""
+    from clstm.metrics import CONTINUAL_KEYS, continual_record
+
+    curves, ends = continual.curves(), continual.boundaries()
+    metrics["curves"] = {"boundaries": ends, "streams": curves}
+    measure = kind.measures[0]
+    higher = MEASURES[measure].higher_is_better
+    keys = CONTINUAL_KEYS["accuracy" if higher else "errors"]
+    for stream, curve in curves.items():
+        record = continual_record(curve[measure], ends, options.window, options.tolerance, higher)
+        if not completed:
+            record = {k: None for k in keys}
+        target = metrics if stream == "test" else metrics.setdefault("validation", {})
+        target.update({k: record[k] for k in keys})
+        if stream == "test":
+            metrics["stability_gaps"] = record.get("gaps")
+
+
+def curves_csv(metrics: dict) -> str:
+    """``curves.csv``: one row per evaluation of one experience of one stream."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["iteration", "experience_trained", "experience_tested", "stream", "measure",
+                     "value"])  # fmt: skip
+    names = metrics["experience_names"]
+    for stream, by_measure in metrics["curves"]["streams"].items():
+        for measure, c in by_measure.items():
+            for it, trained, tested, value in zip(c["iteration"], c["trained"], c["tested"],
+                                                  c["value"], strict=True):  # fmt: skip
+                writer.writerow([it, names[trained], names[tested], stream, measure,
+                                 f"{value:.6f}"])  # fmt: skip
+    return buffer.getvalue()
+
+
 def write_result(result: RunResult, matrices: bool = True) -> None:
     """Write ``metrics.json`` and (with ``matrices``) the CSV file of every matrix into the run
     directory."""
     write_json_atomic(result.run_dir / METRICS, result.metrics)
+    if result.metrics.get("curves"):
+        write_text_atomic(result.run_dir / CURVES, curves_csv(result.metrics))
     for measure in result.kind.measures if matrices else ():
         initial, matrix = result.matrix(measure)
         write_text_atomic(

@@ -49,6 +49,8 @@ class Trained:
     timings: list[dict] = field(default_factory=list)  # per experience: train and eval seconds
     #: stream (``test``, ``valid``) -> measure (``accuracy``, ``mse``, ...) -> matrix metric
     matrices: dict[str, dict] = field(default_factory=dict)
+    #: continual evaluation (``eval.every``): the plugin holding the curves, or None
+    continual: object | None = None
 
 
 def train_and_evaluate(
@@ -73,6 +75,7 @@ def train_and_evaluate(
     if resuming:
         _progress_from_checkpoint(strategy, done, meta, elapsed)
     result = Trained(timings=list(meta.get("timings", [])), matrices=matrices)
+    result.continual = _continual(strategy, bench, matrices, tensorboard)
     # eval.test: false (a tune's trials): the test stream is never evaluated, nor read
     streams = [getattr(bench.scenario, f"{name}_stream") for name in matrices]
     entry = STRATEGIES[cfg.strategy.name]
@@ -106,7 +109,8 @@ def train_and_evaluate(
                 }  # fmt: skip
                 save_strategy(strategy, run_dir / CHECKPOINT)
             save_meta()
-        write_final_hparams(tensorboard.writer, cfg, bench, matrices.get("test"))
+        extra = _continual_summaries(result.continual, cfg, bench, tensorboard.writer)
+        write_final_hparams(tensorboard.writer, cfg, bench, matrices.get("test"), extra)
     except RunDiverged as exc:
         result.status, result.error = "diverged", str(exc)
     except KeyboardInterrupt as exc:  # record what was measured, then let the caller re-raise
@@ -156,6 +160,16 @@ def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
     # Resuming, the strategy built here is replaced by the checkpoint's, loggers included: a
     # TensorBoard logger made now would only leave an empty events file in the run directory.
     tensorboard = None if resuming else RunTensorboardLogger(run_dir)  # "<run name>/seed<k>"
+    if cfg.eval.every and not resuming:  # continual evaluation; resuming, the checkpoint's
+        from clstm.plugins.continual import ContinualEvalPlugin
+        from clstm.strategies import STRATEGIES
+
+        plugins = [*plugins, ContinualEvalPlugin(
+            {name: getattr(bench.scenario, f"{name}_stream") for name in streams},
+            every=cfg.eval.every, subsample=cfg.eval.subsample, seed=cfg.seed, kind=kind,
+            batch_size=cfg.eval.batch_size, writer=None,
+            seen_all=STRATEGIES[cfg.strategy.name].trains_once,
+        )]  # fmt: skip
     loggers = [tensorboard] if tensorboard is not None else []
     if not quiet:
         loggers.append(ProgressLogger(bench.experience_names))
@@ -183,6 +197,38 @@ def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
     tensorboard = next(lg for lg in strategy.evaluator.loggers if hasattr(lg, "relocate"))
     tensorboard.relocate(run_dir)  # the run folder may have moved since the checkpoint
     return strategy, matrices, tensorboard, done
+
+
+def _continual(strategy, bench, matrices, tensorboard):
+    """The run's continual-evaluation plugin (built, or restored from the checkpoint), given the
+    streams and the TensorBoard writer it logs to; None when ``eval.every`` is 0."""
+    from clstm.plugins.continual import ContinualEvalPlugin
+
+    plugin = next((p for p in strategy.plugins if isinstance(p, ContinualEvalPlugin)), None)
+    if plugin is not None:
+        streams = {name: getattr(bench.scenario, f"{name}_stream") for name in matrices}
+        plugin.attach(streams, tensorboard.writer)
+    return plugin
+
+
+def _continual_summaries(plugin, cfg, bench, writer) -> dict:
+    """The test stream's continual summaries, logged as scalars at the last iteration:
+    ``{tag: value}`` for the run's HParams (empty without continual evaluation)."""
+    from clstm.metrics import CONTINUAL_KEYS, MEASURES, continual_record, metric
+
+    curves = plugin.curves().get("test") if plugin is not None else None
+    if not curves:
+        return {}
+    measure = bench.kind.measures[0]
+    higher = MEASURES[measure].higher_is_better
+    record = continual_record(curves[measure], plugin.boundaries(), cfg.eval.window,
+                              cfg.eval.tolerance, higher)  # fmt: skip
+    extra = {}
+    for key in CONTINUAL_KEYS["accuracy" if higher else "errors"]:
+        if record[key] is not None:
+            extra[metric(key).tag] = record[key]
+            writer.add_scalar(metric(key).tag, record[key], plugin.iteration)
+    return extra
 
 
 def _restore(strategy, run_dir, device):

@@ -370,6 +370,7 @@ def _execute(
         result = result_of(
             cfg, bench, run_dir=run_dir, run_name=name, status=status, error=error,
             matrices=trained.matrices, trained=len(trained.timings), wall=wall,
+            continual=trained.continual,
         )  # fmt: skip
         if failure is not None and status == "failed":
             write_text_atomic(run_dir / TRACEBACK, failure[1])
@@ -560,6 +561,21 @@ def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
         raise ConfigError(
             "model.adapter: projection needs task labels to pick each dataset's projection; "
             "use benchmark.scenario: task, or model.adapter: pad"
+        )
+    if cfg.eval.every and cfg.strategy.name == "separate":
+        raise ConfigError(
+            "eval.every: separate evaluates each experience with the model trained on it, so "
+            "there is no one model to follow across experiences; set eval.every: 0"
+        )
+    if cfg.eval.every and cfg.train.state == "stateful":
+        raise ConfigError(
+            "eval.every: continual evaluation would interrupt the state carried from window to "
+            "window (train.state: stateful); set eval.every: 0"
+        )
+    if cfg.eval.every and cfg.eval.window < cfg.eval.every:
+        raise ConfigError(
+            f"eval.window: {cfg.eval.window} iterations is shorter than eval.every "
+            f"({cfg.eval.every}): no two evaluations fall in one window; make it at least that"
         )
 
 

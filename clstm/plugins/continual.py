@@ -1,0 +1,142 @@
+"""Continual evaluation (De Lange, van de Ven & Tuytelaars, ICLR 2023): every experience seen so
+far, evaluated every ``eval.every`` training iterations, so the stability gap shows.
+
+:class:`ContinualEvalPlugin` evaluates the model on a fixed subsample of each experience of the
+evaluated streams (``test``, and ``valid`` when the run has one; ``valid`` alone with
+``eval.test: false``): every experience trained so far plus the current one, after every
+``every``-th training iteration (counted over the whole run) and at the end of every training
+experience (the boundaries). The subsamples (``eval.subsample`` sequences per experience) are
+drawn once per run by a numpy generator of their own, from the run's seed; the evaluation runs the
+model in eval mode without gradients, calls no other plugin and draws from no global RNG, so the
+run trains exactly as it would without it (a test checks the matrices are equal). Its records
+(iteration, experience trained, experience tested, stream, measure, value) are pickled with the
+strategy in every checkpoint, so a resumed run's curves continue where they stopped.
+
+Avalanche's ``eval_every`` evaluates a whole stream through the strategy's own evaluation (its
+periodic mode evaluated the wrong stream: avalanche issues #1114, #1148, #1093), which also runs
+every metric and logger of the run; this plugin evaluates beside it and leaves them alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from avalanche.core import SupervisedPlugin
+from avalanche.models.utils import is_multi_task_module
+
+#: the name of each measure's curves, in TensorBoard tags and curves.csv
+SHORT = {"accuracy": "acc", "mse": "mse", "mae": "mae"}
+
+
+class ContinualEvalPlugin(SupervisedPlugin):
+    """Evaluate every seen experience every ``every`` training iterations (module docstring)."""
+
+    def __init__(self, streams: dict, *, every: int, subsample: int, seed: int, kind,
+                 batch_size: int, writer=None, seen_all: bool = False):  # fmt: skip
+        super().__init__()
+        self.every, self.subsample, self.kind = every, subsample, kind
+        self.batch_size = batch_size
+        self.seen_all = seen_all  # joint: every experience is trained from the start
+        self.iteration = 0  # training iterations over the whole run
+        self.records: list[tuple] = []  # (iteration, trained, stream, tested, measure, value)
+        rng = np.random.default_rng([seed, 0xC0E7])  # its own generator: no global RNG drawn
+        self.indices = {
+            name: [
+                np.sort(rng.choice(len(e.dataset), min(subsample, len(e.dataset)), replace=False))
+                for e in stream
+            ]
+            for name, stream in streams.items()
+        }
+        self.attach(streams, writer)
+
+    def attach(self, streams: dict, writer=None) -> None:
+        """The streams (and TensorBoard writer) to evaluate on; again after a checkpoint loads."""
+        self._streams, self._writer, self._batches = streams, writer, {}
+
+    def __getstate__(self):  # the records and indices go into checkpoints, not the data
+        state = dict(self.__dict__)
+        for key in ("_streams", "_writer", "_batches"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._streams, self._writer, self._batches = {}, None, {}
+
+    def after_training_iteration(self, strategy, *args, **kwargs):
+        self.iteration += 1
+        if self.every and self.iteration % self.every == 0:
+            self._evaluate(strategy)
+
+    def after_training_exp(self, strategy, *args, **kwargs):
+        if not self.records or self.records[-1][0] != self.iteration:  # not measured just now
+            self._evaluate(strategy)
+
+    def _batch(self, name: str, j: int, device):
+        key = (name, j)
+        if key not in self._batches:
+            dataset = list(self._streams[name])[j].dataset
+            items = [dataset[int(i)] for i in self.indices[name][j]]
+            self._batches[key] = tuple(
+                torch.stack([torch.as_tensor(item[k]) for item in items]).to(device)
+                for k in (0, 1, 2)
+            )
+        return self._batches[key]
+
+    @torch.no_grad()
+    def _evaluate(self, strategy) -> None:
+        model = strategy.model
+        training = model.training
+        model.eval()
+        trained = int(strategy.experience.current_experience)
+        multi_task = is_multi_task_module(model)
+        try:
+            for name in self._streams:
+                n = len(self.indices[name])
+                tested = range(n) if self.seen_all else range(min(trained + 1, n))
+                for j in tested:
+                    x, y, t = self._batch(name, j, strategy.device)
+                    sums = {m: 0.0 for m in self.kind.measures}
+                    count = 0
+                    for start in range(0, len(x), self.batch_size):
+                        rows = slice(start, start + self.batch_size)
+                        out = model(x[rows], t[rows]) if multi_task else model(x[rows])
+                        for measure in self.kind.measures:
+                            total, counted = self.kind.score(out, y[rows], measure)
+                            sums[measure] += float(total)
+                            if measure == self.kind.measures[0]:
+                                count += int(counted)
+                    for measure, total in sums.items():
+                        value = total / max(count, 1)
+                        self.records.append((self.iteration, trained, name, j, measure, value))
+                        self._log(name, measure, j, value)
+        finally:
+            model.train(training)
+
+    def _log(self, stream: str, measure: str, j: int, value: float) -> None:
+        if self._writer is None:
+            return
+        prefix = "" if stream == "test" else f"{stream}/"
+        self._writer.add_scalar(f"{prefix}continual/{SHORT[measure]}/exp{j:02d}", value,
+                                self.iteration)  # fmt: skip
+
+    def curves(self) -> dict:
+        """``{stream: {measure: {"iteration", "trained", "tested", "value"}}}`` (lists)."""
+        out: dict = {}
+        for iteration, trained, stream, tested, measure, value in self.records:
+            c = out.setdefault(stream, {}).setdefault(
+                measure, {"iteration": [], "trained": [], "tested": [], "value": []}
+            )
+            for key, v in zip(("iteration", "trained", "tested", "value"),
+                              (iteration, trained, tested, value), strict=True):  # fmt: skip
+                c[key].append(v)
+        return out
+
+    def boundaries(self) -> list[int]:
+        """The iteration at the end of each training experience so far."""
+        ends, last = [], None
+        for iteration, trained, *_ in self.records:
+            if last is not None and trained != last[1]:
+                ends.append(last[0])
+            last = (iteration, trained)
+        return ends + ([last[0]] if last is not None else [])

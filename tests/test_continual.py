@@ -207,3 +207,18 @@ def test_the_subsample_is_fixed_per_run_and_capped(tmp_path, tiny_config):
     values = first.metrics["curves"]["streams"]["test"]["accuracy"]["value"]
     assert all(round(v * 7) == pytest.approx(v * 7) for v in values)  # 7 sequences each
     json.dumps(first.metrics)  # JSON-ready
+
+
+def test_the_cost_benchmark_runs_in_quick_mode():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_continual.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "## 7. Continual evaluation" in done.stdout
+        and "Paired ratio with `eval.every: 50`" in done.stdout
+    )

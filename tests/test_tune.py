@@ -405,8 +405,11 @@ def test_shipped_tunes_are_valid(path):
 def test_asha_stops_weak_trials_and_a_resume_does_not_rerun_them(tunable, tmp_path):
     pytest.importorskip("ray.tune")
     tunable["benchmark"]["n_experiences"] = 4
-    tunable["tune"].update(scheduler="asha", final_seeds=[0],
-                           space={"train.lr": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]})
+    tunable["tune"].update(
+        scheduler="asha",
+        final_seeds=[0],
+        space={"train.lr": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03]},
+    )
     result = clstm.tune(tunable, out=tmp_path, engine="ray")
     trials = result.selection["trials"]
     stopped = [t["run_name"] for t in trials if t["stopped_early"]]

@@ -125,9 +125,18 @@ class EvalConfig:
     subsample: int = param(
         1000, "continual evaluation: sequences per experience (drawn once per run)", ge=1
     )
-    window: int = param(
-        100, "continual evaluation: the window of windowed forgetting (WF), in iterations", ge=1
+    window: int | None = param(
+        None,
+        "continual evaluation: the window of windowed forgetting (WF), in iterations, at least "
+        "eval.every; null: 5 x eval.every",
+        ge=1,
     )
+
+    @property
+    def wf_window(self) -> int:
+        """The window of windowed forgetting: ``window``, or 5 evaluations."""
+        return self.window if self.window is not None else 5 * max(self.every, 1)
+
     tolerance: float = param(
         0.02,
         "continual evaluation: a stability gap has recovered when the accuracy (error) is back "

@@ -72,18 +72,28 @@ class ContinualEvalPlugin(SupervisedPlugin):
         if not self.records or self.records[-1][0] != self.iteration:  # not measured just now
             self._evaluate(strategy)
 
-    def _batch(self, name: str, j: int, device):
+    def _batch(self, name: str, j: int, device) -> list[tuple]:
+        """Experience ``j``'s subsample as evaluation batches, made once: sorted by length and,
+        for one target per sequence, each cut to its longest sequence (inputs are right-padded
+        and read at each sequence's last real step, so this is exact), as training batches are."""
         key = (name, j)
         if key not in self._batches:
             dataset = list(self._streams[name])[j].dataset
             items = [dataset[int(i)] for i in self.indices[name][j]]
-            self._batches[key] = tuple(
-                torch.stack([torch.as_tensor(item[k]) for item in items]).to(device)
-                for k in (0, 1, 2)
-            )
+            x, y, t = (torch.stack([torch.as_tensor(item[k]) for item in items]) for k in (0, 1, 2))
+            lengths = x[..., -1].sum(dim=1).long()
+            order = torch.argsort(lengths, stable=True)
+            x, y, t, lengths = x[order], y[order], t[order], lengths[order]
+            per_sequence = not self.kind.per_step
+            batches = []
+            for start in range(0, len(x), self.batch_size):
+                rows = slice(start, start + self.batch_size)
+                steps = int(lengths[rows].max()) if per_sequence else x.shape[1]
+                batches.append(tuple(v.to(device) for v in (x[rows, :steps], y[rows], t[rows])))
+            self._batches[key] = batches
         return self._batches[key]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _evaluate(self, strategy) -> None:
         model = strategy.model
         training = model.training
@@ -95,14 +105,12 @@ class ContinualEvalPlugin(SupervisedPlugin):
                 n = len(self.indices[name])
                 tested = range(n) if self.seen_all else range(min(trained + 1, n))
                 for j in tested:
-                    x, y, t = self._batch(name, j, strategy.device)
                     sums = {m: 0.0 for m in self.kind.measures}
                     count = 0
-                    for start in range(0, len(x), self.batch_size):
-                        rows = slice(start, start + self.batch_size)
-                        out = model(x[rows], t[rows]) if multi_task else model(x[rows])
+                    for x, y, t in self._batch(name, j, strategy.device):
+                        out = model(x, t) if multi_task else model(x)
                         for measure in self.kind.measures:
-                            total, counted = self.kind.score(out, y[rows], measure)
+                            total, counted = self.kind.score(out, y, measure)
                             sums[measure] += float(total)
                             if measure == self.kind.measures[0]:
                                 count += int(counted)

@@ -10,6 +10,8 @@ over its seeds.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from clstm.metrics import CONTINUAL_KEYS, MEASURES, METRICS
@@ -52,7 +54,7 @@ def continual_markdown(experiment: str, groups: dict[str, RunGroup],
                      + f" | {_recovered(g)} |")  # fmt: skip
     lines.append("")
     if figure is not None:
-        lines += [f"![{figure.rsplit('.', 1)[0]}]({figure})", ""]
+        lines += [f"![{Path(figure).stem}]({figure})", ""]
     return lines
 
 

@@ -142,7 +142,9 @@ def _add_curves(metrics: dict, continual, options, kind, completed: bool) -> Non
     higher = MEASURES[measure].higher_is_better
     keys = CONTINUAL_KEYS["accuracy" if higher else "errors"]
     for stream, curve in curves.items():
-        record = continual_record(curve[measure], ends, options.window, options.tolerance, higher)
+        record = continual_record(
+            curve[measure], ends, options.wf_window, options.tolerance, higher
+        )
         if not completed:
             record = {k: None for k in keys}
         target = metrics if stream == "test" else metrics.setdefault("validation", {})

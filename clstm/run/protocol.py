@@ -221,7 +221,7 @@ def _continual_summaries(plugin, cfg, bench, writer) -> dict:
         return {}
     measure = bench.kind.measures[0]
     higher = MEASURES[measure].higher_is_better
-    record = continual_record(curves[measure], plugin.boundaries(), cfg.eval.window,
+    record = continual_record(curves[measure], plugin.boundaries(), cfg.eval.wf_window,
                               cfg.eval.tolerance, higher)  # fmt: skip
     extra = {}
     for key in CONTINUAL_KEYS["accuracy" if higher else "errors"]:

@@ -572,7 +572,7 @@ def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
             "eval.every: continual evaluation would interrupt the state carried from window to "
             "window (train.state: stateful); set eval.every: 0"
         )
-    if cfg.eval.every and cfg.eval.window < cfg.eval.every:
+    if cfg.eval.every and cfg.eval.window is not None and cfg.eval.window < cfg.eval.every:
         raise ConfigError(
             f"eval.window: {cfg.eval.window} iterations is shorter than eval.every "
             f"({cfg.eval.every}): no two evaluations fall in one window; make it at least that"

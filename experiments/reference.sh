@@ -63,6 +63,11 @@ fi
 bash experiments/tune.sh
 tuned_md=results/.REFERENCE_tuned.md
 clstm report results/tuned --no-figures --out results/reference/tuned --markdown "$tuned_md"
+# Continual evaluation (eval.every): the stability gap, in a report of its own with its figures
+clstm run experiments/stability_gap.yaml --seeds 0-4 --grid strategy.name=naive,replay,der,ewc \
+  --workers 2 --resume --quiet || true
+gap_md=results/.REFERENCE_gap.md
+clstm report results/stability_gap --out results/reference/continual --markdown "$gap_md"
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
@@ -71,11 +76,14 @@ clstm report results/tuned --no-figures --out results/reference/tuned --markdown
   awk -v tables="$tuned_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_tuned.md
+  awk -v tables="$gap_md" '$0 == "<!-- the generated tables -->" {
+      while ((getline line < tables) > 0) print line; next } { print }' \
+    experiments/reference_continual.md
   printf '\n## The Copy Task (Ehret et al. 2021): their protocols on their tasks\n\n'
   # experiments/reference_copy.md with the generated tables where its marker line is
   awk -v tables="$copy_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_copy.md
 } > results/REFERENCE.md.tmp
-rm "$copy_md" "$tuned_md"
+rm "$copy_md" "$tuned_md" "$gap_md"
 mv results/REFERENCE.md.tmp results/REFERENCE.md

@@ -84,7 +84,6 @@ class _Plan:
     base: ExperimentConfig
     metric: str
     higher: bool
-    n_experiences: int
     search: list[int] | None  # experiences of the search (selection: experiences)
     final: list[int] | None  # experiences of the final runs
     trials: list[dict] = field(default_factory=list)
@@ -240,7 +239,7 @@ def _plan(raw, spec: TuneSpec, benchmark, engine, workers, cli) -> _Plan:
     if trains_once and metric != MEASURES[kind.measures[0]].final:
         raise ConfigError(f"tune.metric: {base.strategy.name} trains once and has only the final "
                           f"{MEASURES[kind.measures[0]].final}; tune on that")  # fmt: skip
-    plan = _Plan(raw, spec, base, metric, METRICS[metric].higher_is_better, n, search, final)
+    plan = _Plan(raw, spec, base, metric, METRICS[metric].higher_is_better, search, final)
     plan.trials = spec.trials()
     plan.specs = [
         _spec(raw, f"trial{i:03d}", seed, [*_overrides(values), *_scoring(plan, bench)])

@@ -328,6 +328,14 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("gap_height", "gap height (MSE)", "stability gap height", False,
            "continual/gap_height",
            "the maximum MSE during the next experience minus the boundary's"),
+    # online streams (online.batch): each incoming batch scored before it is trained on
+    Metric("preq_acc", "preq. ACC", "prequential accuracy", True, "online/preq_acc_overall",
+           "prequential accuracy: incoming sequences predicted right before training on them",
+           fraction=True),
+    Metric("preq_mse", "preq. MSE", "prequential MSE", False, "online/preq_mse_overall",
+           "prequential MSE: the error on incoming windows before training on them"),
+    Metric("preq_mae", "preq. MAE", "prequential MAE", False, "online/preq_mae_overall",
+           "prequential MAE: the error on incoming windows before training on them"),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {m.key: m for m in CATALOGUE}
 

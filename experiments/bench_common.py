@@ -320,3 +320,31 @@ def alternate(contenders: dict, repeats: int, log) -> dict[str, dict]:
             out[name].setdefault("all_rows", []).append(rows)
             log(f"  repeat {r + 1}: {name}: {seconds:.2f} s")
     return out
+
+
+def cpu_name() -> str:
+    """This machine's CPU model (``/proc/cpuinfo``), else what ``platform`` says."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_section(text: str, start: str, end: str, out: str | None) -> None:
+    """Put ``text`` between the ``start`` and ``end`` markers of the page ``out`` (appended when
+    the page has none); nothing without ``out``."""
+    if out is None:
+        return
+    path = Path(out)
+    old = path.read_text() if path.is_file() else ""
+    if start in old:
+        new = old[: old.index(start)] + text + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip() + "\n\n" + text + "\n"
+    path.write_text(new)
+    print(f"written: {out}", file=sys.stderr)

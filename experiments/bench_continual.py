@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from bench_common import cpu_name, write_section  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench_continual:start -->", "<!-- bench_continual:end -->"
@@ -140,27 +139,10 @@ def main() -> None:
 
     with quiet_library_warnings():
         data = measure(args.repeats, args.quick)
-    machine = f"{platform.processor() or platform.machine()}"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                machine = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = section(data, machine, args.repeats)
+    text = section(data, cpu_name(), args.repeats)
     print(text)
     out = args.out or (None if args.quick else str(ROOT / "results" / "BENCHMARKS.md"))
-    if out is None:
-        return
-    path = Path(out)
-    old = path.read_text() if path.is_file() else ""
-    if START in old:
-        new = old[: old.index(START)] + text + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip() + "\n\n" + text + "\n"
-    path.write_text(new)
-    print(f"written: {out}", file=sys.stderr)
+    write_section(text, START, END, out)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,16 @@ clstm run experiments/stability_gap.yaml --seeds 0-4 --grid strategy.name=naive,
   --workers 2 --resume --quiet || true
 gap_md=results/.REFERENCE_gap.md
 clstm report results/stability_gap --out results/reference/continual --markdown "$gap_md"
+# Online streams (online.batch): prequential accuracy, in a report of its own (tables only)
+clstm run experiments/online_digits.yaml --seeds 0-4 \
+  --grid strategy.name=naive,replay,der,agem,lwf,ewc --workers 2 --resume --quiet || true
+clstm run experiments/online_digits.yaml --seeds 0-4 --grid strategy.name=naive,replay \
+  --set online.boundaries=hidden --workers 2 --resume --quiet || true
+clstm run experiments/online_forecast.yaml --seeds 0-4 --grid strategy.name=naive,replay,ewc \
+  --workers 2 --resume --quiet || true
+online_md=results/.REFERENCE_online.md
+clstm report results/online_digits results/online_forecast --out results/reference/online \
+  --markdown "$online_md" --no-figures
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
@@ -79,11 +89,14 @@ clstm report results/stability_gap --out results/reference/continual --markdown 
   awk -v tables="$gap_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_continual.md
+  awk -v tables="$online_md" '$0 == "<!-- the generated tables -->" {
+      while ((getline line < tables) > 0) print line; next } { print }' \
+    experiments/reference_online.md
   printf '\n## The Copy Task (Ehret et al. 2021): their protocols on their tasks\n\n'
   # experiments/reference_copy.md with the generated tables where its marker line is
   awk -v tables="$copy_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_copy.md
 } > results/REFERENCE.md.tmp
-rm "$copy_md" "$tuned_md" "$gap_md"
+rm "$copy_md" "$tuned_md" "$gap_md" "$online_md"
 mv results/REFERENCE.md.tmp results/REFERENCE.md

@@ -31,11 +31,18 @@ from clstm.config.schema import (
     physical_memory,
     type_name,
 )
-from clstm.config.sections import EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from clstm.config.sections import (
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OnlineConfig,
+    TrainConfig,
+)
 from clstm.errors import ConfigError
 
 __all__ = [
-    "MAX_SEED", "ConfigError", "EvalConfig", "ExperimentConfig", "ModelConfig", "StreamOptions",
+    "MAX_SEED", "ConfigError", "EvalConfig", "ExperimentConfig", "ModelConfig", "OnlineConfig",
+    "StreamOptions",
     "TrainConfig", "apply_override", "build", "check_fits_in_memory", "config_hash", "load_config",
     "param", "physical_memory", "reference_markdown", "to_dict", "to_yaml", "type_name",
 ]  # fmt: skip

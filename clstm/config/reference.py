@@ -13,7 +13,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from clstm.config.schema import BOUNDS, field_default, type_name
-from clstm.config.sections import EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from clstm.config.sections import (
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OnlineConfig,
+    TrainConfig,
+)
 
 
 def _reference_rows(cls: type, prefix: str) -> list[str]:
@@ -44,7 +50,8 @@ def reference_markdown() -> str:
     header = ["| key | type | default | meaning |", "|---|---|---|---|"]
     out = ["#### Top level and shared sections", "", *header]
     out += _reference_rows(ExperimentConfig, "")
-    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("eval", EvalConfig),
+                         ("online", OnlineConfig)):  # fmt: skip
         out += _reference_rows(cls, section + ".")
     sections = (
         ("Benchmark", BENCHMARKS, benchmark_config_class),

@@ -145,6 +145,24 @@ class EvalConfig:
     )
 
 
+@dataclass(frozen=True)
+class OnlineConfig:
+    """An online, single-pass stream (docs/online.md): each experience arrives in batches, each
+    evaluated before it is trained on (prequential)."""
+
+    batch: int = param(
+        0,
+        "online stream: sequences per incoming batch, each evaluated (prequential) and then "
+        "trained on once, in place of train.batch_size; 0: off (offline training)",
+        ge=0,
+    )
+    boundaries: Literal["known", "hidden"] = param(
+        "known",
+        "known: the strategy is told when the experience changes (its per-experience work runs "
+        "there); hidden: it is not (task-free: the optimizer state is never reset)",
+    )
+
+
 def _select_benchmark(name: str) -> type:
     from clstm.data.registry import benchmark_config_class
 
@@ -216,6 +234,9 @@ class ExperimentConfig:
     )
     train: TrainConfig = param(default_factory=TrainConfig, help="optimisation per experience")
     eval: EvalConfig = param(default_factory=EvalConfig, help="evaluation")
+    online: OnlineConfig = param(
+        default_factory=OnlineConfig, help="online single-pass stream with prequential evaluation"
+    )
 
     def __post_init__(self) -> None:
         streamed = isinstance(self.benchmark, StreamOptions)  # not a benchmark from Python
@@ -225,6 +246,11 @@ class ExperimentConfig:
             raise ValueError(
                 "eval.test: false evaluates the validation stream only, which needs "
                 "benchmark.validation > 0 (e.g. 0.2)"
+            )
+        if self.online.batch and self.train.epochs != 1:
+            raise ValueError(
+                f"online.batch: an online stream is seen once, but train.epochs is "
+                f"{self.train.epochs}; set train.epochs: 1"
             )
         if len(self.name) > MAX_NAME:
             raise ValueError(

@@ -112,6 +112,13 @@ def windows(values: np.ndarray, starts: range, config: Config) -> tuple[np.ndarr
     return x.reshape(-1, c, 1).astype(np.float32), y.reshape(-1, h).astype(np.float32)
 
 
+def window_times(starts, context: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(arrival, observed)`` of windows starting at ``starts`` (series running side by side
+    from time 0): the time of each window's last input step and of its last target."""
+    starts = np.asarray(starts)
+    return starts + context - 1, starts + context + horizon - 1
+
+
 def split(config: Config, e: int):
     """Regime ``e``'s training and test windows, standardised with training statistics."""
     values = series(config, e)
@@ -130,12 +137,15 @@ def build(config: Config) -> SequenceBenchmark:
     """One experience per regime."""
     from clstm.data.stepwise import target_benchmark
 
-    train, test = [], []
+    train, test, times = [], [], []
+    c, h = config.context, config.horizon
+    starts = np.tile(range(0, config.train_steps - c - h + 1, config.stride), config.n_series)
     for e in range(config.n_experiences):
         (x_tr, y_tr), (x_te, y_te) = split(config, e)
         train.append((x_tr, np.full(len(x_tr), config.context), y_tr))
         test.append((x_te, np.full(len(x_te), config.context), y_te))
-    return target_benchmark(
+        times.append(window_times(starts, c, h))  # the rows are series-major, as windows() stacks
+    bench = target_benchmark(
         train,
         test,
         target=TARGET,
@@ -144,3 +154,5 @@ def build(config: Config) -> SequenceBenchmark:
         scenario=config.scenario,
         tag=repr(config),
     )
+    bench.arrival_times = times
+    return bench

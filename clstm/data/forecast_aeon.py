@@ -157,12 +157,15 @@ def windows(values: np.ndarray, starts: range, config: Config) -> tuple[np.ndarr
     return x[..., None].astype(np.float32), y.astype(np.float32)
 
 
-def split(config: Config, source: str):
-    """The training and test windows of every long enough series of ``source``."""
+def split(config: Config, source: str, *, with_times: bool = False):
+    """The training and test windows of every long enough series of ``source`` (and, with
+    ``with_times``, the training windows' ``(arrival, observed)`` times, each series from its own
+    time 0: :func:`clstm.data.forecast.window_times`)."""
+    from clstm.data.forecast import window_times
     from clstm.errors import DataError
 
     c, h = config.context, config.horizon
-    train, test = [], []
+    train, test, times = [], [], []
     for values in load_source(source):
         cut = int(len(values) * (1 - config.test_fraction))
         if cut < c + h or len(values) - cut < h:  # no training window, or no test target
@@ -172,6 +175,7 @@ def split(config: Config, source: str):
             spread = np.sqrt(np.mean(np.diff(part) ** 2)) if config.scale == "naive" else part.std()
             values = (values - part.mean()) / (spread or 1.0)
         train.append(windows(values, range(0, cut - c - h + 1, config.stride), config))
+        times.append(window_times(range(0, cut - c - h + 1, config.stride), c, h))
         test.append(windows(values, range(cut - c, len(values) - c - h + 1, config.stride), config))
     if not train:
         need = int(np.ceil((c + h) / (1 - config.test_fraction)))
@@ -180,22 +184,26 @@ def split(config: Config, source: str):
             f"{h} with test_fraction {config.test_fraction} (needs >= {need} steps); use a "
             "shorter context or horizon"
         )
-    return tuple(
+    parts = tuple(
         (np.concatenate([x for x, _ in part]), np.concatenate([y for _, y in part]))
         for part in (train, test)
     )
+    if not with_times:
+        return parts
+    return (*parts, tuple(np.concatenate([t[k] for t in times]) for k in (0, 1)))
 
 
 def build(config: Config) -> SequenceBenchmark:
     """One experience per source."""
     from clstm.data.stepwise import target_benchmark
 
-    train, test = [], []
+    train, test, times = [], [], []
     for source in config.sources:
-        (x_tr, y_tr), (x_te, y_te) = split(config, source)
+        (x_tr, y_tr), (x_te, y_te), arrival_times = split(config, source, with_times=True)
         train.append((x_tr, np.full(len(x_tr), config.context), y_tr))
         test.append((x_te, np.full(len(x_te), config.context), y_te))
-    return target_benchmark(
+        times.append(arrival_times)  # each series from its own time 0, side by side
+    bench = target_benchmark(
         train,
         test,
         target=TARGET,
@@ -204,3 +212,5 @@ def build(config: Config) -> SequenceBenchmark:
         scenario=config.scenario,
         tag=repr(config),
     )
+    bench.arrival_times = times
+    return bench

@@ -190,6 +190,10 @@ class SequenceBenchmark:
     #: what the model predicts (clstm.targets.KINDS); for per-step kinds ``n_classes`` is the
     #: number of outputs per step (classes, or bits of ``per_step_bits``)
     target: str = "sequence"
+    #: per training experience, ``(arrival, observed)``: each row's time of its last input and
+    #: of its last target, for streams whose rows are windows of series in time (forecasting);
+    #: an online stream (``online.batch``) then orders them in time and delays their training
+    arrival_times: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def n_experiences(self) -> int:

@@ -60,6 +60,7 @@ def select_experiences(bench: SequenceBenchmark, keep: Sequence[int]) -> Sequenc
         features_per_experience=part(bench.features_per_experience),
         classes_per_experience=part(bench.classes_per_experience),
         label_maps=part(bench.label_maps) or bench.label_maps,
+        arrival_times=part(bench.arrival_times),
         fingerprint=digest if bench.fingerprint else None,
     )
 

@@ -9,7 +9,15 @@ from collections import Counter
 from pathlib import Path
 
 from clstm.metrics import fixed
-from clstm.report.table import RunGroup, best_per_column, cell, columns, sections, zero_note
+from clstm.report.table import (
+    ONLINE_KEYS,
+    RunGroup,
+    best_per_column,
+    cell,
+    columns,
+    sections,
+    zero_note,
+)
 
 LEGEND = (
     "Cells: mean ± sample standard deviation over the completed seeds [± half-width of "
@@ -44,7 +52,7 @@ def markdown(
 
 
 def _markdown_table(title: str, kind, groups: dict[str, RunGroup]) -> list[str]:
-    shown, omitted = columns(groups, kind, kind.summary_keys)
+    shown, omitted = columns(groups, kind, (*kind.summary_keys, *ONLINE_KEYS))
     lines = [f"### {title}", ""]
     lines.append("| run | seeds | " + " | ".join(m.title for m in shown) + " | not completed |")
     lines.append("|---|---|" + "---|" * len(shown) + "---|")

@@ -108,6 +108,10 @@ def sections(experiment: str, groups: dict[str, RunGroup]) -> list[tuple[str, ob
     ]  # fmt: skip
 
 
+#: the prequential scores of online streams (``online.batch``), shown where runs recorded them
+ONLINE_KEYS = ("preq_acc", "preq_mse", "preq_mae")
+
+
 def columns(
     groups: dict[str, RunGroup], kind, keys: Sequence[str] | None = None, title: str = ""
 ) -> tuple[list[Metric], list[str]]:
@@ -115,8 +119,15 @@ def columns(
     columns) that its kind records, in catalogue order - and the titles of those omitted because
     they are 0 in every run. Keys of which none applies to the table are refused (ConfigError):
     an empty table would hide its rows' numbers."""
-    wanted = [m for m in CATALOGUE if m.key in (keys or kind.default_columns)]
-    wanted = [m for m in wanted if m.key in kind.summary_keys]
+    recorded = {
+        k
+        for g in groups.values()
+        for r in g.completed
+        for k in ONLINE_KEYS
+        if r.metrics.get(k) is not None
+    }  # online streams' prequential scores
+    wanted = [m for m in CATALOGUE if m.key in (keys or [*kind.default_columns, *recorded])]
+    wanted = [m for m in wanted if m.key in kind.summary_keys or m.key in recorded]
     if keys and not wanted:
         text = (f"none of {', '.join(keys)} is a metric of the runs of {title or 'a table'} "
                 f"({kind.family} runs: {', '.join(kind.summary_keys)})")  # fmt: skip

@@ -27,6 +27,8 @@ METRICS = "metrics.json"
 CHECKPOINT = "checkpoint.pt"
 #: continual evaluation (``eval.every``): every experience evaluated during training
 CURVES = "curves.csv"
+#: an online stream (``online.batch``): every incoming batch's score before training on it
+PREQUENTIAL = "prequential.csv"
 #: the traceback of a run that failed
 TRACEBACK = "traceback.txt"
 #: in the experiment folder: every run of the sweeps that wrote it, with its status

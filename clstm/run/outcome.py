@@ -19,7 +19,14 @@ import numpy as np
 
 from clstm.errors import OutputError
 from clstm.metrics import MEASURES
-from clstm.run.files import CURVES, METRICS, matrix_csv_name, write_json_atomic, write_text_atomic
+from clstm.run.files import (
+    CURVES,
+    METRICS,
+    PREQUENTIAL,
+    matrix_csv_name,
+    write_json_atomic,
+    write_text_atomic,
+)
 from clstm.run.rundir import read_json_file
 from clstm.targets import SEQUENCE, kind_named
 
@@ -78,7 +85,18 @@ def full_result(metric, n_experiences: int):
 
 
 def result_of(
-    cfg, bench, *, run_dir, run_name, status, error, matrices, trained, wall, continual=None
+    cfg,
+    bench,
+    *,
+    run_dir,
+    run_name,
+    status,
+    error,
+    matrices,
+    trained,
+    wall,
+    continual=None,
+    online=None,
 ) -> RunResult:
     """The outcome of a run of ``cfg`` on ``bench``: ``matrices`` maps a stream (``test``, and
     ``valid`` when the benchmark has one) to ``{measure: matrix metric}`` (None: nothing was
@@ -116,6 +134,8 @@ def result_of(
         metrics["test_evaluated"] = False
     if continual is not None:
         _add_curves(metrics, continual, cfg.eval, kind, completed)
+    if online is not None:
+        _add_prequential(metrics, online, cfg.online, bench.experience_names, completed)
     accuracy = test.get("accuracy")
     return RunResult(
         run_dir=Path(run_dir),
@@ -153,6 +173,44 @@ def _add_curves(metrics: dict, continual, options, kind, completed: bool) -> Non
             metrics["stability_gaps"] = record.get("gaps")
 
 
+def _add_prequential(metrics: dict, online, options, names, completed: bool) -> None:
+    """The online stream's prequential scores: every incoming batch's (``prequential.curve``),
+    each measure's over the stream and per experience, and ``preq_<measure>`` at the top level
+    (None unless the run completed)."""
+    from clstm.plugins.online import SHORT
+
+    summary = online.summary(names)
+    curve: dict = {"step": [], "experience": [], "seen": []}
+    for step, e, seen, measure, total, count in online.records:
+        if measure == online.kind.measures[0]:
+            curve["step"].append(step)
+            curve["experience"].append(e)
+            curve["seen"].append(seen)
+            curve.setdefault("count", []).append(count)
+        curve.setdefault(measure, []).append(total / count if count else None)
+    metrics["prequential"] = {
+        "batch": options.batch, "boundaries": options.boundaries, **summary, "curve": curve,
+    }  # fmt: skip
+    for measure, values in summary.items():
+        metrics[f"preq_{SHORT[measure]}"] = values["overall"] if completed else None
+
+
+def prequential_csv(metrics: dict) -> str:
+    """``prequential.csv``: one row per incoming batch and measure, scored before training."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["step", "experience", "sequences_seen", "measure", "value", "count"])
+    names, curve = metrics["experience_names"], metrics["prequential"]["curve"]
+    measures = [m for m in MEASURES if m in curve]
+    for i, step in enumerate(curve["step"]):
+        for measure in measures:
+            value = curve[measure][i]
+            text = "" if value is None else f"{value:.6f}"
+            writer.writerow([step, names[curve["experience"][i]], curve["seen"][i], measure, text,
+                             curve["count"][i]])  # fmt: skip
+    return buffer.getvalue()
+
+
 def curves_csv(metrics: dict) -> str:
     """``curves.csv``: one row per evaluation of one experience of one stream."""
     buffer = io.StringIO()
@@ -175,6 +233,8 @@ def write_result(result: RunResult, matrices: bool = True) -> None:
     write_json_atomic(result.run_dir / METRICS, result.metrics)
     if result.metrics.get("curves"):
         write_text_atomic(result.run_dir / CURVES, curves_csv(result.metrics))
+    if result.metrics.get("prequential"):
+        write_text_atomic(result.run_dir / PREQUENTIAL, prequential_csv(result.metrics))
     for measure in result.kind.measures if matrices else ():
         initial, matrix = result.matrix(measure)
         write_text_atomic(

@@ -51,6 +51,8 @@ class Trained:
     matrices: dict[str, dict] = field(default_factory=dict)
     #: continual evaluation (``eval.every``): the plugin holding the curves, or None
     continual: object | None = None
+    #: an online stream (``online.batch``): the plugin holding the prequential scores, or None
+    online: object | None = None
 
 
 def train_and_evaluate(
@@ -76,6 +78,7 @@ def train_and_evaluate(
         _progress_from_checkpoint(strategy, done, meta, elapsed)
     result = Trained(timings=list(meta.get("timings", [])), matrices=matrices)
     result.continual = _continual(strategy, bench, matrices, tensorboard)
+    result.online = _online(strategy, tensorboard)
     # eval.test: false (a tune's trials): the test stream is never evaluated, nor read
     streams = [getattr(bench.scenario, f"{name}_stream") for name in matrices]
     entry = STRATEGIES[cfg.strategy.name]
@@ -110,6 +113,7 @@ def train_and_evaluate(
                 save_strategy(strategy, run_dir / CHECKPOINT)
             save_meta()
         extra = _continual_summaries(result.continual, cfg, bench, tensorboard.writer)
+        extra |= _online_summaries(result.online, bench, tensorboard.writer)
         write_final_hparams(tensorboard.writer, cfg, bench, matrices.get("test"), extra)
     except RunDiverged as exc:
         result.status, result.error = "diverged", str(exc)
@@ -170,6 +174,11 @@ def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
             batch_size=cfg.eval.batch_size, writer=None,
             seen_all=STRATEGIES[cfg.strategy.name].trains_once,
         )]  # fmt: skip
+    if cfg.online.batch and not resuming:  # an online stream; resuming, the checkpoint's
+        from clstm.plugins.online import OnlinePlugin
+
+        plugins = [*plugins, OnlinePlugin(batch=cfg.online.batch, kind=kind, seed=cfg.seed,
+                                          arrival_times=bench.arrival_times)]  # fmt: skip
     loggers = [tensorboard] if tensorboard is not None else []
     if not quiet:
         loggers.append(ProgressLogger(bench.experience_names))
@@ -209,6 +218,34 @@ def _continual(strategy, bench, matrices, tensorboard):
         streams = {name: getattr(bench.scenario, f"{name}_stream") for name in matrices}
         plugin.attach(streams, tensorboard.writer)
     return plugin
+
+
+def _online(strategy, tensorboard):
+    """The run's online plugin (built, or restored from the checkpoint), given the TensorBoard
+    writer it logs to; None offline."""
+    from clstm.plugins.online import OnlinePlugin
+
+    plugin = next((p for p in strategy.plugins if isinstance(p, OnlinePlugin)), None)
+    if plugin is not None:
+        plugin.attach(tensorboard.writer)
+    return plugin
+
+
+def _online_summaries(plugin, bench, writer) -> dict:
+    """The prequential scores over the whole stream, logged as scalars at the last step:
+    ``{tag: value}`` for the run's HParams (empty offline)."""
+    from clstm.metrics import metric
+    from clstm.plugins.online import SHORT
+
+    if plugin is None:
+        return {}
+    extra = {}
+    for measure, values in plugin.summary(bench.experience_names).items():
+        if values["overall"] is not None:
+            tag = metric(f"preq_{SHORT[measure]}").tag
+            extra[tag] = values["overall"]
+            writer.add_scalar(tag, values["overall"], plugin.seen)
+    return extra
 
 
 def _continual_summaries(plugin, cfg, bench, writer) -> dict:

@@ -35,6 +35,7 @@ from clstm.errors import (  # noqa: F401 - RunExistsError is re-exported for cal
     interruption_cause,
 )
 from clstm.run import provenance
+from clstm.run.checks import check_experiment
 from clstm.run.files import (
     CHECKPOINT,
     CONFIG,
@@ -214,7 +215,7 @@ def run_experiment(
                     bench = build_benchmark(cfg)
             except KeyboardInterrupt as exc:  # e.g. during a download: no run directory yet
                 raise Interrupted(interruption_cause(exc), started=False) from None
-        _check_model_fits(cfg, bench, device)
+        check_experiment(cfg, bench, device)
         if not cfg.eval.test and not bench.has_validation:
             raise ConfigError(
                 "eval.test: false evaluates the validation stream only, and this benchmark has "
@@ -370,7 +371,7 @@ def _execute(
         result = result_of(
             cfg, bench, run_dir=run_dir, run_name=name, status=status, error=error,
             matrices=trained.matrices, trained=len(trained.timings), wall=wall,
-            continual=trained.continual,
+            continual=trained.continual, online=trained.online,
         )  # fmt: skip
         if failure is not None and status == "failed":
             write_text_atomic(run_dir / TRACEBACK, failure[1])
@@ -522,70 +523,3 @@ def _adopt_benchmark(benchmark):
         return as_sequence_benchmark(benchmark)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def _check_model_fits(cfg: ExperimentConfig, bench, device=None) -> None:
-    from clstm.models import parameter_count
-    from clstm.strategies import check_scenario, check_stateful, check_target
-
-    params = parameter_count(cfg.model, bench)
-    need = params * 4 * 4  # float32 weights, gradients and two Adam moments
-    available = _memory_bytes(device)
-    if available and need > available:
-        where = "GPU memory" if getattr(device, "type", "cpu") == "cuda" else "memory"
-        raise ConfigError(
-            f"model.hidden_size {cfg.model.hidden_size} x num_layers {cfg.model.num_layers} on "
-            f"{bench.n_features} features gives {params:,} parameters ({need / 2**30:,.1f} GiB "
-            f"with gradients and optimizer state), more than the {available / 2**30:,.1f} GiB of "
-            f"{where} here; use a smaller model.hidden_size or model.num_layers"
-        )
-
-    kind = bench.kind
-    check_scenario(cfg.strategy.name, bench.scenario_name, kind)
-    check_target(cfg.strategy.name, kind, cfg.strategy)
-    if not kind.classes and bench.scenario_name == "class":
-        raise ConfigError(
-            f"{kind.name} targets have no growing class head: use benchmark.scenario domain "
-            "(one shared head) or task (one head per task)"
-        )
-    if cfg.train.state == "stateful":
-        check_stateful(cfg.strategy.name)
-        if bench.windows_per_series is None:
-            raise ConfigError(
-                "train.state: stateful needs a benchmark of consecutive windows of long series "
-                "(e.g. benchmark.name: cued_recall)"
-            )
-        if cfg.model.bidirectional:
-            raise ConfigError("train.state: stateful cannot be combined with model.bidirectional")
-    if cfg.model.adapter == "projection" and bench.scenario_name != "task":
-        raise ConfigError(
-            "model.adapter: projection needs task labels to pick each dataset's projection; "
-            "use benchmark.scenario: task, or model.adapter: pad"
-        )
-    if cfg.eval.every and cfg.strategy.name == "separate":
-        raise ConfigError(
-            "eval.every: separate evaluates each experience with the model trained on it, so "
-            "there is no one model to follow across experiences; set eval.every: 0"
-        )
-    if cfg.eval.every and cfg.train.state == "stateful":
-        raise ConfigError(
-            "eval.every: continual evaluation would interrupt the state carried from window to "
-            "window (train.state: stateful); set eval.every: 0"
-        )
-    if cfg.eval.every and cfg.eval.window is not None and cfg.eval.window < cfg.eval.every:
-        raise ConfigError(
-            f"eval.window: {cfg.eval.window} iterations is shorter than eval.every "
-            f"({cfg.eval.every}): no two evaluations fall in one window; make it at least that"
-        )
-
-
-def _memory_bytes(device) -> int | None:
-    """Total memory of the device the run uses (physical RAM on CPU), or None if unknown."""
-    if getattr(device, "type", "cpu") == "cuda":
-        import torch
-
-        return torch.cuda.get_device_properties(device).total_memory
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None

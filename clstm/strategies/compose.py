@@ -54,12 +54,15 @@ def build_strategy(
         batching = [StatefulWindowsPlugin(windows_per_series)]
     else:
         batching = [LengthBucketingPlugin()] if train.length_bucketing else []
+    online = getattr(config, "online", None)
+    hidden = bool(online and online.batch and online.boundaries == "hidden")
     lstm_plugin = LSTMPlugin(
         lr_schedule=train.lr_schedule,
         epochs=train.epochs,
         lr_step_size=train.lr_step_size,
         lr_gamma=train.lr_gamma,
-        optimizer_state=train.optimizer_state,
+        # hidden boundaries: the learner cannot know when to reset (docs/online.md)
+        optimizer_state="keep" if hidden else train.optimizer_state,
         grad_clip=train.grad_clip,
     )
     common = dict(
@@ -83,6 +86,13 @@ def build_strategy(
         eval_every=-1,
     )
     options = config.strategy
+    if online and online.batch and options.name == "replay":  # ER with a reservoir, per batch
+        from clstm.plugins.online import OnlineReplayPlugin
+        from clstm.strategies.builders import with_plugin
+
+        plugin = OnlineReplayPlugin(mem_size=options.mem_size, batch_size_mem=None,
+                                    seed=config.seed)  # fmt: skip
+        return with_plugin(plugin, common)
     if getattr(options, "policy", None) == "auto":  # replay: the memory policy of the targets
         policy = "class_balanced" if kind.classes else "experience_balanced"
         options = dataclasses.replace(options, policy=policy)

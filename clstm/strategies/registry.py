@@ -56,6 +56,9 @@ class StrategyEntry:
     needs: str | None = None  # what it needs of the target kind (a key of NEEDS); None: any
     # the scenarios it supports with a class per sequence, where fewer than ``scenarios``
     sequence_scenarios: tuple[str, ...] | None = None
+    #: online streams (``online.batch``): "any" boundaries, "known" boundaries only (its work
+    #: is done at experience boundaries), or None (not run online)
+    online: str | None = None
 
     def handles(self, kind) -> bool:
         """Whether it handles the target kind ``kind`` (:class:`clstm.targets.TargetKind`)."""
@@ -72,7 +75,8 @@ class StrategyEntry:
 #: strategy name -> entry
 STRATEGIES: dict[str, StrategyEntry] = {
     "naive": StrategyEntry(
-        NaiveConfig, builders.naive, ALL, "fine-tuning, the lower bound", stateful=True
+        NaiveConfig, builders.naive, ALL, "fine-tuning, the lower bound", stateful=True,
+        online="any",
     ),
     "joint": StrategyEntry(
         JointConfig, builders.joint, ALL,
@@ -85,10 +89,11 @@ STRATEGIES: dict[str, StrategyEntry] = {
     ),
     "replay": StrategyEntry(
         ReplayConfig, builders.replay, ALL,
-        "experience replay, fixed memory (class-balanced/reservoir)",
+        "experience replay, fixed memory (class-balanced/reservoir)", online="any",
     ),
     "ewc": StrategyEntry(
-        EWCConfig, builders.ewc, ALL, "elastic weight consolidation (and online EWC)"
+        EWCConfig, builders.ewc, ALL, "elastic weight consolidation (and online EWC)",
+        online="known",
     ),
     "si": StrategyEntry(SIConfig, builders.si, ALL, "synaptic intelligence"),
     # MAS's importance is the norm of a (B, C) output (a forecast's too); per-step outputs would
@@ -97,14 +102,16 @@ STRATEGIES: dict[str, StrategyEntry] = {
         MASConfig, builders.mas, ALL, "memory-aware synapses", needs="one output per sequence"
     ),
     "lwf": StrategyEntry(
-        LwFConfig, builders.lwf, ALL, "learning without forgetting (distillation)"
+        LwFConfig, builders.lwf, ALL, "learning without forgetting (distillation)",
+        online="known",
     ),
     "gem": StrategyEntry(
         GEMConfig, builders.gem, ALL, "gradient episodic memory (needs quadprog)"
     ),
     # A-GEM's plugin holds a live iterator over its memory, which cannot be pickled.
     "agem": StrategyEntry(
-        AGEMConfig, builders.agem, ALL, "averaged gradient episodic memory", checkpointable=False
+        AGEMConfig, builders.agem, ALL, "averaged gradient episodic memory", checkpointable=False,
+        online="known",
     ),
     # GDumb's memory is balanced over the class of each sample
     "gdumb": StrategyEntry(
@@ -114,7 +121,7 @@ STRATEGIES: dict[str, StrategyEntry] = {
     # DER stores one output per sample: with classes, the task heads' widths differ
     "der": StrategyEntry(
         DERConfig, builders.der, ALL, "dark experience replay (DER++)",
-        sequence_scenarios=("domain", "class"),
+        sequence_scenarios=("domain", "class"), online="known",
     ),
     "coresets": StrategyEntry(
         CoresetsConfig, builders.coresets, ALL,
@@ -143,6 +150,25 @@ def strategies_with_option(key: str) -> list[str]:
     from dataclasses import fields
 
     return [n for n, e in STRATEGIES.items() if key in {f.name for f in fields(e.config)}]
+
+
+def check_online(strategy: str, boundaries: str) -> None:
+    """Refuse a strategy that is not run online, or (``boundaries: hidden``) one whose work is
+    done at the experience boundaries the stream hides."""
+    entry = STRATEGIES[strategy]
+    if entry.online is None:
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if e.online)
+        raise ConfigError(
+            f"online.batch: strategy '{strategy}' is not run online (it needs whole experiences, "
+            f"or several passes over them); online streams support {allowed}"
+        )
+    if boundaries == "hidden" and entry.online != "any":
+        allowed = ", ".join(n for n, e in STRATEGIES.items() if e.online == "any")
+        raise ConfigError(
+            f"online.boundaries: hidden does not tell strategy '{strategy}' where an experience "
+            f"ends, which is where it does its work; with hidden boundaries use {allowed}, or "
+            "set online.boundaries: known"
+        )
 
 
 def check_stateful(strategy: str) -> None:

@@ -105,7 +105,7 @@ def test_each_sequence_is_scored_once_before_it_is_trained_on(tmp_path, tiny_con
         assert per[e] == pytest.approx(np.mean(mine))
     assert result.metrics["preq_acc"] == pytest.approx(np.mean(curve["accuracy"]))
     rows = list(csv.DictReader((result.run_dir / "prequential.csv").open()))
-    assert len(rows) == 24 and rows[0]["experience"] == "task0" or rows[0]["experience"]
+    assert len(rows) == 24 and [r["experience"] for r in rows[::8]] == ["rule0", "rule1", "rule2"]
     assert float(rows[0]["value"]) == pytest.approx(curve["accuracy"][0], abs=1e-6)
 
 

@@ -56,13 +56,19 @@ if TYPE_CHECKING:
 NO_TARGET = -1
 
 
+def carried_steps(y: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` per-step targets (classes, or bits ``(B, T, W)``) -> ``(B, T)`` bools, true at
+    the steps that carry a target (not :data:`NO_TARGET`), false at input-only steps and
+    padding."""
+    carried = y != NO_TARGET
+    return carried.any(dim=-1) if y.dim() == 3 else carried
+
+
 def target_steps(y: torch.Tensor) -> torch.Tensor:
-    """``(B, T)`` per-step targets (classes, or bits ``(B, T, W)``) -> ``(B, T)`` floats, 1 at the
-    steps that carry a target (not :data:`NO_TARGET`), 0 at input-only steps and padding."""
+    """:func:`carried_steps` as ``(B, T)`` floats: 1 at the steps that carry a target, 0 else."""
     import torch
 
-    carried = y != NO_TARGET
-    return (carried.any(dim=-1) if y.dim() == 3 else carried).to(torch.float32)
+    return carried_steps(y).to(torch.float32)
 
 
 def trimmed(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -98,9 +104,11 @@ def _make_losses() -> None:
 
         def forward(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             y = trimmed(output, y)
-            mask = y != NO_TARGET
-            losses = F.binary_cross_entropy_with_logits(output, y.clamp(min=0), reduction="none")
-            return (losses * mask).sum() / len(y)
+            mask = (y != NO_TARGET).to(output.dtype)  # the weight: 0 where no target
+            loss = F.binary_cross_entropy_with_logits(
+                output, y.clamp(min=0), weight=mask, reduction="sum"
+            )
+            return loss / len(y)
 
     for cls in (PerStepCrossEntropy, PerStepBitsBCE):
         cls.__qualname__ = cls.__name__  # pickled as clstm.targets.<name>

@@ -30,6 +30,11 @@ class RecurrentEncoder(nn.Module):
     batch's longest sequence (outputs at a sequence's padding steps are zeros when packed, and
     never depend on them when padded: the recurrence only runs forward).
 
+    ``forward(x, steps)`` (``per_step`` only; ``steps`` a ``(B, T)`` bool mask, ``T`` at least the
+    batch's longest sequence) returns only the outputs at the steps marked, ``(N, D)`` in row-major
+    order (:func:`at_steps`), with the Elman output layer applied to those alone: the outputs at
+    other steps are not computed. Exact, since neither the Elman output nor a head is fed back.
+
     With ``elman_output=True`` (a one-layer, one-direction vanilla RNN) each step's hidden state
     ``h_t`` is mapped to the layer's output ``y_t = tanh(W_ho h_t + b_ho)``, of the same size, which
     is not fed back: the output of an Elman layer, as in Ehret et al. 2021's ``SimpleRNN`` (their
@@ -88,8 +93,12 @@ class RecurrentEncoder(nn.Module):
         """Forget the carried recurrent state (the next batch starts from zeros)."""
         self.state = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
         out = self._recurrence(x)
+        if steps is not None:
+            if not self.per_step:
+                raise ValueError("outputs at chosen steps need a per-step encoder (per_step=True)")
+            out = at_steps(out, steps)
         return out if self.elman is None else torch.tanh(self.elman(out))
 
     def _recurrence(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,6 +164,27 @@ class RecurrentEncoder(nn.Module):
                     "row b of each batch must continue row b of the previous one"
                 )
         return self.state
+
+
+def at_steps(out: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """The rows of per-step outputs ``out`` ``(B, T', D)`` at the steps ``steps`` ``(B, T)`` marks
+    (bool, ``T >= T'``; no step beyond ``T'`` may be marked), ``(N, D)`` in row-major order: the
+    order in which :func:`scattered` puts them back."""
+    within = steps[:, : out.shape[1]]
+    if within.shape[1] < steps.shape[1] and bool(steps[:, out.shape[1] :].any()):
+        raise ValueError(
+            f"targets beyond step {out.shape[1]} but the batch's sequences end there: a target "
+            "must lie within its sequence's real steps"
+        )
+    return out[within]
+
+
+def scattered(values: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """``(N, W)`` outputs at the steps ``steps`` ``(B, T)`` marks (from :func:`at_steps`) placed in
+    a ``(B, T, W)`` tensor, zeros at the other steps (differentiable in ``values``)."""
+    full = values.new_zeros(*steps.shape, values.shape[-1])
+    full[steps] = values  # in place on the new zeros (no copy of them); autograd records it
+    return full
 
 
 def dropped(dropout: nn.Dropout, h: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from clstm.models.encoder import RecurrentEncoder, dropped
+from clstm.models.encoder import RecurrentEncoder, dropped, scattered
 
 
 class SequenceClassifier(nn.Module):
@@ -30,10 +30,32 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = head if head is not None else nn.Linear(encoder.out_features, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def gathers_steps(self) -> bool:
+        """Whether :meth:`forward` takes ``steps`` (a per-step encoder)."""
+        return self.encoder.per_step
+
+    def forward(self, x: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, n_classes)`` for a padded batch ``(B, T, F + 1)`` (``(B, T', n_classes)``,
-        one per step, with a ``per_step`` encoder)."""
-        return self.head(dropped(self.dropout, self.encoder(x)))
+        one per step, with a ``per_step`` encoder).
+
+        ``steps`` (per-step encoders): a ``(B, T)`` bool mask of the steps whose logits are
+        wanted (those that carry a target); the encoder's output layer and the head are applied
+        there alone and the result is ``(B, T, n_classes)``, zeros elsewhere (:func:`selected`).
+        """
+        steps = selected(self, steps)
+        if steps is None:
+            return self.head(dropped(self.dropout, self.encoder(x)))
+        return scattered(self.head(dropped(self.dropout, self.encoder(x, steps))), steps)
+
+
+def selected(model: nn.Module, steps: torch.Tensor | None) -> torch.Tensor | None:
+    """``steps``, or ``None`` (every step's output computed) while the model's dropout is active
+    in training: dropout on the selected steps alone would draw other random numbers than on
+    every step, so the numbers would differ from the all-steps computation's."""
+    if steps is None or (model.training and model.dropout.p > 0):
+        return None
+    return steps
 
 
 class TaskInputProjection(nn.Module):

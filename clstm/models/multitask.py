@@ -6,7 +6,8 @@ import torch
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
-from clstm.models.encoder import RecurrentEncoder, dropped
+from clstm.models.encoder import RecurrentEncoder, dropped, scattered
+from clstm.models.heads import selected
 
 #: Logit given to the classes another task's head has and this one lacks.
 PAD_LOGIT = -1e9
@@ -52,13 +53,14 @@ class _SharedEncoder(MultiTaskModule):
         self.adapters = nn.ModuleList(adapters) if adapters is not None else None
         self.dropout = nn.Dropout(dropout)
 
-    def features(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-        """The encoder's output for a padded batch, through task ``task_label``'s projection."""
+    def features(self, x: torch.Tensor, task_label: int, steps=None) -> torch.Tensor:
+        """The encoder's output for a padded batch, through task ``task_label``'s projection
+        (at the steps ``steps`` marks alone, when given: :meth:`RecurrentEncoder.forward`)."""
         if self.adapters is not None:
             if not 0 <= task_label < len(self.adapters):
                 raise ValueError(f"no input projection for task {task_label}")
             x = self.adapters[task_label](x)
-        return dropped(self.dropout, self.encoder(x))
+        return dropped(self.dropout, self.encoder(x, steps))
 
 
 class MultiTaskSequenceClassifier(_SharedEncoder):
@@ -115,6 +117,11 @@ class FixedTaskHeads(_SharedEncoder):
     have. A head's parameters receive no gradient before its task arrives. Rows of different
     tasks are run separately; per-step outputs are padded to the batch's longest sequence
     (steps there carry no target).
+
+    With ``steps`` (a per-step encoder; a ``(B, T)`` bool mask of the steps that carry a target)
+    the encoder's output layer and the heads are applied at those steps alone, and the outputs
+    are ``(B, T, n_outputs)``, zeros at the other steps (see
+    :meth:`clstm.models.heads.SequenceClassifier.forward`).
     """
 
     def __init__(
@@ -137,26 +144,36 @@ class FixedTaskHeads(_SharedEncoder):
         if self.training:
             self.known_train_tasks_labels |= set(experience.task_labels)
 
-    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+    @property
+    def gathers_steps(self) -> bool:
+        """Whether :meth:`forward` takes ``steps`` (a per-step encoder)."""
+        return self.encoder.per_step
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int, steps=None) -> torch.Tensor:
         if not 0 <= task_label < len(self.heads):
             raise ValueError(f"no head for task {task_label} (the stream has {len(self.heads)})")
-        return self.heads[task_label](self.features(x, task_label))
+        steps = selected(self, steps)
+        if steps is None:
+            return self.heads[task_label](self.features(x, task_label))
+        return scattered(self.heads[task_label](self.features(x, task_label, steps)), steps)
 
-    def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task_labels, steps=None) -> torch.Tensor:
         if isinstance(task_labels, int):
-            return self.forward_single_task(x, task_labels)
+            return self.forward_single_task(x, task_labels, steps)
         if task_labels is None:  # every known task's head on the whole batch (LwF's teacher)
             return self.forward_all_tasks(x)
         tasks = torch.unique(task_labels).tolist()
         if len(tasks) == 1:
-            return self.forward_single_task(x, tasks[0])
-        steps = int(x[..., -1].sum(dim=1).max().round())
+            return self.forward_single_task(x, tasks[0], steps)
+        steps = selected(self, steps)
+        width = int(x[..., -1].sum(dim=1).max().round()) if steps is None else steps.shape[1]
         out = None
         for task in tasks:
             rows = task_labels == task
-            logits = self.forward_single_task(x[rows], task)  # (b, T_task, W) or (b, K)
+            chosen = None if steps is None else steps[rows]
+            logits = self.forward_single_task(x[rows], task, chosen)  # (b, T, W) or (b, K)
             if out is None:
-                shape = (steps, logits.shape[-1]) if logits.dim() == 3 else logits.shape[1:]
+                shape = (width, logits.shape[-1]) if logits.dim() == 3 else logits.shape[1:]
                 out = logits.new_zeros(x.shape[0], *shape)
             out[rows, : logits.shape[1]] = logits
         return out

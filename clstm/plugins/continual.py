@@ -24,6 +24,8 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.models.utils import is_multi_task_module
 
+from clstm.targets import carried_steps
+
 #: the name of each measure's curves, in TensorBoard tags and curves.csv
 SHORT = {"accuracy": "acc", "mse": "mse", "mae": "mae"}
 
@@ -100,6 +102,7 @@ class ContinualEvalPlugin(SupervisedPlugin):
         model.eval()
         trained = int(strategy.experience.current_experience)
         multi_task = is_multi_task_module(model)
+        gathers = getattr(model, "gathers_steps", False)  # outputs at the target steps alone
         try:
             for name in self._streams:
                 n = len(self.indices[name])
@@ -108,7 +111,8 @@ class ContinualEvalPlugin(SupervisedPlugin):
                     sums = {m: 0.0 for m in self.kind.measures}
                     count = 0
                     for x, y, t in self._batch(name, j, strategy.device):
-                        out = model(x, t) if multi_task else model(x)
+                        steps = {"steps": carried_steps(y)} if gathers else {}
+                        out = model(x, t, **steps) if multi_task else model(x, **steps)
                         for measure in self.kind.measures:
                             total, counted = self.kind.score(out, y, measure)
                             sums[measure] += float(total)

@@ -67,6 +67,9 @@ class LwFPlugin(_AvalancheLwFPlugin):
     usable in every scenario. :param alpha: weight of the distillation loss;
     :param temperature: softmax temperature."""
 
+    #: it distils the outputs at every real step, targets or not (clstm.strategies.lean)
+    needs_every_step_output = True
+
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0):
         super().__init__(alpha=alpha, temperature=temperature)
         self.lwf = _TaskAgnosticLwF(alpha, temperature)

@@ -115,9 +115,35 @@ def _forward(strategy):
     if not _template(strategy, "forward"):
         return strategy.forward
     # SupervisedProblem.forward: task labels go to multi-task models when the experience has them
-    if hasattr(strategy.experience, "task_labels") and is_multi_task_module(strategy.model):
+    tasks = hasattr(strategy.experience, "task_labels") and is_multi_task_module(strategy.model)
+    if gathers_steps(strategy):
+        from clstm.targets import carried_steps
+
+        b, model = strategy, strategy.model
+        if tasks:
+            return lambda: model(b.mbatch[0], b.mbatch[-1], steps=carried_steps(b.mbatch[1]))
+        return lambda: model(b.mbatch[0], steps=carried_steps(b.mbatch[1]))
+    if tasks:
         return lambda: strategy.model(strategy.mbatch[0], strategy.mbatch[-1])
     return lambda: strategy.model(strategy.mbatch[0])
+
+
+def gathers_steps(strategy) -> bool:
+    """Whether the loop asks a per-step model for its outputs at the target steps alone.
+
+    A per-step model (``gathers_steps``: :class:`clstm.models.heads.SequenceClassifier` and
+    :class:`clstm.models.multitask.FixedTaskHeads` on a per-step encoder) then applies its
+    output layer and heads only at the steps that carry a target, and its outputs are zeros at
+    the others: the loss, the scores and every clstm plugin read the target steps alone, so
+    nothing changes but the time (on the Copy Task the Elman output layer is half the model's
+    work, at every step). A plugin that reads the outputs at steps without a target says so
+    with a true ``needs_every_step_output`` (LwF distils at every real step); the loop then
+    computes every step's output, as do the model's other callers (DER's stored outputs, EWC's
+    Fisher, ...), and a model whose dropout is active in training.
+    """
+    if not getattr(strategy.model, "gathers_steps", False):
+        return False
+    return not any(getattr(p, "needs_every_step_output", False) for p in strategy.plugins)
 
 
 def _unpack(strategy):

@@ -348,3 +348,25 @@ def write_section(text: str, start: str, end: str, out: str | None) -> None:
         new = old.rstrip() + "\n\n" + text + "\n"
     path.write_text(new)
     print(f"written: {out}", file=sys.stderr)
+
+
+def section_main(doc: str, measure, section, start: str, end: str, repeats: int = 5) -> None:
+    """The command line of a script that measures one section of results/BENCHMARKS.md:
+    ``--repeats``, ``--quick`` (tiny sizes: checks the script only) and ``--out``; measures with
+    ``measure(repeats, quick)``, renders with ``section(data, cpu name, repeats)``, prints the
+    section and writes it between its markers (not with ``--quick`` unless ``--out`` says)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script only")
+    parser.add_argument("--out", default=None, help="default results/BENCHMARKS.md (not --quick)")
+    args = parser.parse_args()
+    from clstm.run.runner import quiet_library_warnings
+
+    with quiet_library_warnings():
+        data = measure(args.repeats, args.quick)
+    text = section(data, cpu_name(), args.repeats)
+    print(text)
+    out = args.out or (None if args.quick else str(ROOT / "results" / "BENCHMARKS.md"))
+    write_section(text, start, end, out)

@@ -13,7 +13,6 @@ the quartiles of the paired ratios. Target: at most 1.15x.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
-from bench_common import cpu_name, write_section  # beside this script
+from bench_common import section_main  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench_continual:start -->", "<!-- bench_continual:end -->"
@@ -130,19 +129,7 @@ def _counts(counts: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script only")
-    parser.add_argument("--out", default=None, help="default results/BENCHMARKS.md (not --quick)")
-    args = parser.parse_args()
-    from clstm.run.runner import quiet_library_warnings
-
-    with quiet_library_warnings():
-        data = measure(args.repeats, args.quick)
-    text = section(data, cpu_name(), args.repeats)
-    print(text)
-    out = args.out or (None if args.quick else str(ROOT / "results" / "BENCHMARKS.md"))
-    write_section(text, START, END, out)
+    section_main(__doc__, measure, section, START, END)
 
 
 if __name__ == "__main__":

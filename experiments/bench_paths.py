@@ -75,6 +75,16 @@ def streams(config: dict):
     return stream_tensors(build_benchmark(load_config(config)).scenario.train_stream)
 
 
+def update(optimizer, loss, params, clip: float) -> None:
+    """One hand-written update: gradients of ``loss``, their norm clipped to ``clip``, a step."""
+    import torch
+
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+
+
 def copy_hand(train, config: dict) -> float:
     """The hand-written Copy Task loop: RNN, Elman output layer and the task's head at the
     target steps (the same columns in every sequence), summed BCE over the target bits / B."""
@@ -107,10 +117,7 @@ def copy_hand(train, config: dict) -> float:
                 loss = nn.functional.binary_cross_entropy_with_logits(
                     logits, targets[index], reduction="sum"
                 ) / len(index)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, t["grad_clip"])
-                optimizer.step()
+                update(optimizer, loss, params, t["grad_clip"])
         spent += time.perf_counter() - started
     return spent
 
@@ -140,10 +147,7 @@ def copy_hand_clstm_model(train, config: dict) -> float:
                 index = order[i : i + t["batch_size"]]
                 yb = y[index]
                 loss = loss_fn(model(x[index], labels[index], steps=carried_steps(yb)), yb)
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, t["grad_clip"])
-                optimizer.step()
+                update(optimizer, loss, params, t["grad_clip"])
         spent += time.perf_counter() - started
     return spent
 
@@ -250,10 +254,7 @@ def forecast_hand(train, config: dict, clstm_model: bool = False) -> float:
             for i in range(0, len(x), t["batch_size"]):
                 index = order[i : i + t["batch_size"]]
                 loss = nn.functional.mse_loss(model(values[index]), y[index])
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
+                update(optimizer, loss, params, 1.0)
             decay.step()
         spent += time.perf_counter() - started
     return spent

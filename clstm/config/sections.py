@@ -125,6 +125,11 @@ class EvalConfig:
     subsample: int = param(
         1000, "continual evaluation: sequences per experience (drawn once per run)", ge=1
     )
+    background: bool = param(
+        False,
+        "continual evaluation: evaluate a copy of the model in a second thread while training "
+        "goes on (the same values; worth it when the run has a core to spare)",
+    )
     window: int | None = param(
         None,
         "continual evaluation: the window of windowed forgetting (WF), in iterations, at least "

@@ -12,12 +12,21 @@ run trains exactly as it would without it (a test checks the matrices are equal)
 (iteration, experience trained, experience tested, stream, measure, value) are pickled with the
 strategy in every checkpoint, so a resumed run's curves continue where they stopped.
 
+With ``background`` (``eval.background: true``), each evaluation runs on a copy of the model
+taken at its iteration, in a second thread, while training goes on: the same values (the copy
+holds that iteration's weights; a test checks the records are equal), at the cost of a second
+core. The next evaluation, the end of each experience and every checkpoint wait for it first, so
+records stay in order and a checkpoint never misses one.
+
 Avalanche's ``eval_every`` evaluates a whole stream through the strategy's own evaluation (its
 periodic mode evaluated the wrong stream: avalanche issues #1114, #1148, #1093), which also runs
 every metric and logger of the run; this plugin evaluates beside it and leaves them alone.
 """
 
 from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -34,10 +43,12 @@ class ContinualEvalPlugin(SupervisedPlugin):
     """Evaluate every seen experience every ``every`` training iterations (module docstring)."""
 
     def __init__(self, streams: dict, *, every: int, subsample: int, seed: int, kind,
-                 batch_size: int, writer=None, seen_all: bool = False):  # fmt: skip
+                 batch_size: int, writer=None, seen_all: bool = False,
+                 background: bool = False):  # fmt: skip
         super().__init__()
         self.every, self.subsample, self.kind = every, subsample, kind
-        self.batch_size = batch_size
+        self.batch_size, self.background = batch_size, background
+        self.measured = -1  # the iteration of the last evaluation
         self.seen_all = seen_all  # joint: every experience is trained from the start
         self.iteration = 0  # training iterations over the whole run
         self.records: list[tuple] = []  # (iteration, trained, stream, tested, measure, value)
@@ -54,16 +65,21 @@ class ContinualEvalPlugin(SupervisedPlugin):
     def attach(self, streams: dict, writer=None) -> None:
         """The streams (and TensorBoard writer) to evaluate on; again after a checkpoint loads."""
         self._streams, self._writer, self._batches = streams, writer, {}
+        self._pool, self._pending = None, None
 
     def __getstate__(self):  # the records and indices go into checkpoints, not the data
+        self.wait()  # a checkpoint holds every evaluation made before it
         state = dict(self.__dict__)
-        for key in ("_streams", "_writer", "_batches"):
+        for key in ("_streams", "_writer", "_batches", "_pool", "_pending"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("background", False)
+        self.__dict__.setdefault("measured", self.records[-1][0] if self.records else -1)
         self._streams, self._writer, self._batches = {}, None, {}
+        self._pool, self._pending = None, None
 
     def after_training_iteration(self, strategy, *args, **kwargs):
         self.iteration += 1
@@ -71,8 +87,34 @@ class ContinualEvalPlugin(SupervisedPlugin):
             self._evaluate(strategy)
 
     def after_training_exp(self, strategy, *args, **kwargs):
-        if not self.records or self.records[-1][0] != self.iteration:  # not measured just now
+        if self.measured != self.iteration:  # not measured just now
             self._evaluate(strategy)
+        self.wait()  # the boundary's values are in before anything reads the records
+
+    def wait(self) -> None:
+        """Record the evaluation running in the background, if any (it is waited for)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._record(pending.result())
+
+    def _evaluate(self, strategy) -> None:
+        self.wait()
+        self.measured = self.iteration
+        trained = int(strategy.experience.current_experience)
+        if not self.background:
+            self._record(self._measure(strategy.model, trained, self.iteration, strategy.device))
+            return
+        model = copy.deepcopy(strategy.model)  # this iteration's weights; training goes on
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="clstm-continual-eval")
+        self._pending = self._pool.submit(
+            self._measure, model, trained, self.iteration, strategy.device
+        )
+
+    def _record(self, records: list[tuple]) -> None:
+        for record in records:
+            self.records.append(record)
+            self._log(*record)
 
     def _batch(self, name: str, j: int, device) -> list[tuple]:
         """Experience ``j``'s subsample as evaluation batches, made once: sorted by length and,
@@ -96,11 +138,11 @@ class ContinualEvalPlugin(SupervisedPlugin):
         return self._batches[key]
 
     @torch.inference_mode()
-    def _evaluate(self, strategy) -> None:
-        model = strategy.model
+    def _measure(self, model, trained: int, iteration: int, device) -> list[tuple]:
+        """``(iteration, trained, stream, tested, measure, value)`` of each tested experience."""
+        records = []
         training = model.training
         model.eval()
-        trained = int(strategy.experience.current_experience)
         multi_task = is_multi_task_module(model)
         gathers = getattr(model, "gathers_steps", False)  # outputs at the target steps alone
         try:
@@ -110,7 +152,7 @@ class ContinualEvalPlugin(SupervisedPlugin):
                 for j in tested:
                     sums = {m: 0.0 for m in self.kind.measures}
                     count = 0
-                    for x, y, t in self._batch(name, j, strategy.device):
+                    for x, y, t in self._batch(name, j, device):
                         steps = {"steps": carried_steps(y)} if gathers else {}
                         out = model(x, t, **steps) if multi_task else model(x, **steps)
                         for measure in self.kind.measures:
@@ -120,20 +162,21 @@ class ContinualEvalPlugin(SupervisedPlugin):
                                 count += int(counted)
                     for measure, total in sums.items():
                         value = total / max(count, 1)
-                        self.records.append((self.iteration, trained, name, j, measure, value))
-                        self._log(name, measure, j, value)
+                        records.append((iteration, trained, name, j, measure, value))
         finally:
             model.train(training)
+        return records
 
-    def _log(self, stream: str, measure: str, j: int, value: float) -> None:
+    def _log(self, iteration: int, trained: int, stream: str, j: int, measure: str,
+             value: float) -> None:  # fmt: skip
         if self._writer is None:
             return
         prefix = "" if stream == "test" else f"{stream}/"
-        self._writer.add_scalar(f"{prefix}continual/{SHORT[measure]}/exp{j:02d}", value,
-                                self.iteration)  # fmt: skip
+        self._writer.add_scalar(f"{prefix}continual/{SHORT[measure]}/exp{j:02d}", value, iteration)
 
     def curves(self) -> dict:
         """``{stream: {measure: {"iteration", "trained", "tested", "value"}}}`` (lists)."""
+        self.wait()
         out: dict = {}
         for iteration, trained, stream, tested, measure, value in self.records:
             c = out.setdefault(stream, {}).setdefault(
@@ -146,6 +189,7 @@ class ContinualEvalPlugin(SupervisedPlugin):
 
     def boundaries(self) -> list[int]:
         """The iteration at the end of each training experience so far."""
+        self.wait()
         ends, last = [], None
         for iteration, trained, *_ in self.records:
             if last is not None and trained != last[1]:

@@ -171,7 +171,7 @@ def _strategy(cfg, bench, device, run_dir, quiet, plugins, resuming):
         plugins = [*plugins, ContinualEvalPlugin(
             {name: getattr(bench.scenario, f"{name}_stream") for name in streams},
             every=cfg.eval.every, subsample=cfg.eval.subsample, seed=cfg.seed, kind=kind,
-            batch_size=cfg.eval.batch_size, writer=None,
+            batch_size=cfg.eval.batch_size, writer=None, background=cfg.eval.background,
             seen_all=STRATEGIES[cfg.strategy.name].trains_once,
         )]  # fmt: skip
     if cfg.online.batch and not resuming:  # an online stream; resuming, the checkpoint's

@@ -318,6 +318,18 @@ def test_der_learns_new_classes_despite_masked_stored_logits(tmp_path):
     assert np.all(np.diag(R)[1:] > 0.7)  # without the fix each new pair stays at chance (0.5)
 
 
+def test_herding_keeps_earlier_classes_in_class_incremental_learning(tmp_path):
+    R = _split_digits(tmp_path, "herding")
+    # naive scores exactly 0 on earlier digits here; herding's exemplars keep them answered
+    assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
+
+
+def test_derpp_is_der_with_tscils_weights(tmp_path):
+    probe = Probe(before_training_exp=lambda s: (type(s).__name__, s.alpha, s.beta, s.mem_size))
+    _valid(_run(tmp_path, "derpp", scenario="domain", probe=probe))
+    assert probe.records["before_training_exp"][0] == ("DER", 0.5, 0.5, 200)
+
+
 def test_der_masked_logits_are_left_out_of_the_logit_matching():
     from types import SimpleNamespace
 

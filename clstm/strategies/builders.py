@@ -14,9 +14,11 @@ from clstm.strategies.configs import (
     AGEMConfig,
     CoresetsConfig,
     DERConfig,
+    DERPPConfig,
     EWCConfig,
     GDumbConfig,
     GEMConfig,
+    HerdingConfig,
     LwFConfig,
     MASConfig,
     ReplayConfig,
@@ -127,7 +129,7 @@ def gdumb(config: GDumbConfig, **common):
     return with_plugin(QuietGDumbPlugin(mem_size=config.mem_size), common)
 
 
-def der(config: DERConfig, **common):
+def der(config: DERConfig | DERPPConfig, **common):
     import torch
     from avalanche.training import DER
 
@@ -149,6 +151,18 @@ def der(config: DERConfig, **common):
         beta=config.beta,
         **common,
     )
+
+
+def herding(config: HerdingConfig, **common):
+    from clstm.plugins.herding import HerdingBuffer
+    from clstm.plugins.replay import QuietReplayPlugin
+
+    plugin = QuietReplayPlugin(
+        mem_size=config.mem_size,
+        batch_size_mem=config.batch_size_mem,
+        storage_policy=HerdingBuffer(config.mem_size),
+    )
+    return with_plugin(plugin, common)
 
 
 def coresets(config: CoresetsConfig, **common):

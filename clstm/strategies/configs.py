@@ -152,6 +152,30 @@ class DERConfig:
 
 
 @dataclass(frozen=True)
+class DERPPConfig:
+    """DER++ as TSCIL (Qiao et al., KDD 2024) runs it: DER's logit matching and its label term on
+    memory samples, each weighted 0.5 (``agents/der.py``)."""
+
+    name: Literal["derpp"] = param("derpp", "strategy")
+    mem_size: int = param(200, "samples kept in memory", ge=1)
+    batch_size_mem: int | None = param(None, "memory batch size (null: train.batch_size)", ge=1)
+    alpha: float = param(0.5, "weight of the logit-matching (MSE) term", ge=0.0)
+    beta: float = param(0.5, "weight of the label term on memory samples", ge=0.0)
+
+
+@dataclass(frozen=True)
+class HerdingConfig:
+    """Replay from exemplars chosen by iCaRL's herding, an equal share per class (TSCIL's
+    "Herding")."""
+
+    name: Literal["herding"] = param("herding", "strategy")
+    mem_size: int = param(200, "sequences kept in memory, over all experiences", ge=1)
+    batch_size_mem: int | None = param(
+        None, "memory sequences per training batch (null: train.batch_size)", ge=1
+    )
+
+
+@dataclass(frozen=True)
 class CoresetsConfig:
     """Replay of a random coreset per experience, trained to the previous model's outputs."""
 

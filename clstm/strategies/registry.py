@@ -22,9 +22,11 @@ from clstm.strategies.configs import (
     CoresetsConfig,
     CumulativeConfig,
     DERConfig,
+    DERPPConfig,
     EWCConfig,
     GDumbConfig,
     GEMConfig,
+    HerdingConfig,
     JointConfig,
     LwFConfig,
     MASConfig,
@@ -122,6 +124,15 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "der": StrategyEntry(
         DERConfig, builders.der, ALL, "dark experience replay (DER++)",
         sequence_scenarios=("domain", "class"), online="known",
+    ),
+    "derpp": StrategyEntry(
+        DERPPConfig, builders.der, ALL, "DER++ with TSCIL's weights (alpha = beta = 0.5)",
+        sequence_scenarios=("domain", "class"), online="known",
+    ),
+    # exemplars per class, chosen from the features of the class's sequences
+    "herding": StrategyEntry(
+        HerdingConfig, builders.herding, ALL, "replay of iCaRL-herding exemplars (TSCIL)",
+        needs="a class per sequence",
     ),
     "coresets": StrategyEntry(
         CoresetsConfig, builders.coresets, ALL,

@@ -330,6 +330,19 @@ def test_derpp_is_der_with_tscils_weights(tmp_path):
     assert probe.records["before_training_exp"][0] == ("DER", 0.5, 0.5, 200)
 
 
+@pytest.mark.parametrize("scenario", ["domain", "class"])
+def test_dt2w_without_its_own_terms_is_lwf(tmp_path, scenario):
+    """With the soft-DTW and prototype terms off, DT2W's loss is LwF's: the same run, bitwise."""
+    off = {"fmap": 0.0, "proto_aug": 0.0}
+    if scenario == "class":
+        lwf = run_experiment(_run_scenario_config("lwf"), out=tmp_path / "lwf").accuracy_matrix
+        dt2w = run_experiment(_run_scenario_config("dt2w", off), out=tmp_path / "dt2w")
+    else:
+        lwf = _run(tmp_path / "lwf", "lwf", scenario="domain").accuracy_matrix
+        dt2w = _run(tmp_path / "dt2w", "dt2w", scenario="domain", **off)
+    np.testing.assert_array_equal(dt2w.accuracy_matrix, lwf)
+
+
 def test_der_masked_logits_are_left_out_of_the_logit_matching():
     from types import SimpleNamespace
 
@@ -409,14 +422,18 @@ def test_separate_models_never_forget_and_never_transfer(tmp_path, scenario):
     assert result.metrics["bwt"] == 0 and result.metrics["forgetting"] == 0
 
 
+def _run_scenario_config(strategy, params=None):
+    return {
+        "device": "cpu", "benchmark": {"name": "seq_digits", "n_experiences": 3, "test_size": 0.5},
+        "strategy": {"name": strategy, **(params or {})}, "model": {"hidden_size": 16},
+        "train": {"epochs": 2},
+    }  # fmt: skip
+
+
 def _run_scenario(tmp_path, strategy, scenario):
     if scenario != "class":
         return _run(tmp_path, strategy, scenario=scenario)
-    cfg = {
-        "device": "cpu", "benchmark": {"name": "seq_digits", "n_experiences": 3, "test_size": 0.5},
-        "strategy": {"name": strategy}, "model": {"hidden_size": 16}, "train": {"epochs": 2},
-    }  # fmt: skip
-    result = run_experiment(cfg, out=tmp_path)
+    result = run_experiment(_run_scenario_config(strategy), out=tmp_path)
     assert result.status == "completed", result.error
     return result
 

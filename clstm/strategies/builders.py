@@ -15,6 +15,7 @@ from clstm.strategies.configs import (
     CoresetsConfig,
     DERConfig,
     DERPPConfig,
+    DT2WConfig,
     EWCConfig,
     GDumbConfig,
     GEMConfig,
@@ -163,6 +164,13 @@ def herding(config: HerdingConfig, **common):
         storage_policy=HerdingBuffer(config.mem_size),
     )
     return with_plugin(plugin, common)
+
+
+def dt2w(config: DT2WConfig, **common):
+    from clstm.plugins.dt2w import DT2WPlugin
+
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    return with_plugin(DT2WPlugin(**options), common)
 
 
 def coresets(config: CoresetsConfig, **common):

@@ -176,6 +176,28 @@ class HerdingConfig:
 
 
 @dataclass(frozen=True)
+class DT2WConfig:
+    """DT2W (TSCIL): LwF plus soft-DTW distillation of the hidden-state sequences and prototype
+    augmentation for earlier classes; defaults from TSCIL's ``main_config.py``."""
+
+    name: Literal["dt2w"] = param("dt2w", "strategy")
+    alpha: float = param(1.0, "weight of the output distillation (lambda_kd_lwf)", ge=0.0)
+    temperature: float = param(2.0, "distillation temperature", gt=0.0)
+    fmap: float = param(
+        0.01,
+        "weight of the soft-DTW distance between hidden-state sequences (lambda_kd_fmap)",
+        ge=0.0,
+    )
+    gamma: float = param(1.0, "soft-DTW smoothing (0: plain DTW)", ge=0.0)
+    proto_aug: float = param(
+        100.0, "weight of the prototype-augmentation loss (lambda_protoAug)", ge=0.0
+    )
+    adaptive: bool = param(
+        False, "weigh the task loss 1/(t+1) and the rest 1-1/(t+1) at experience t"
+    )
+
+
+@dataclass(frozen=True)
 class CoresetsConfig:
     """Replay of a random coreset per experience, trained to the previous model's outputs."""
 

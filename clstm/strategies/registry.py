@@ -23,6 +23,7 @@ from clstm.strategies.configs import (
     CumulativeConfig,
     DERConfig,
     DERPPConfig,
+    DT2WConfig,
     EWCConfig,
     GDumbConfig,
     GEMConfig,
@@ -132,6 +133,13 @@ STRATEGIES: dict[str, StrategyEntry] = {
     # exemplars per class, chosen from the features of the class's sequences
     "herding": StrategyEntry(
         HerdingConfig, builders.herding, ALL, "replay of iCaRL-herding exemplars (TSCIL)",
+        needs="a class per sequence",
+    ),
+    # prototypes and their augmentation are per class; the previous model's hidden states are
+    # read from one forward, which task heads would split by task
+    "dt2w": StrategyEntry(
+        DT2WConfig, builders.dt2w, ALL, sequence_scenarios=("domain", "class"),
+        description="LwF + soft-DTW distillation of hidden states + prototype augmentation",
         needs="a class per sequence",
     ),
     "coresets": StrategyEntry(

@@ -324,6 +324,16 @@ def test_herding_keeps_earlier_classes_in_class_incremental_learning(tmp_path):
     assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
 
 
+def test_fasticarl_keeps_earlier_classes_with_its_nearest_mean_classifier(tmp_path):
+    R = _split_digits(tmp_path, "fasticarl")
+    assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
+
+
+def test_clops_keeps_earlier_classes_by_replaying_its_most_important_sequences(tmp_path):
+    R = _split_digits(tmp_path, "clops")
+    assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
+
+
 def test_derpp_is_der_with_tscils_weights(tmp_path):
     probe = Probe(before_training_exp=lambda s: (type(s).__name__, s.alpha, s.beta, s.mem_size))
     _valid(_run(tmp_path, "derpp", scenario="domain", probe=probe))

@@ -94,17 +94,25 @@ class _OrderedExemplars(ExemplarsBuffer):
             self.buffer = self.buffer.subset(range(new_size))
 
 
-class HerdingBuffer(BalancedExemplarsBuffer):
+def normalized_herding(features: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`herding_order` on the L2-normalised features (TSCIL's ``agents/herding.py``)."""
+    return herding_order(F.normalize(features, dim=1), k)
+
+
+class ExemplarBuffer(BalancedExemplarsBuffer):
     """``mem_size`` sequences, an equal share (to one sequence) per (experience, class) pair seen,
-    each share chosen by herding when its experience ends (module docstring).
+    each share chosen when its experience ends as the first ones of ``order(values, k)`` (the
+    class's rows of :meth:`scores`: by default the encoder's features, :func:`sequence_features`),
+    and shrunk later by dropping the end of that order.
 
     A class trained again in a later experience (the domain scenario) gets a group of its own
     there. A class with fewer sequences than its share keeps all of them; the memory then holds
     fewer than ``mem_size``.
     """
 
-    def __init__(self, max_size: int):
+    def __init__(self, max_size: int, order):
         super().__init__(max_size, adaptive_size=True)
+        self.order = order  # a module-level function (checkpoints pickle it by name)
 
     def post_adapt(self, agent, exp) -> None:
         data = exp.dataset
@@ -112,10 +120,21 @@ class HerdingBuffer(BalancedExemplarsBuffer):
         groups = [(exp.current_experience, int(c)) for c in sorted(by_class)]
         lengths = self.get_group_lengths(len(self.buffer_groups) + len(groups))
         quota = max(lengths[len(self.buffer_groups) :], default=0)
-        features = sequence_features(agent.model, data.eval(), agent.eval_mb_size, agent.device)
+        values = self.scores(agent, data)
         for e, c in groups:
             indices = torch.as_tensor(by_class[c], dtype=torch.long)
-            chosen = indices[herding_order(F.normalize(features[indices], dim=1), quota)]
+            chosen = indices[self.order(values[indices], quota)]
             self.buffer_groups[(e, c)] = _OrderedExemplars(data.subset(chosen.tolist()))
         for length, group in zip(lengths, self.buffer_groups.values(), strict=True):
             group.resize(agent, length)
+
+    def scores(self, agent, data) -> torch.Tensor:
+        """What ``order`` ranks, one row per sequence of ``data``: the encoder's features."""
+        return sequence_features(agent.model, data.eval(), agent.eval_mb_size, agent.device)
+
+
+class HerdingBuffer(ExemplarBuffer):
+    """An :class:`ExemplarBuffer` whose shares are chosen by herding (module docstring)."""
+
+    def __init__(self, max_size: int):
+        super().__init__(max_size, normalized_herding)

@@ -12,11 +12,13 @@ import dataclasses
 
 from clstm.strategies.configs import (
     AGEMConfig,
+    CLOPSConfig,
     CoresetsConfig,
     DERConfig,
     DERPPConfig,
     DT2WConfig,
     EWCConfig,
+    FastICARLConfig,
     GDumbConfig,
     GEMConfig,
     HerdingConfig,
@@ -164,6 +166,24 @@ def herding(config: HerdingConfig, **common):
         storage_policy=HerdingBuffer(config.mem_size),
     )
     return with_plugin(plugin, common)
+
+
+def fasticarl(config: FastICARLConfig, **common):
+    from clstm.plugins.fasticarl import FastICARLPlugin, NCMHead, OneHotBCE
+
+    model = common["model"]
+    if not hasattr(model, "head"):
+        raise TypeError(f"fasticarl needs a model with one `head`; {type(model).__name__} has none")
+    model.head = NCMHead(model.head)  # the same parameters: the optimizer's hold them still
+    plugin = FastICARLPlugin(mem_size=config.mem_size, batch_size_mem=config.batch_size_mem)
+    return with_plugin(plugin, {**common, "criterion": OneHotBCE()})
+
+
+def clops(config: CLOPSConfig, **common):
+    from clstm.plugins.clops import CLOPSPlugin
+
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    return with_plugin(CLOPSPlugin(**options), common)
 
 
 def dt2w(config: DT2WConfig, **common):

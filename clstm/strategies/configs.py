@@ -176,6 +176,32 @@ class HerdingConfig:
 
 
 @dataclass(frozen=True)
+class FastICARLConfig:
+    """FastICARL (TSCIL): replay of the exemplars nearest their class mean, a one-hot BCE loss
+    and a nearest-class-mean classifier."""
+
+    name: Literal["fasticarl"] = param("fasticarl", "strategy")
+    mem_size: int = param(200, "sequences kept in memory, over all experiences", ge=1)
+    batch_size_mem: int | None = param(
+        None, "memory sequences per training batch (null: train.batch_size)", ge=1
+    )
+
+
+@dataclass(frozen=True)
+class CLOPSConfig:
+    """CLOPS (TSCIL): a learnt importance weight per training sequence; replay of the most
+    important ones (random retrieval, as TSCIL's experiments)."""
+
+    name: Literal["clops"] = param("clops", "strategy")
+    mem_size: int = param(200, "sequences kept in memory, over all experiences", ge=1)
+    batch_size_mem: int | None = param(
+        None, "memory sequences per training batch (null: train.batch_size)", ge=1
+    )
+    beta_lr: float = param(1e-4, "learning rate of the importance weights", gt=0.0)
+    lambda_beta: float = param(1.0, "weight of the penalty keeping the weights near 1", ge=0.0)
+
+
+@dataclass(frozen=True)
 class DT2WConfig:
     """DT2W (TSCIL): LwF plus soft-DTW distillation of the hidden-state sequences and prototype
     augmentation for earlier classes; defaults from TSCIL's ``main_config.py``."""

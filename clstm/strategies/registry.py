@@ -19,12 +19,14 @@ from clstm.config.schema import did_you_mean
 from clstm.errors import ConfigError
 from clstm.strategies.configs import (
     AGEMConfig,
+    CLOPSConfig,
     CoresetsConfig,
     CumulativeConfig,
     DERConfig,
     DERPPConfig,
     DT2WConfig,
     EWCConfig,
+    FastICARLConfig,
     GDumbConfig,
     GEMConfig,
     HerdingConfig,
@@ -133,6 +135,18 @@ STRATEGIES: dict[str, StrategyEntry] = {
     # exemplars per class, chosen from the features of the class's sequences
     "herding": StrategyEntry(
         HerdingConfig, builders.herding, ALL, "replay of iCaRL-herding exemplars (TSCIL)",
+        needs="a class per sequence",
+    ),
+    # one head, whose classes get a mean each (task heads would need a classifier per task)
+    "fasticarl": StrategyEntry(
+        FastICARLConfig, builders.fasticarl, ALL, sequence_scenarios=("domain", "class"),
+        description="exemplars nearest the class mean, one-hot BCE, NCM classifier (TSCIL)",
+        needs="a class per sequence",
+    ),
+    # its loss weighs each sequence's cross-entropy
+    "clops": StrategyEntry(
+        CLOPSConfig, builders.clops, ALL,
+        "importance-weighted training, replay of the most important sequences (TSCIL)",
         needs="a class per sequence",
     ),
     # prototypes and their augmentation are per class; the previous model's hidden states are

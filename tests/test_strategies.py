@@ -334,6 +334,11 @@ def test_clops_keeps_earlier_classes_by_replaying_its_most_important_sequences(t
     assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
 
 
+def test_aser_keeps_earlier_classes_by_shapley_replay(tmp_path):
+    R = _split_digits(tmp_path, "aser")
+    assert R[-1, :-1].mean() > 0.3 and np.count_nonzero(R[-1, :-1]) == 4
+
+
 def test_derpp_is_der_with_tscils_weights(tmp_path):
     probe = Probe(before_training_exp=lambda s: (type(s).__name__, s.alpha, s.beta, s.mem_size))
     _valid(_run(tmp_path, "derpp", scenario="domain", probe=probe))

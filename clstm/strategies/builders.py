@@ -12,6 +12,7 @@ import dataclasses
 
 from clstm.strategies.configs import (
     AGEMConfig,
+    ASERConfig,
     CLOPSConfig,
     CoresetsConfig,
     DERConfig,
@@ -177,6 +178,13 @@ def fasticarl(config: FastICARLConfig, **common):
     model.head = NCMHead(model.head)  # the same parameters: the optimizer's hold them still
     plugin = FastICARLPlugin(mem_size=config.mem_size, batch_size_mem=config.batch_size_mem)
     return with_plugin(plugin, {**common, "criterion": OneHotBCE()})
+
+
+def aser(config: ASERConfig, **common):
+    from clstm.plugins.aser import ASERPlugin
+
+    options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+    return with_plugin(ASERPlugin(**options), common)
 
 
 def clops(config: CLOPSConfig, **common):

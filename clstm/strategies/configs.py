@@ -202,6 +202,22 @@ class CLOPSConfig:
 
 
 @dataclass(frozen=True)
+class ASERConfig:
+    """ASER (TSCIL): replay whose memory is retrieved and replaced by KNN Shapley values in
+    feature space."""
+
+    name: Literal["aser"] = param("aser", "strategy")
+    mem_size: int = param(200, "sequences kept in memory", ge=1)
+    batch_size_mem: int | None = param(
+        None, "memory sequences per training batch (null: train.batch_size)", ge=1
+    )
+    k: int = param(3, "neighbours of the KNN Shapley value (aser_k)", ge=1)
+    n_per_class: int = param(
+        4, "sequences per class drawn for candidates and evaluation sets (aser_n_smp_cls)", ge=1
+    )
+
+
+@dataclass(frozen=True)
 class DT2WConfig:
     """DT2W (TSCIL): LwF plus soft-DTW distillation of the hidden-state sequences and prototype
     augmentation for earlier classes; defaults from TSCIL's ``main_config.py``."""

@@ -19,6 +19,7 @@ from clstm.config.schema import did_you_mean
 from clstm.errors import ConfigError
 from clstm.strategies.configs import (
     AGEMConfig,
+    ASERConfig,
     CLOPSConfig,
     CoresetsConfig,
     CumulativeConfig,
@@ -141,6 +142,12 @@ STRATEGIES: dict[str, StrategyEntry] = {
     "fasticarl": StrategyEntry(
         FastICARLConfig, builders.fasticarl, ALL, sequence_scenarios=("domain", "class"),
         description="exemplars nearest the class mean, one-hot BCE, NCM classifier (TSCIL)",
+        needs="a class per sequence",
+    ),
+    # values in the encoder's feature space, without task projections or heads
+    "aser": StrategyEntry(
+        ASERConfig, builders.aser, ALL, sequence_scenarios=("domain", "class"),
+        description="replay retrieved and replaced by KNN Shapley values (TSCIL)",
         needs="a class per sequence",
     ),
     # its loss weighs each sequence's cross-entropy

@@ -90,3 +90,18 @@ def test_aser_is_deterministic_and_resumes_bitwise(tmp_path):
     resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
                              resume=True)  # fmt: skip
     np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+
+
+@pytest.mark.slow
+def test_the_cost_benchmark_runs_in_quick_mode():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_methods.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for method in ("herding", "derpp", "dt2w", "fasticarl", "clops", "aser"):
+        assert f"| `{method}` |" in done.stdout
+    assert "| 128 |" in done.stdout  # soft-DTW against the LSTM step

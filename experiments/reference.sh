@@ -78,6 +78,9 @@ clstm run experiments/online_forecast.yaml --seeds 0-4 --grid strategy.name=naiv
 online_md=results/.REFERENCE_online.md
 clstm report results/online_digits results/online_forecast --out results/reference/online \
   --markdown "$online_md" --no-figures
+# The time-series class-incremental family (TSCIL) on recurrent models, in a report of its own
+bash experiments/tscil.sh
+tscil_md=results/.REFERENCE_tscil.md
 {
   printf '# Reference results\n\nRegenerate everything with `bash experiments/reference.sh`.\n\n'
   cat results/REFERENCE.md
@@ -92,11 +95,14 @@ clstm report results/online_digits results/online_forecast --out results/referen
   awk -v tables="$online_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_online.md
+  awk -v tables="$tscil_md" '$0 == "<!-- the generated tables -->" {
+      while ((getline line < tables) > 0) print line; next } { print }' \
+    experiments/reference_tscil.md
   printf '\n## The Copy Task (Ehret et al. 2021): their protocols on their tasks\n\n'
   # experiments/reference_copy.md with the generated tables where its marker line is
   awk -v tables="$copy_md" '$0 == "<!-- the generated tables -->" {
       while ((getline line < tables) > 0) print line; next } { print }' \
     experiments/reference_copy.md
 } > results/REFERENCE.md.tmp
-rm "$copy_md" "$tuned_md" "$gap_md" "$online_md"
+rm "$copy_md" "$tuned_md" "$gap_md" "$online_md" "$tscil_md"
 mv results/REFERENCE.md.tmp results/REFERENCE.md

@@ -36,6 +36,8 @@ def test_each_weight_takes_its_own_gradient_step():
     y, index = torch.tensor([0, 0, 1]), torch.tensor([2, 1, 3])
     strategy = SimpleNamespace(mbatch=[None, y, None, index], mb_output=logits, mb_y=y,
                                device="cpu")  # fmt: skip
+    plugin.before_training_iteration(strategy)
+    assert len(strategy.mbatch) == 3  # the index is off the batch
     plugin.before_backward(strategy)
     ce = F.cross_entropy(logits, y, reduction="none").detach()
     beta = torch.tensor([1.5, 0.5, 1.0])
@@ -95,3 +97,18 @@ def test_clops_fills_mem_size_and_is_deterministic_and_resumes_bitwise(tmp_path)
     resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
                              resume=True)  # fmt: skip
     np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+
+
+def test_clops_in_the_task_scenario_reads_the_task_labels(tmp_path):
+    """The sequence index the loader adds is taken off the batch before anything reads the task
+    labels (the batch's last element)."""
+    labels = []
+
+    class Probe(SupervisedPlugin):
+        def before_forward(self, strategy, **kwargs):
+            labels.append(set(strategy.mb_task_id.tolist()))
+
+    result = run_experiment(CONFIG, benchmark=class_stream("task"), out=tmp_path,
+                            plugins=[Probe()])  # fmt: skip
+    assert result.status == "completed", result.error
+    assert set().union(*labels) == {0, 1, 2}

@@ -62,11 +62,12 @@ def test_padding_after_a_sequence_does_not_change_its_distance():
     assert soft_dtw(*padded, [4], [4]).item() == pytest.approx(soft_dtw(x, y).item(), rel=1e-12)
 
 
-def test_soft_dtw_gradients():
+@pytest.mark.parametrize("gamma", [1.0, 0.1, 0.0])
+def test_soft_dtw_gradients(gamma):
     rng = np.random.default_rng(3)
     x = torch.tensor(rng.normal(size=(2, 4, 2)), requires_grad=True)
-    y = torch.tensor(rng.normal(size=(2, 3, 2)))
-    assert torch.autograd.gradcheck(lambda a: soft_dtw(a, y, [4, 2], [3, 3]), (x,))
+    y = torch.tensor(rng.normal(size=(2, 3, 2)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: soft_dtw(a, b, [4, 2], [3, 3], gamma), (x, y))
 
 
 class Terms(SupervisedPlugin):
@@ -124,19 +125,24 @@ def test_dt2w_is_refused_with_task_heads(tmp_path):
         run_experiment(CONFIG, benchmark=class_stream("task"), out=tmp_path)
 
 
-def test_the_hidden_states_are_those_of_the_training_forward():
-    """The hook reads the recurrent layer's output of the forward that made the outputs."""
+@pytest.mark.parametrize("packing", ["padded", "packed"])
+def test_the_hidden_states_are_those_of_the_training_forward(packing):
+    """The hook reads the recurrent layer's output of the forward that made the outputs (packed:
+    padded back, zeros after each sequence's end; padded: every step)."""
     from clstm.models.encoder import RecurrentEncoder
     from clstm.models.heads import SequenceClassifier
     from clstm.plugins.dt2w import _HiddenStates
 
-    model = SequenceClassifier(RecurrentEncoder(n_features=2, hidden_size=5), n_classes=3)
+    encoder = RecurrentEncoder(n_features=2, hidden_size=5, packing=packing)
+    model = SequenceClassifier(encoder, n_classes=3)
     x = torch.cat([torch.randn(2, 6, 2), torch.ones(2, 6, 1)], dim=-1)
     x[1, 4:, -1] = 0  # the second sequence has 4 steps
     hook = _HiddenStates(model)
     model(x)
     states = hook.remove()
     full, _ = model.encoder.rnn(x[..., :-1])
+    if packing == "packed":
+        full[1, 4:] = 0
     torch.testing.assert_close(states, full)
     model(x)  # removed: no longer recorded
     assert hook.out is states

@@ -74,3 +74,20 @@ def test_fasticarl_is_deterministic_and_resumes_bitwise(tmp_path):
     resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
                              resume=True)  # fmt: skip
     np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+
+
+def test_continual_evaluation_at_the_boundaries_equals_the_matrix(tmp_path):
+    """The class means are set before continual evaluation's boundary point, so its values are
+    the matrix's rows; during an experience its new classes have no mean and score 0."""
+    result = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path,
+                            overrides=["eval.every=3"])  # fmt: skip
+    curves = result.metrics["curves"]
+    test = curves["streams"]["test"]["accuracy"]
+    for k, end in enumerate(curves["boundaries"]):
+        at = [v for it, te, v in zip(test["iteration"], test["tested"], test["value"],
+                                     strict=True) if it == end]  # fmt: skip
+        np.testing.assert_allclose(at, result.accuracy_matrix[k, : k + 1])
+    during = [v for it, tr, te, v in zip(test["iteration"], test["trained"], test["tested"],
+                                         test["value"], strict=True)
+              if tr == te == 1 and it < curves["boundaries"][1]]  # fmt: skip
+    assert during and all(v == 0 for v in during)

@@ -165,6 +165,28 @@ def test_nan_loss_stops_the_run_as_diverged(tmp_path, tiny_config):
     assert json.loads((result.run_dir / "meta.json").read_text())["status"] == "diverged"
 
 
+class PoisonTerm(SupervisedPlugin):
+    """Adds a NaN term to the loss before the backward pass (as a method's penalty would)."""
+
+    def before_backward(self, strategy, **kwargs):
+        if strategy.clock.train_exp_counter >= 1:
+            strategy.loss = strategy.loss + float("nan")
+
+
+def test_a_nan_term_added_before_backward_is_caught_before_the_update(tmp_path, tiny_config):
+    """The guard checks the loss that is back-propagated, with every plugin's terms, whatever
+    the plugins' order; the weights never take the update."""
+    weights = []
+
+    class Keep(SupervisedPlugin):
+        def after_training_exp(self, strategy, **kwargs):
+            weights.append([p.detach().clone() for p in strategy.model.parameters()])
+
+    result = run_experiment(tiny_config, out=tmp_path, plugins=[Keep(), PoisonTerm()])
+    assert result.status == "diverged"
+    assert "loss became nan in experience 2, epoch 1, iteration 1" in result.error
+
+
 class Boom(SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs):
         raise RuntimeError("boom")

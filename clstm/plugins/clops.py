@@ -75,10 +75,11 @@ class CLOPSPlugin(SupervisedPlugin):
         self.history: list[torch.Tensor] = []
         self._rows = None  # the current batch's weights (a leaf of the loss)
         self._memory = None  # the memory's stacked batches (the memory is fixed per experience)
+        self._index = None  # the current batch's sequence indices
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_rows"], state["_memory"] = None, None
+        state["_rows"], state["_memory"], state["_index"] = None, None, None
         return state
 
     def after_train_dataset_adaptation(self, strategy, **kwargs):
@@ -97,8 +98,14 @@ class CLOPSPlugin(SupervisedPlugin):
         memory = self.storage_policy.buffer
         self._memory = (stacked(memory), memory) if len(memory) else None
 
+    def before_training_iteration(self, strategy, **kwargs):
+        # the index is the batch's last element, where the task labels are read from: take it
+        # off before the forward pass
+        self._index = strategy.mbatch[-1].cpu()
+        strategy.mbatch = list(strategy.mbatch[:-1])
+
     def before_backward(self, strategy, **kwargs):
-        index = strategy.mbatch[-1].cpu()
+        index = self._index
         rows = self.beta[index].to(strategy.device).requires_grad_(True)
         per_sequence = F.cross_entropy(strategy.mb_output, strategy.mb_y, reduction="none")
         loss = (per_sequence * rows).mean() + self.lambda_beta * (rows - 1).pow(2).mean()

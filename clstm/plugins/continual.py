@@ -49,6 +49,7 @@ class ContinualEvalPlugin(SupervisedPlugin):
         self.every, self.subsample, self.kind = every, subsample, kind
         self.batch_size, self.background = batch_size, background
         self.measured = -1  # the iteration of the last evaluation
+        self._due = False  # an evaluation is due before the next iteration
         self.seen_all = seen_all  # joint: every experience is trained from the start
         self.iteration = 0  # training iterations over the whole run
         self.records: list[tuple] = []  # (iteration, trained, stream, tested, measure, value)
@@ -78,18 +79,34 @@ class ContinualEvalPlugin(SupervisedPlugin):
         self.__dict__.update(state)
         self.__dict__.setdefault("background", False)
         self.__dict__.setdefault("measured", self.records[-1][0] if self.records else -1)
+        self.__dict__.setdefault("_due", False)
         self._streams, self._writer, self._batches = {}, None, {}
         self._pool, self._pending = None, None
 
     def after_training_iteration(self, strategy, *args, **kwargs):
         self.iteration += 1
         if self.every and self.iteration % self.every == 0:
+            # measured at the next iteration's start (the same weights), or, when this was the
+            # experience's last, at its end: after every plugin's end-of-experience work
+            # (fasticarl's class means), as the matrix is
+            self._due = True
+
+    def before_training_iteration(self, strategy, *args, **kwargs):
+        if self._due:
+            self._due = False
             self._evaluate(strategy)
 
     def after_training_exp(self, strategy, *args, **kwargs):
+        self._due = False
         if self.measured != self.iteration:  # not measured just now
             self._evaluate(strategy)
         self.wait()  # the boundary's values are in before anything reads the records
+
+    def after_training(self, strategy, *args, **kwargs):
+        self.wait()
+        if self._pool is not None:  # its thread ends; a later training call makes a new one
+            self._pool.shutdown()
+            self._pool = None
 
     def wait(self) -> None:
         """Record the evaluation running in the background, if any (it is waited for)."""
@@ -105,6 +122,9 @@ class ContinualEvalPlugin(SupervisedPlugin):
             self._record(self._measure(strategy.model, trained, self.iteration, strategy.device))
             return
         model = copy.deepcopy(strategy.model)  # this iteration's weights; training goes on
+        for module in model.modules():  # a copied cuDNN RNN's weights are no longer one block
+            if isinstance(module, torch.nn.RNNBase):
+                module.flatten_parameters()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="clstm-continual-eval")
         self._pending = self._pool.submit(

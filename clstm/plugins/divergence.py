@@ -19,8 +19,10 @@ class DivergenceGuard(SupervisedPlugin):
     """Raises :class:`RunDiverged` when a training loss is NaN or infinite; the weights never
     keep an update made from a non-finite loss.
 
-    On the CPU (``check_every`` 1, the default there) the loss is checked before every backward
-    pass, so no update is made from it: reading a CPU float costs nothing. On a GPU reading the
+    On the CPU (``check_every`` 1, the default there) the loss is checked after every backward
+    pass, before the update, so no update is made from it: reading a CPU float costs nothing.
+    After the backward pass, so the loss checked is the one back-propagated, with every term
+    that plugins add before it (penalties, distillation, replaced losses). On a GPU reading the
     loss every step would wait for the GPU every step, so by default the check is accumulated on
     the device and read every :data:`CHECK_EVERY_ON_GPU` iterations and at the end of every
     epoch; the weights are copied (on the device) at every check that passes, and when a check
@@ -52,8 +54,8 @@ class DivergenceGuard(SupervisedPlugin):
         if self._period > 1:
             self._save(strategy)
 
-    def before_backward(self, strategy, **kwargs):
-        """Runs after the loss is computed, before ``loss.backward()``."""
+    def after_backward(self, strategy, **kwargs):
+        """Runs after ``loss.backward()``, before the optimizer step."""
         loss = strategy.loss
         if self._period > 1:  # accumulated on the device: no host sync here
             bad = ~torch.isfinite(loss.detach()).all()

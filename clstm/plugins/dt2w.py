@@ -178,7 +178,7 @@ class DT2WPlugin(LwFPlugin):
         self.fmap, self.gamma, self.proto_aug, self.adaptive = fmap, gamma, proto_aug, adaptive
         self.prototypes: dict[int, torch.Tensor] = {}  # class -> mean encoder feature
         self.radius: float | None = None
-        self._student = None
+        self._student, self._student_states = None, None
         self.terms: dict = {}  # the last batch's terms, detached tensors (for inspection)
 
     def before_forward(self, strategy, **kwargs):
@@ -206,7 +206,7 @@ class DT2WPlugin(LwFPlugin):
         self.terms = {"kd": torch.as_tensor(kd).detach()}
         if self.fmap:
             lengths = x[..., -1].sum(dim=1).long()
-            student = self._student_states
+            student, self._student_states = self._student_states, None  # no graph kept
             distance = soft_dtw(student, teacher_states.detach(), lengths, lengths, self.gamma)
             extra = extra + self.fmap * distance.mean()
             self.terms["fmap"] = distance.mean().detach()
@@ -248,5 +248,5 @@ class DT2WPlugin(LwFPlugin):
             self.prototypes[int(c)] = f.mean(dim=0).float()
             if len(f) > 1:
                 spreads.append(torch.trace(torch.cov(f.T)) / f.shape[1])
-        if self.radius is None and spreads:  # from the first experience's classes (TSCIL)
-            self.radius = float(torch.stack(spreads).mean().sqrt())
+        if self.radius is None:  # from the first experience's classes (TSCIL)
+            self.radius = float(torch.stack(spreads).mean().sqrt()) if spreads else 0.0

@@ -18,6 +18,8 @@ hook to the model each time it is built. Here the features come from the model's
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from avalanche.training.storage_policy import BalancedExemplarsBuffer, ExemplarsBuffer
@@ -119,6 +121,12 @@ class ExemplarBuffer(BalancedExemplarsBuffer):
         by_class = data.targets.val_to_idx  # class -> indices into the experience's data
         groups = [(exp.current_experience, int(c)) for c in sorted(by_class)]
         lengths = self.get_group_lengths(len(self.buffer_groups) + len(groups))
+        if min(lengths, default=1) == 0:
+            warnings.warn(
+                f"the memory of {self.max_size} sequences is shared by {len(lengths)} (experience, "
+                "class) groups: some keep no sequence; raise strategy.mem_size",
+                stacklevel=2,
+            )
         quota = max(lengths[len(self.buffer_groups) :], default=0)
         values = self.scores(agent, data)
         for e, c in groups:

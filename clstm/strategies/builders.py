@@ -170,6 +170,7 @@ def herding(config: HerdingConfig, **common):
 
 
 def fasticarl(config: FastICARLConfig, **common):
+    from clstm.plugins.continual import ContinualEvalPlugin
     from clstm.plugins.fasticarl import FastICARLPlugin, NCMHead, OneHotBCE
 
     model = common["model"]
@@ -177,7 +178,8 @@ def fasticarl(config: FastICARLConfig, **common):
         raise TypeError(f"fasticarl needs a model with one `head`; {type(model).__name__} has none")
     model.head = NCMHead(model.head)  # the same parameters: the optimizer's hold them still
     plugin = FastICARLPlugin(mem_size=config.mem_size, batch_size_mem=config.batch_size_mem)
-    return with_plugin(plugin, {**common, "criterion": OneHotBCE()})
+    # before continual evaluation: its boundary values use the class means of that boundary
+    return with_plugin(plugin, {**common, "criterion": OneHotBCE()}, before=ContinualEvalPlugin)
 
 
 def aser(config: ASERConfig, **common):

@@ -148,7 +148,7 @@ def previous_iteration():
             return []
         return EvaluationPlugin._update_metrics_and_loggers(self, strategy, callback)
 
-    def before_backward(self, strategy, **kwargs):
+    def after_backward(self, strategy, **kwargs):  # the guard's check, through torch.isfinite
         if not bool(torch.isfinite(strategy.loss).all()):
             raise RunDiverged("non-finite loss")
 
@@ -157,7 +157,7 @@ def previous_iteration():
         (LeanIteration, "eval_epoch", BaseSGDTemplate.eval_epoch),
         (bucketing, "loader", loader),
         (LeanEvaluationPlugin, "_update_metrics_and_loggers", update),
-        (DivergenceGuard, "before_backward", before_backward),
+        (DivergenceGuard, "after_backward", after_backward),
     ]
     saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches]
     try:

@@ -23,6 +23,7 @@ from clstm.strategies.configs import (
     GDumbConfig,
     GEMConfig,
     HerdingConfig,
+    HNETConfig,
     LwFConfig,
     MASConfig,
     ReplayConfig,
@@ -201,6 +202,22 @@ def dt2w(config: DT2WConfig, **common):
 
     options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
     return with_plugin(DT2WPlugin(**options), common)
+
+
+def hnet(config: HNETConfig, **common):
+    import sys
+
+    from clstm.plugins.hnet import HNETPlugin, HyperModel
+
+    model, optimizer = common["model"], common["optimizer"]
+    n_tasks = len(getattr(model, "heads", [])) or 1
+    hyper = HyperModel(model, n_tasks, chunk_size=config.chunk_size, hidden=tuple(config.hidden),
+                       task_emb=config.task_emb, chunk_emb=config.chunk_emb)  # fmt: skip
+    print(f"clstm: note: {hyper.summary()}", file=sys.stderr)
+    # the optimizer the run made, over the hypernetwork's parameters instead of the model's
+    common = {**common, "model": hyper,
+              "optimizer": type(optimizer)(hyper.parameters(), **optimizer.defaults)}  # fmt: skip
+    return with_plugin(HNETPlugin(config.beta), common)
 
 
 def coresets(config: CoresetsConfig, **common):

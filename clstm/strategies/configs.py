@@ -240,6 +240,19 @@ class DT2WConfig:
 
 
 @dataclass(frozen=True)
+class HNETConfig:
+    """Task-conditioned hypernetwork generating every weight of the recurrent network, with an
+    output regulariser (Ehret et al. 2021); defaults: their permuted Copy Task run."""
+
+    name: Literal["hnet"] = param("hnet", "strategy")
+    beta: float = param(10.0, "weight of the output regulariser (--beta)", ge=0.0)
+    chunk_size: int = param(2500, "weights generated per chunk (--nh_chmlp_chunk_size)", ge=1)
+    hidden: tuple[int, ...] = param((50, 50), "the hypernetwork's hidden layers (--nh_hmlp_arch)")
+    task_emb: int = param(32, "task embedding size (--nh_cond_emb_size)", ge=1)
+    chunk_emb: int = param(32, "chunk embedding size (--nh_chunk_emb_size)", ge=1)
+
+
+@dataclass(frozen=True)
 class CoresetsConfig:
     """Replay of a random coreset per experience, trained to the previous model's outputs."""
 

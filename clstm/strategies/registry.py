@@ -31,6 +31,7 @@ from clstm.strategies.configs import (
     GDumbConfig,
     GEMConfig,
     HerdingConfig,
+    HNETConfig,
     JointConfig,
     LwFConfig,
     MASConfig,
@@ -162,6 +163,12 @@ STRATEGIES: dict[str, StrategyEntry] = {
         DT2WConfig, builders.dt2w, ALL, sequence_scenarios=("domain", "class"),
         description="LwF + soft-DTW distillation of hidden states + prototype augmentation",
         needs="a class per sequence",
+    ),
+    # a task embedding per task; the heads are generated too, so they must not grow (classes
+    # per sequence in the task scenario have growing heads)
+    "hnet": StrategyEntry(
+        HNETConfig, builders.hnet, ("task",), sequence_scenarios=(),
+        description="hypernetwork generating the RNN's weights per task (Ehret et al.)",
     ),
     "coresets": StrategyEntry(
         CoresetsConfig, builders.coresets, ALL,

@@ -43,7 +43,7 @@ clstm report "${found[@]}" --out results/reference --markdown results/REFERENCE.
 # either way, in a report of their own beside the published values (experiments/published/).
 copy_studies=(ehret2021_permuted_copy ehret2021_permuted_copy_ewc ehret2021_permuted_copy_si
               ehret2021_permuted_copy_coresets ehret2021_permuted_copy_replay
-              ehret2021_permuted_copy_joint)
+              ehret2021_permuted_copy_joint ehret2021_permuted_copy_hnet)
 if [ -n "${COPY_SEEDS:-}" ]; then
   for study in "${copy_studies[@]}"; do
     clstm run "experiments/$study.yaml" --seeds "$COPY_SEEDS" --threads 1 --resume --quiet || true

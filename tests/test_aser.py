@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-from test_herding import FIRED, StopOnce, class_stream
+from test_herding import assert_deterministic_and_resumes, class_stream
 
 from clstm import run_experiment
 from clstm.plugins.aser import ASERPlugin, knn_shapley
@@ -80,16 +80,7 @@ def test_the_memory_holds_mem_size_and_takes_in_new_classes(tmp_path):
 
 
 def test_aser_is_deterministic_and_resumes_bitwise(tmp_path):
-    a = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "a")
-    b = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "b")
-    np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
-    FIRED.clear()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                       plugins=[StopOnce()])  # fmt: skip
-    resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                             resume=True)  # fmt: skip
-    np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+    assert_deterministic_and_resumes(tmp_path, CONFIG)
 
 
 @pytest.mark.slow

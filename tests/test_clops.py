@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
-from test_herding import FIRED, StopOnce, class_stream
+from test_herding import assert_deterministic_and_resumes, class_stream
 
 from clstm import run_experiment
 from clstm.plugins.clops import CLOPSPlugin, area_under
@@ -86,17 +85,8 @@ def test_clops_fills_mem_size_and_is_deterministic_and_resumes_bitwise(tmp_path)
             if plugin.storage_policy.buffer_groups:
                 sizes.append(len(plugin.storage_policy.buffer))
 
-    a = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "a", plugins=[Probe()])
+    assert_deterministic_and_resumes(tmp_path, CONFIG, extra_plugins=[Probe()])
     assert sizes == [20, 20, 20]
-    b = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "b")
-    np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
-    FIRED.clear()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                       plugins=[StopOnce()])  # fmt: skip
-    resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                             resume=True)  # fmt: skip
-    np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
 
 
 def test_clops_in_the_task_scenario_reads_the_task_labels(tmp_path):

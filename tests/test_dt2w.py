@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-from test_herding import class_stream
+from test_herding import assert_deterministic_and_resumes, class_stream
 
 from clstm import run_experiment
 from clstm.plugins.dt2w import DT2WPlugin, soft_dtw
@@ -104,18 +104,7 @@ def test_dt2w_adds_its_terms_from_the_second_experience(tmp_path):
 
 
 def test_dt2w_is_deterministic_and_resumes_bitwise(tmp_path):
-    from test_herding import FIRED, StopOnce
-
-    a = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "a")
-    b = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "b")
-    np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
-    FIRED.clear()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                       plugins=[StopOnce()])  # fmt: skip
-    resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                             resume=True)  # fmt: skip
-    np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+    assert_deterministic_and_resumes(tmp_path, CONFIG)
 
 
 def test_dt2w_is_refused_with_task_heads(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
-from test_herding import FIRED, StopOnce, class_stream
+from test_herding import assert_deterministic_and_resumes, class_stream
 
 from clstm import run_experiment
 from clstm.plugins.fasticarl import MASKED, NCMHead, OneHotBCE, closest_to_mean
@@ -64,16 +64,7 @@ def test_memory_and_class_means_after_every_experience(tmp_path):
 
 
 def test_fasticarl_is_deterministic_and_resumes_bitwise(tmp_path):
-    a = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "a")
-    b = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "b")
-    np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
-    FIRED.clear()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                       plugins=[StopOnce()])  # fmt: skip
-    resumed = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "cut",
-                             resume=True)  # fmt: skip
-    np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+    assert_deterministic_and_resumes(tmp_path, CONFIG)
 
 
 def test_continual_evaluation_at_the_boundaries_equals_the_matrix(tmp_path):

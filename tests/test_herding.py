@@ -123,6 +123,23 @@ class StopOnce(SupervisedPlugin):
             raise KeyboardInterrupt
 
 
+def assert_deterministic_and_resumes(tmp_path, config, extra_plugins=()):
+    """Two runs of ``config`` on :func:`class_stream` give the same matrix, and so does one
+    interrupted in its third experience and resumed; returns the first run."""
+    a = run_experiment(config, benchmark=class_stream(), out=tmp_path / "a",
+                       plugins=list(extra_plugins))  # fmt: skip
+    b = run_experiment(config, benchmark=class_stream(), out=tmp_path / "b")
+    np.testing.assert_array_equal(a.accuracy_matrix, b.accuracy_matrix)
+    FIRED.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, benchmark=class_stream(), out=tmp_path / "cut",
+                       plugins=[StopOnce()])  # fmt: skip
+    resumed = run_experiment(config, benchmark=class_stream(), out=tmp_path / "cut",
+                             resume=True)  # fmt: skip
+    np.testing.assert_array_equal(resumed.accuracy_matrix, a.accuracy_matrix)
+    return a
+
+
 def test_herding_resumes_bitwise(tmp_path):
     FIRED.clear()
     full = run_experiment(CONFIG, benchmark=class_stream(), out=tmp_path / "full")

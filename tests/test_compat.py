@@ -97,7 +97,8 @@ def test_the_readme_s_own_old_import_still_works():
 ROOT = Path(__file__).resolve().parent.parent
 COPY_STUDIES = ("ehret2021_permuted_copy", "ehret2021_permuted_copy_ewc",
                 "ehret2021_permuted_copy_si", "ehret2021_permuted_copy_coresets",
-                "ehret2021_permuted_copy_replay", "ehret2021_permuted_copy_joint")  # fmt: skip
+                "ehret2021_permuted_copy_replay", "ehret2021_permuted_copy_joint",
+                "ehret2021_permuted_copy_hnet")  # fmt: skip
 
 
 def test_the_committed_copy_task_report_regenerates_from_its_archive_byte_for_byte(tmp_path):
